@@ -1,0 +1,75 @@
+"""Typed dependencies that put authentication and authorization in every endpoint's signature:
+
+    scope: Annotated[OrgScope, Depends(org_scope(Permission.TEAM_CREATE))]
+
+resolves `{org}` (id or slug), answers 404 outside the principal's tenants and 403 with the
+missing permission inside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tenantry.access.catalog import Permission
+from tenantry.access.principal import Principal
+from tenantry.access.service import authorize_org, authorize_team
+from tenantry.identity import service as identity
+from tenantry.kit.errors import Unauthenticated
+from tenantry.kit.http import Ctx, CtxDep
+from tenantry.tenancy import service as tenancy
+from tenantry.tenancy.models import Organization, Team
+
+
+def current_principal(request: Request, ctx: CtxDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthenticated("Send `Authorization: Bearer <access token or API key>`")
+    state = request.app.state
+    touch = identity.TouchApiKey(ctx, None if ctx.write else state.db.session(write=True))
+    principal = identity.authenticate(
+        ctx, tokens=state.tokens, credential=credential.strip(), touch=touch
+    )
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+@dataclass
+class OrgScope:
+    ctx: Ctx
+    principal: Principal
+    org: Organization
+
+
+@dataclass
+class TeamScope:
+    ctx: Ctx
+    principal: Principal
+    team: Team
+
+
+def org_scope(permission: Permission) -> Callable[..., OrgScope]:
+    def dependency(org: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> OrgScope:
+        found = tenancy.resolve_org(ctx.session, principal, org)
+        request.state.audit_org_id = found.id
+        authorize_org(ctx.session, principal, permission, found.id)
+        return OrgScope(ctx=ctx, principal=principal, org=found)
+
+    return dependency
+
+
+def team_scope(permission: Permission) -> Callable[..., TeamScope]:
+    def dependency(team: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> TeamScope:
+        found = tenancy.resolve_team(ctx.session, principal, team)
+        request.state.audit_org_id, request.state.audit_team_id = found.org_id, found.id
+        authorize_team(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)
+        return TeamScope(ctx=ctx, principal=principal, team=found)
+
+    return dependency

@@ -1,0 +1,5 @@
+"""The ASGI entry point for uvicorn and other servers: `uvicorn tenantry.asgi:app`."""
+
+from tenantry.app import create_app
+
+app = create_app()

@@ -1,0 +1,63 @@
+"""Settings read from the environment (prefix TENANTRY_) and the server secret's life cycle."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILE_NAME = "secret_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TENANTRY_", extra="ignore")
+
+    data_dir: Path = Path(".tenantry")
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    base_url: str = "http://127.0.0.1:8000"
+
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    jwt_audience: str = "tenantry"
+    jwt_issuer: str = "tenantry"
+
+    invitation_ttl_seconds: int = 7 * 24 * 3600
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    # argon2id cost; the defaults follow RFC 9106's second recommended option.
+    password_time_cost: int = 3
+    password_memory_cost_kib: int = 65536
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 300
+
+    idempotency_ttl_seconds: int = 24 * 3600
+    api_key_touch_interval_seconds: int = 60
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tenantry.db').resolve()}"
+
+    def uses_embedded_database(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")
+
+    def server_secret(self) -> str:
+        """The configured secret, or one generated once and kept in the data dir (mode 0600)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / SECRET_FILE_NAME
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting at once must not write two different secrets.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        return value

@@ -1,0 +1,1 @@
+"""Global user accounts, passwords, sessions and refresh tokens, API keys."""

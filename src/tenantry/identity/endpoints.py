@@ -1,0 +1,271 @@
+"""HTTP routes of identity: sign-up, sign-in, tokens, sessions, the caller's profile, API keys.
+
+Each mutating route's `name` is the audit action it records.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from tenantry.access.catalog import Permission
+from tenantry.access.dependencies import OrgScope, PrincipalDep, org_scope
+from tenantry.audit import service as audit
+from tenantry.identity import repository, service
+from tenantry.identity.schemas import (
+    ApiKeyCreatedOut,
+    ApiKeyCreateIn,
+    ApiKeyOut,
+    LoginIn,
+    MembershipOut,
+    MeOut,
+    MeUpdateIn,
+    PasswordChangeIn,
+    RefreshIn,
+    SessionOut,
+    SignupIn,
+    TeamMembershipOut,
+    TokensOut,
+    UserOut,
+)
+from tenantry.kit.errors import Conflict, Unauthenticated
+from tenantry.kit.http import Ctx, CtxDep
+from tenantry.kit.pagination import PageDep, PageOut
+from tenantry.tenancy import repository as tenancy_repository
+
+router = APIRouter(prefix="/api/v1")
+
+
+def tokens_out(ctx: Ctx, issued: service.IssuedTokens) -> TokensOut:
+    return TokensOut(
+        access_token=issued.access_token,
+        expires_in=int((issued.access_expires_at - ctx.clock.now()).total_seconds()),
+        expires_at=issued.access_expires_at,
+        refresh_token=issued.refresh_token,
+        session_id=issued.session_id,
+        user=UserOut.model_validate(issued.user),
+    )
+
+
+@router.post(
+    "/auth/signup", name="auth.signup", status_code=201, response_model=TokensOut, tags=["auth"]
+)
+def signup(body: SignupIn, ctx: CtxDep, request: Request) -> Response:
+    state = request.app.state
+    user = service.create_user(
+        ctx,
+        passwords=state.passwords,
+        email=body.email,
+        password=body.password,
+        username=body.username,
+        full_name=body.full_name,
+    )
+    issued = service.start_session(ctx, tokens=state.tokens, user=user)
+    audit.record(
+        ctx, None, org_id=None, target_type="user", target_id=user.id, actor=("user", user.id)
+    )
+    return ctx.done(tokens_out(ctx, issued), status=201)
+
+
+@router.post("/auth/login", name="auth.login", response_model=TokensOut, tags=["auth"])
+def login(body: LoginIn, ctx: CtxDep, request: Request) -> Response:
+    state = request.app.state
+    try:
+        issued = service.login(
+            ctx,
+            passwords=state.passwords,
+            tokens=state.tokens,
+            email=body.email,
+            password=body.password,
+        )
+    except service.LoginRefused:
+        ctx.session.rollback()
+        ctx.idempotency_record = None
+        service.record_failed_login(ctx, email=body.email)
+        ctx.keep()
+        raise Unauthenticated("Wrong email or password", code="invalid_credentials") from None
+    return ctx.done(tokens_out(ctx, issued))
+
+
+@router.post("/auth/refresh", name="auth.refresh", response_model=TokensOut, tags=["auth"])
+def refresh(body: RefreshIn, ctx: CtxDep, request: Request) -> Response:
+    try:
+        issued = service.refresh(
+            ctx, tokens=request.app.state.tokens, refresh_token=body.refresh_token
+        )
+    except Unauthenticated:
+        reused = ctx.state.get("refresh_reuse")
+        if reused is not None:
+            # Keep the family's revocation and record it, even though the caller gets 401.
+            audit.record(
+                ctx,
+                None,
+                org_id=None,
+                target_type="session",
+                target_id=reused.id,
+                actor=("user", reused.user_id),
+                result="failure",
+                summary={"reason": "refresh_token_reuse"},
+            )
+            ctx.keep()
+        raise
+    return ctx.done(tokens_out(ctx, issued))
+
+
+@router.post("/auth/logout", name="auth.logout", status_code=204, tags=["auth"])
+def logout(ctx: CtxDep, principal: PrincipalDep) -> Response:
+    service.logout(ctx, principal)
+    return ctx.done(None, status=204)
+
+
+@router.get("/me", response_model=MeOut, tags=["me"])
+def me(ctx: CtxDep, principal: PrincipalDep) -> MeOut:
+    user = repository.user_by_id(ctx.session, principal.user_id)
+    assert user is not None
+    orgs = tenancy_repository.memberships_of_user(ctx.session, user_id=user.id)
+    teams = tenancy_repository.team_memberships_of_user(ctx.session, user_id=user.id)
+    if principal.kind == "api_key":
+        orgs = [(m, o) for m, o in orgs if o.id == principal.key_org_id]
+        teams = [
+            (m, t)
+            for m, t in teams
+            if t.org_id == principal.key_org_id and principal.key_team_id in (None, t.id)
+        ]
+    return MeOut(
+        user=UserOut.model_validate(user),
+        principal_type=principal.kind,
+        api_key_id=principal.api_key_id,
+        organizations=[
+            MembershipOut(org_id=o.id, org_slug=o.slug, org_name=o.name, role=m.role)
+            for m, o in orgs
+        ],
+        teams=[
+            TeamMembershipOut(team_id=t.id, org_id=t.org_id, team_name=t.name, role=m.role)
+            for m, t in teams
+        ],
+    )
+
+
+@router.patch("/me", name="user.updated", response_model=UserOut, tags=["me"])
+def update_me(body: MeUpdateIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    user = repository.user_by_id(ctx.session, principal.user_id)
+    assert user is not None
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if (
+        "username" in changes
+        and changes["username"] != user.username
+        and repository.username_taken(ctx.session, changes["username"])
+    ):
+        raise Conflict(f"Username {changes['username']!r} is taken", code="username_taken")
+    summary = {"before": {k: getattr(user, k) for k in changes}, "after": changes}
+    for key, value in changes.items():
+        setattr(user, key, value)
+    user.updated_at = ctx.clock.now()
+    audit.record(
+        ctx, principal, org_id=None, target_type="user", target_id=user.id, summary=summary
+    )
+    return ctx.done(UserOut.model_validate(user))
+
+
+@router.post("/me/password", name="user.password_changed", status_code=204, tags=["me"])
+def change_password(
+    body: PasswordChangeIn, ctx: CtxDep, principal: PrincipalDep, request: Request
+) -> Response:
+    passwords = request.app.state.passwords
+    user = repository.user_by_id(ctx.session, principal.user_id)
+    assert user is not None
+    if principal.kind != "user" or not passwords.verify(user.password_hash, body.current_password):
+        raise Unauthenticated("The current password is wrong", code="invalid_credentials")
+    service.check_password_policy(
+        body.new_password, email=user.email, min_length=ctx.settings.password_min_length
+    )
+    user.password_hash = passwords.hash(body.new_password)
+    user.updated_at = ctx.clock.now()
+    # Every other device signs in again; this one keeps its session.
+    repository.revoke_sessions_of(
+        ctx.session, user_id=user.id, now=ctx.clock.now(), reason="password_changed"
+    )
+    if principal.session_id:
+        current = repository.login_session(
+            ctx.session, user_id=user.id, session_id=principal.session_id
+        )
+        if current is not None:
+            current.revoked_at, current.revoked_reason = None, None
+    audit.record(ctx, principal, org_id=None, target_type="user", target_id=user.id)
+    return ctx.done(None, status=204)
+
+
+@router.get("/me/sessions", response_model=PageOut[SessionOut], tags=["me"])
+def list_sessions(ctx: CtxDep, principal: PrincipalDep, page: PageDep) -> PageOut[SessionOut]:
+    found = service.list_sessions(ctx.session, principal, page)
+    items = [
+        SessionOut.model_validate(s).model_copy(update={"current": s.id == principal.session_id})
+        for s in found.items
+    ]
+    return PageOut(items=items, next_cursor=found.next_cursor)
+
+
+@router.delete("/me/sessions/{session_id}", name="session.revoked", status_code=204, tags=["me"])
+def revoke_session(session_id: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    service.revoke_session(ctx, principal, session_id)
+    return ctx.done(None, status=204)
+
+
+@router.post(
+    "/orgs/{org}/api-keys",
+    name="api_key.created",
+    status_code=201,
+    response_model=ApiKeyCreatedOut,
+    tags=["api keys"],
+)
+def create_api_key(
+    body: ApiKeyCreateIn, scope: Annotated[OrgScope, Depends(org_scope(Permission.ORG_READ))]
+) -> Response:
+    ctx = scope.ctx
+    issued = service.create_api_key(
+        ctx,
+        scope.principal,
+        org_id=scope.org.id,
+        name=body.name,
+        team_id=_team_in(scope, body.team_id),
+        permissions=body.permissions,
+        expires_at=body.expires_at,
+    )
+    out = ApiKeyCreatedOut.model_validate(
+        {**ApiKeyOut.model_validate(issued.key).model_dump(), "secret": issued.secret}
+    )
+    return ctx.done(out, status=201)
+
+
+def _team_in(scope: OrgScope, team_id: str | None) -> str | None:
+    from tenantry.kit.errors import NotFound
+
+    if team_id is None:
+        return None
+    if (
+        tenancy_repository.team_in_org(scope.ctx.session, org_id=scope.org.id, team_id=team_id)
+        is None
+    ):
+        raise NotFound("Team not found")
+    return team_id
+
+
+@router.get("/orgs/{org}/api-keys", response_model=PageOut[ApiKeyOut], tags=["api keys"])
+def list_api_keys(
+    scope: Annotated[OrgScope, Depends(org_scope(Permission.APIKEY_READ))], page: PageDep
+) -> PageOut[ApiKeyOut]:
+    found = service.list_api_keys(
+        scope.ctx.session, scope.principal, org_id=scope.org.id, page=page
+    )
+    return PageOut(
+        items=[ApiKeyOut.model_validate(k) for k in found.items], next_cursor=found.next_cursor
+    )
+
+
+@router.delete(
+    "/api-keys/{key_id}", name="api_key.revoked", response_model=ApiKeyOut, tags=["api keys"]
+)
+def revoke_api_key(key_id: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    key = service.revoke_api_key(ctx, principal, key_id)
+    return ctx.done(ApiKeyOut.model_validate(key))

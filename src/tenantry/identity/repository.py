@@ -1,0 +1,93 @@
+"""Every query of identity. Users are global; API keys are always read within their org."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
+from tenantry.kit.pagination import Page, PageRequest, paginate
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    return session.scalars(
+        select(User).where(User.email_normalized == email.strip().lower())
+    ).first()
+
+
+def user_by_id(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)
+
+
+def username_taken(session: Session, username: str) -> bool:
+    return session.scalar(select(User.id).where(User.username == username)) is not None
+
+
+def users_by_ids(session: Session, user_ids: list[str]) -> dict[str, User]:
+    if not user_ids:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
+
+
+def throttle_for(session: Session, email_normalized: str) -> LoginThrottle | None:
+    return session.get(LoginThrottle, email_normalized)
+
+
+def login_session(session: Session, *, user_id: str, session_id: str) -> LoginSession | None:
+    found = session.get(LoginSession, session_id)
+    return found if found is not None and found.user_id == user_id else None
+
+
+def unscoped_login_session(session: Session, session_id: str) -> LoginSession | None:
+    # Unscoped on purpose: the refresh flow learns the user from the session it finds.
+    return session.get(LoginSession, session_id)
+
+
+def sessions_of(session: Session, *, user_id: str, page: PageRequest) -> Page[LoginSession]:
+    query = select(LoginSession).where(
+        LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None)
+    )
+    return paginate(session, query, LoginSession.id, page)
+
+
+def refresh_token_by_hash(session: Session, digest: str) -> RefreshToken | None:
+    # Unscoped: the token is the credential; whoever holds it is identified by it.
+    return session.scalars(select(RefreshToken).where(RefreshToken.token_hash == digest)).first()
+
+
+def revoke_sessions_of(session: Session, *, user_id: str, now: datetime, reason: str) -> None:
+    session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+
+
+def api_key_by_hash(session: Session, digest: str) -> ApiKey | None:
+    # Unscoped: authentication is how the key's org becomes known.
+    return session.scalars(select(ApiKey).where(ApiKey.secret_hash == digest)).first()
+
+
+def api_key_in_org(session: Session, *, org_id: str, key_id: str) -> ApiKey | None:
+    key = session.get(ApiKey, key_id)
+    return key if key is not None and key.org_id == org_id else None
+
+
+def unscoped_api_key(session: Session, key_id: str) -> ApiKey | None:
+    # Unscoped: `DELETE /api-keys/{id}` learns the org from the key, then authorizes on it.
+    return session.get(ApiKey, key_id)
+
+
+def api_keys_of_org(
+    session: Session, *, org_id: str, page: PageRequest, team_ids: list[str] | None = None
+) -> Page[ApiKey]:
+    query = select(ApiKey).where(ApiKey.org_id == org_id)
+    if team_ids is not None:
+        query = query.where(ApiKey.team_id.in_(team_ids))
+    return paginate(session, query, ApiKey.id, page)
+
+
+def touch_api_key(session: Session, *, key_id: str, now: datetime) -> None:
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))

@@ -1,0 +1,436 @@
+"""Accounts, sign-in, token rotation, sessions and API keys."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from tenantry.access.catalog import Permission, is_known_permission
+from tenantry.access.principal import Principal
+from tenantry.access.service import authorize_org, authorize_team, can, is_in_org
+from tenantry.audit import service as audit
+from tenantry.identity import repository
+from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
+from tenantry.kit.clock import as_utc
+from tenantry.kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unprocessable,
+)
+from tenantry.kit.http import Ctx
+from tenantry.kit.ids import new_id
+from tenantry.kit.pagination import Page, PageRequest
+from tenantry.kit.security import AccessTokens, Passwords, TokenError, new_secret, token_hash
+
+API_KEY_PREFIX = "tnt_"
+REFRESH_TOKEN_PREFIX = "tnr_"
+MAX_PASSWORD_LENGTH = 256
+USERNAME_PATTERN = re.compile(r"[^a-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    access_expires_at: datetime
+    refresh_token: str
+    session_id: str
+    user: User
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    key: ApiKey
+    secret: str
+
+
+def check_password_policy(password: str, *, email: str, min_length: int) -> None:
+    if len(password) < min_length:
+        raise Unprocessable(
+            f"Password must be at least {min_length} characters", code="weak_password"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise Unprocessable(
+            f"Password must be at most {MAX_PASSWORD_LENGTH} characters", code="weak_password"
+        )
+    if password.strip().lower() == email.strip().lower():
+        raise Unprocessable("Password must not be the email address", code="weak_password")
+    if len(set(password)) < 4:
+        raise Unprocessable("Password is too repetitive", code="weak_password")
+
+
+def _username_from(session: Session, email: str, wanted: str | None) -> str:
+    if wanted:
+        if repository.username_taken(session, wanted):
+            raise Conflict(f"Username {wanted!r} is taken", code="username_taken")
+        return wanted
+    base = USERNAME_PATTERN.sub("-", email.split("@", 1)[0].lower()).strip("-.") or "user"
+    base = base[:48]
+    candidate, n = base, 1
+    while repository.username_taken(session, candidate):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def create_user(
+    ctx: Ctx,
+    *,
+    passwords: Passwords,
+    email: str,
+    password: str,
+    username: str | None = None,
+    full_name: str = "",
+) -> User:
+    if repository.user_by_email(ctx.session, email) is not None:
+        raise Conflict("An account with this email already exists", code="email_taken")
+    check_password_policy(password, email=email, min_length=ctx.settings.password_min_length)
+    now = ctx.clock.now()
+    user = User(
+        id=new_id("usr"),
+        email=email.strip(),
+        email_normalized=email.strip().lower(),
+        username=_username_from(ctx.session, email, username),
+        full_name=full_name,
+        password_hash=passwords.hash(password),
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.session.add(user)
+    ctx.session.flush()
+    return user
+
+
+def start_session(ctx: Ctx, *, tokens: AccessTokens, user: User) -> IssuedTokens:
+    now = ctx.clock.now()
+    login = LoginSession(
+        id=new_id("ses"),
+        user_id=user.id,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds),
+        ip=ctx.origin.ip,
+        user_agent=ctx.origin.user_agent,
+    )
+    ctx.session.add(login)
+    ctx.session.flush()
+    return _issue(ctx, tokens=tokens, user=user, login=login)
+
+
+def _issue(ctx: Ctx, *, tokens: AccessTokens, user: User, login: LoginSession) -> IssuedTokens:
+    now = ctx.clock.now()
+    refresh = new_secret(REFRESH_TOKEN_PREFIX)
+    ctx.session.add(
+        RefreshToken(
+            id=new_id("rtk"),
+            session_id=login.id,
+            token_hash=token_hash(refresh),
+            created_at=now,
+            expires_at=login.expires_at,
+        )
+    )
+    access, expires = tokens.issue(user_id=user.id, session_id=login.id, now=now)
+    return IssuedTokens(access, expires, refresh, login.id, user)
+
+
+class LoginRefused(Exception):
+    """Wrong email or password; the caller records the failure in its own transaction."""
+
+
+def check_not_throttled(ctx: Ctx, email: str) -> None:
+    throttle = repository.throttle_for(ctx.session, email.strip().lower())
+    now = ctx.clock.now()
+    if throttle is not None and throttle.locked_until is not None:
+        locked_until = as_utc(throttle.locked_until)
+        if locked_until > now:
+            wait = int((locked_until - now).total_seconds()) + 1
+            raise TooManyRequests(
+                "Too many failed sign-ins; try again later",
+                code="login_throttled",
+                headers={"Retry-After": str(wait)},
+                extra={"retry_after": wait},
+            )
+
+
+def login(
+    ctx: Ctx, *, passwords: Passwords, tokens: AccessTokens, email: str, password: str
+) -> IssuedTokens:
+    check_not_throttled(ctx, email)
+    user = repository.user_by_email(ctx.session, email)
+    stored = user.password_hash if user is not None else None
+    if not passwords.verify(stored, password) or user is None or user.status != "active":
+        raise LoginRefused()
+    throttle = repository.throttle_for(ctx.session, user.email_normalized)
+    if throttle is not None:
+        ctx.session.delete(throttle)
+    if user.password_hash and passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash(password)
+    user.last_login_at = ctx.clock.now()
+    issued = start_session(ctx, tokens=tokens, user=user)
+    audit.record(
+        ctx,
+        None,
+        org_id=None,
+        target_type="session",
+        target_id=issued.session_id,
+        actor=("user", user.id),
+    )
+    return issued
+
+
+def record_failed_login(ctx: Ctx, *, email: str) -> None:
+    key = email.strip().lower()[:254]
+    now = ctx.clock.now()
+    window = timedelta(seconds=ctx.settings.login_lockout_seconds)
+    throttle = repository.throttle_for(ctx.session, key)
+    if throttle is None or as_utc(throttle.first_failure_at) < now - window:
+        if throttle is not None:
+            ctx.session.delete(throttle)
+            ctx.session.flush()
+        throttle = LoginThrottle(email_normalized=key, failures=0, first_failure_at=now)
+        ctx.session.add(throttle)
+    throttle.failures += 1
+    if throttle.failures >= ctx.settings.login_max_failures:
+        throttle.locked_until = now + window
+    user = repository.user_by_email(ctx.session, key)
+    audit.record(
+        ctx,
+        None,
+        org_id=None,
+        target_type="user" if user else None,
+        target_id=user.id if user else None,
+        result="failure",
+        summary={"reason": "bad_credentials", "failures": throttle.failures},
+    )
+
+
+def refresh(ctx: Ctx, *, tokens: AccessTokens, refresh_token: str) -> IssuedTokens:
+    """Exchange a refresh token for new tokens. Presenting a rotated token again revokes its family."""
+    stored = repository.refresh_token_by_hash(ctx.session, token_hash(refresh_token))
+    if stored is None:
+        raise Unauthenticated("Refresh token is not valid", code="invalid_refresh_token")
+    now = ctx.clock.now()
+    login = repository.unscoped_login_session(ctx.session, stored.session_id)
+    if login is None:
+        raise Unauthenticated("Refresh token is not valid", code="invalid_refresh_token")
+    if stored.rotated_at is not None:
+        if login.revoked_at is None:
+            login.revoked_at, login.revoked_reason = now, "refresh_token_reuse"
+        ctx.state["refresh_reuse"] = login
+        raise Unauthenticated(
+            "Refresh token was already used; the session has been revoked",
+            code="refresh_token_reused",
+        )
+    if (
+        login.revoked_at is not None
+        or as_utc(login.expires_at) <= now
+        or as_utc(stored.expires_at) <= now
+    ):
+        raise Unauthenticated("Session has ended; sign in again", code="session_ended")
+    user = repository.user_by_id(ctx.session, login.user_id)
+    if user is None or user.status != "active":
+        raise Unauthenticated("Account is not active", code="account_inactive")
+    stored.rotated_at = now
+    login.last_used_at = now
+    issued = _issue(ctx, tokens=tokens, user=user, login=login)
+    audit.record(
+        ctx, None, org_id=None, target_type="session", target_id=login.id, actor=("user", user.id)
+    )
+    return issued
+
+
+def logout(ctx: Ctx, principal: Principal) -> None:
+    if principal.session_id is None:
+        raise Unprocessable(
+            "Only a signed-in session can log out; revoke API keys instead", code="not_a_session"
+        )
+    login = repository.login_session(
+        ctx.session, user_id=principal.user_id, session_id=principal.session_id
+    )
+    if login is not None and login.revoked_at is None:
+        login.revoked_at, login.revoked_reason = ctx.clock.now(), "logout"
+    audit.record(ctx, principal, org_id=None, target_type="session", target_id=principal.session_id)
+
+
+def list_sessions(session: Session, principal: Principal, page: PageRequest) -> Page[LoginSession]:
+    return repository.sessions_of(session, user_id=principal.user_id, page=page)
+
+
+def revoke_session(ctx: Ctx, principal: Principal, session_id: str) -> LoginSession:
+    login = repository.login_session(ctx.session, user_id=principal.user_id, session_id=session_id)
+    if login is None:
+        raise NotFound("Session not found")
+    if login.revoked_at is None:
+        login.revoked_at, login.revoked_reason = ctx.clock.now(), "revoked_by_user"
+    audit.record(ctx, principal, org_id=None, target_type="session", target_id=login.id)
+    return login
+
+
+def authenticate(
+    ctx: Ctx, *, tokens: AccessTokens, credential: str, touch: TouchApiKey
+) -> Principal:
+    now = ctx.clock.now()
+    if credential.startswith(API_KEY_PREFIX):
+        key = repository.api_key_by_hash(ctx.session, token_hash(credential))
+        if key is None or key.revoked_at is not None:
+            raise Unauthenticated("API key is not valid", code="invalid_api_key")
+        if key.expires_at is not None and as_utc(key.expires_at) <= now:
+            raise Unauthenticated("API key has expired", code="api_key_expired")
+        creator = repository.user_by_id(ctx.session, key.created_by)
+        if creator is None or creator.status != "active":
+            raise Unauthenticated("API key is not valid", code="invalid_api_key")
+        last = as_utc(key.last_used_at) if key.last_used_at else None
+        if (
+            last is None
+            or (now - last).total_seconds() >= ctx.settings.api_key_touch_interval_seconds
+        ):
+            touch(key.id, now)
+        return Principal(
+            kind="api_key",
+            user_id=key.created_by,
+            api_key_id=key.id,
+            key_org_id=key.org_id,
+            key_team_id=key.team_id,
+            key_permissions=frozenset(Permission(p) for p in key.permissions)
+            if key.permissions is not None
+            else None,
+        )
+    try:
+        claims = tokens.verify(credential, now=now)
+    except TokenError as exc:
+        raise Unauthenticated("Access token is not valid", code="invalid_token") from exc
+    login = repository.login_session(
+        ctx.session, user_id=claims.user_id, session_id=claims.session_id
+    )
+    if login is None or login.revoked_at is not None or as_utc(login.expires_at) <= now:
+        raise Unauthenticated("Session has ended; sign in again", code="session_ended")
+    user = repository.user_by_id(ctx.session, claims.user_id)
+    if user is None or user.status != "active":
+        raise Unauthenticated("Account is not active", code="account_inactive")
+    return Principal(kind="user", user_id=user.id, session_id=login.id)
+
+
+class TouchApiKey:
+    """Records an API key's last use without joining (or deadlocking) the request's transaction."""
+
+    def __init__(self, ctx: Ctx, write_session: Session | None) -> None:
+        self._ctx = ctx
+        self._write_session = write_session
+
+    def __call__(self, key_id: str, now: datetime) -> None:
+        if self._ctx.write or self._write_session is None:
+            repository.touch_api_key(self._ctx.session, key_id=key_id, now=now)
+            return
+        with self._write_session as session:
+            repository.touch_api_key(session, key_id=key_id, now=now)
+            session.commit()
+
+
+def create_api_key(
+    ctx: Ctx,
+    principal: Principal,
+    *,
+    org_id: str,
+    name: str,
+    team_id: str | None,
+    permissions: list[str] | None,
+    expires_at: datetime | None,
+) -> IssuedApiKey:
+    if principal.kind == "api_key":
+        raise Forbidden(
+            "API keys cannot create API keys; sign in as a user", code="api_key_cannot_mint"
+        )
+    if team_id is None:
+        authorize_org(ctx.session, principal, Permission.APIKEY_CREATE, org_id)
+    else:
+        authorize_team(
+            ctx.session, principal, Permission.APIKEY_CREATE, org_id=org_id, team_id=team_id
+        )
+    chosen: list[str] | None = None
+    if permissions is not None:
+        unknown = sorted({p for p in permissions if not is_known_permission(p)})
+        if unknown:
+            raise Unprocessable(
+                f"Unknown permissions: {', '.join(unknown)}", code="unknown_permission"
+            )
+        chosen = sorted(set(permissions))
+        beyond = [
+            p
+            for p in chosen
+            if not can(ctx.session, principal, Permission(p), org_id=org_id, team_id=team_id)
+        ]
+        if beyond:
+            raise Forbidden(
+                f"You cannot give a key permissions you do not hold: {', '.join(beyond)}",
+                code="permission_escalation",
+                extra={"missing_permission": beyond[0]},
+            )
+    now = ctx.clock.now()
+    if expires_at is not None and expires_at <= now:
+        raise Unprocessable("expires_at must be in the future", code="invalid_expiry")
+    secret = new_secret(API_KEY_PREFIX)
+    key = ApiKey(
+        id=new_id("key"),
+        org_id=org_id,
+        team_id=team_id,
+        name=name,
+        display_prefix=secret[:12],
+        secret_hash=token_hash(secret),
+        permissions=chosen,
+        created_by=principal.user_id,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    ctx.session.add(key)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        principal,
+        org_id=org_id,
+        team_id=team_id,
+        target_type="api_key",
+        target_id=key.id,
+        summary=key.describe(),
+    )
+    return IssuedApiKey(key=key, secret=secret)
+
+
+def list_api_keys(
+    session: Session, principal: Principal, *, org_id: str, page: PageRequest
+) -> Page[ApiKey]:
+    authorize_org(session, principal, Permission.APIKEY_READ, org_id)
+    return repository.api_keys_of_org(session, org_id=org_id, page=page)
+
+
+def revoke_api_key(ctx: Ctx, principal: Principal, key_id: str) -> ApiKey:
+    key = repository.unscoped_api_key(ctx.session, key_id)
+    if key is None or not is_in_org(ctx.session, principal, key.org_id):
+        raise NotFound("API key not found")
+    if key.team_id is None:
+        authorize_org(ctx.session, principal, Permission.APIKEY_REVOKE, key.org_id)
+    else:
+        authorize_team(
+            ctx.session, principal, Permission.APIKEY_REVOKE, org_id=key.org_id, team_id=key.team_id
+        )
+    if key.revoked_at is None:
+        key.revoked_at = ctx.clock.now()
+    audit.record(
+        ctx,
+        principal,
+        org_id=key.org_id,
+        team_id=key.team_id,
+        target_type="api_key",
+        target_id=key.id,
+    )
+    return key
+
+
+def random_password() -> str:
+    return secrets.token_urlsafe(18)

@@ -1,0 +1,121 @@
+"""Engines, sessions and column types shared by every domain; SQLite and PostgreSQL behave alike here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which stores naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def id_column_type() -> String:
+    return String(40)
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    path = url.split("sqlite:///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see "begin" below).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the lock up front so two read-then-write transactions cannot deadlock
+        # into SQLITE_BUSY halfway; readers stay deferred so they run beside a writer (WAL).
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str, *, for_writes: bool = True, pool: bool = True) -> Engine:
+    if url.startswith("sqlite"):
+        _prepare_sqlite_file(url)
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if pool:
+            engine = create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=20)
+        else:
+            engine = create_engine(url, connect_args=connect_args, poolclass=NullPool)
+        _configure_sqlite(engine, immediate=for_writes)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if not pool:
+        return create_engine(url, poolclass=NullPool)
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+class Database:
+    """The writer and reader session factories; on PostgreSQL both use one engine."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.writer_engine = make_engine(url, for_writes=True)
+        if url.startswith("sqlite"):
+            self.reader_engine = make_engine(url, for_writes=False)
+        else:
+            self.reader_engine = self.writer_engine
+        self.write_session = sessionmaker(self.writer_engine, expire_on_commit=False)
+        self.read_session = sessionmaker(self.reader_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.writer_engine.dialect.name
+
+    def session(self, *, write: bool) -> Session:
+        return self.write_session() if write else self.read_session()
+
+    def dispose(self) -> None:
+        self.writer_engine.dispose()
+        if self.reader_engine is not self.writer_engine:
+            self.reader_engine.dispose()

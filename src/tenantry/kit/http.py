@@ -1,0 +1,128 @@
+"""The per-request unit of work: one session, one transaction, one commit, at most one audit event.
+
+Endpoints that change something end with `return ctx.done(body, status=...)`, which stores the
+response for `Idempotency-Key` replays and commits. Nothing is acknowledged before its commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from tenantry.kit import idempotency
+from tenantry.kit.clock import Clock
+
+if TYPE_CHECKING:
+    from tenantry.config import Settings
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class Origin:
+    """Where a request came from, as the audit trail records it."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    action: str | None = None
+
+
+@dataclass
+class Ctx:
+    session: Session
+    clock: Clock
+    settings: Settings
+    origin: Origin
+    write: bool
+    idempotency_record: idempotency.IdempotencyRecord | None = None
+    committed: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def done(self, body: BaseModel | dict[str, Any] | None, *, status: int = 200) -> Response:
+        """Commit the unit of work and answer with `body` (replayable under its Idempotency-Key)."""
+        if body is None:
+            raw = b""
+        elif isinstance(body, BaseModel):
+            raw = body.model_dump_json().encode()
+        else:
+            raw = json.dumps(body, default=str).encode()
+        if self.idempotency_record is not None:
+            idempotency.store_response(self.idempotency_record, status, raw)
+        self.session.commit()
+        self.committed = True
+        if status == 204:
+            return Response(status_code=204)
+        return Response(raw, status_code=status, media_type="application/json")
+
+    def keep(self) -> None:
+        """Commit what a refused request must still leave behind (a failed-login count, a revoked
+        token family) while the caller answers with an error; no idempotent replay is stored."""
+        if self.idempotency_record is not None:
+            if self.idempotency_record in self.session:
+                self.session.delete(self.idempotency_record)
+            self.idempotency_record = None
+        self.session.commit()
+        self.committed = True
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def request_fingerprint(request: Request) -> str:
+    # Async because reading the body needs the event loop; the database work happens in `unit_of_work`.
+    if request.method not in MUTATING_METHODS or "idempotency-key" not in request.headers:
+        return ""
+    body = await request.body()
+    return idempotency.request_fingerprint(request.method, request.url.path, body)
+
+
+def unit_of_work(
+    request: Request, fingerprint: Annotated[str, Depends(request_fingerprint)]
+) -> Iterator[Ctx]:
+    app_state = request.app.state
+    write = request.method in MUTATING_METHODS
+    session: Session = app_state.db.session(write=write)
+    route = request.scope.get("route")
+    origin = Origin(
+        ip=_client_ip(request),
+        user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+        request_id=getattr(request.state, "request_id", None),
+        action=getattr(route, "name", None),
+    )
+    ctx = Ctx(
+        session=session,
+        clock=app_state.clock,
+        settings=app_state.settings,
+        origin=origin,
+        write=write,
+    )
+    request.state.ctx = ctx
+    try:
+        key = request.headers.get("idempotency-key")
+        if write and key is not None and request.method == "POST":
+            ctx.idempotency_record = idempotency.claim(
+                session,
+                scope=idempotency.scope_of(request.headers.get("authorization")),
+                key=key,
+                fingerprint=fingerprint,
+                now=ctx.clock.now(),
+                ttl=timedelta(seconds=ctx.settings.idempotency_ttl_seconds),
+            )
+        yield ctx
+    finally:
+        if not ctx.committed:
+            session.rollback()
+        session.close()
+
+
+CtxDep = Annotated[Ctx, Depends(unit_of_work)]

@@ -1,0 +1,1 @@
+"""Organizations, teams, memberships and invitations."""

@@ -1,0 +1,265 @@
+"""Every query of tenancy, each scoped to an org (or, for a user's own list, to that user)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from tenantry.identity.models import User
+from tenantry.kit.pagination import Page, PageRequest, paginate
+from tenantry.tenancy.models import Invitation, Organization, OrgMembership, Team, TeamMembership
+
+
+def unscoped_org_by_ref(session: Session, ref: str) -> Organization | None:
+    # Unscoped: resolves a path's org id or slug; the caller then checks the principal's standing.
+    if ref.startswith("org_"):
+        return session.get(Organization, ref)
+    return session.scalars(select(Organization).where(Organization.slug == ref.lower())).first()
+
+
+def slug_taken(session: Session, slug: str) -> bool:
+    return session.scalar(select(Organization.id).where(Organization.slug == slug)) is not None
+
+
+def slugs_like(session: Session, base: str) -> set[str]:
+    return set(
+        session.scalars(
+            select(Organization.slug).where(Organization.slug.startswith(base, autoescape=True))
+        )
+    )
+
+
+def orgs_of_user(
+    session: Session, *, user_id: str, page: PageRequest, only_org_id: str | None = None
+) -> Page[Organization]:
+    query = (
+        select(Organization)
+        .join(OrgMembership, OrgMembership.org_id == Organization.id)
+        .where(OrgMembership.user_id == user_id)
+    )
+    if only_org_id is not None:
+        query = query.where(Organization.id == only_org_id)
+    return paginate(session, query, Organization.id, page)
+
+
+def memberships_of_user(
+    session: Session, *, user_id: str
+) -> list[tuple[OrgMembership, Organization]]:
+    rows = session.execute(
+        select(OrgMembership, Organization)
+        .join(Organization, Organization.id == OrgMembership.org_id)
+        .where(OrgMembership.user_id == user_id)
+        .order_by(Organization.id)
+    )
+    return [(m, o) for m, o in rows.all()]
+
+
+def team_memberships_of_user(
+    session: Session, *, user_id: str
+) -> list[tuple[TeamMembership, Team]]:
+    rows = session.execute(
+        select(TeamMembership, Team)
+        .join(Team, Team.id == TeamMembership.team_id)
+        .where(TeamMembership.user_id == user_id)
+        .order_by(Team.id)
+    )
+    return [(m, t) for m, t in rows.all()]
+
+
+def org_membership(session: Session, *, org_id: str, user_id: str) -> OrgMembership | None:
+    return session.scalars(
+        select(OrgMembership).where(
+            OrgMembership.org_id == org_id, OrgMembership.user_id == user_id
+        )
+    ).first()
+
+
+def org_members(session: Session, *, org_id: str, page: PageRequest) -> Page[OrgMembership]:
+    return paginate(
+        session, select(OrgMembership).where(OrgMembership.org_id == org_id), OrgMembership.id, page
+    )
+
+
+def count_org_owners(session: Session, *, org_id: str) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(OrgMembership)
+            .where(OrgMembership.org_id == org_id, OrgMembership.role == "owner")
+        )
+        or 0
+    )
+
+
+def lock_org(session: Session, *, org_id: str) -> None:
+    """Serialize membership changes of one org (last-owner checks must not race)."""
+    session.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
+
+
+def remove_org_member(session: Session, *, org_id: str, user_id: str) -> None:
+    session.execute(
+        delete(TeamMembership).where(
+            TeamMembership.org_id == org_id, TeamMembership.user_id == user_id
+        )
+    )
+    session.execute(
+        delete(OrgMembership).where(
+            OrgMembership.org_id == org_id, OrgMembership.user_id == user_id
+        )
+    )
+
+
+def team_in_org(session: Session, *, org_id: str, team_id: str) -> Team | None:
+    team = session.get(Team, team_id)
+    return team if team is not None and team.org_id == org_id else None
+
+
+def unscoped_team(session: Session, team_id: str) -> Team | None:
+    # Unscoped: resolves a path's team id; the caller then checks the principal's standing in its org.
+    return session.get(Team, team_id)
+
+
+def team_slug_taken(session: Session, *, org_id: str, slug: str) -> bool:
+    return (
+        session.scalar(select(Team.id).where(Team.org_id == org_id, Team.slug == slug)) is not None
+    )
+
+
+def team_slugs_like(session: Session, *, org_id: str, base: str) -> set[str]:
+    return set(
+        session.scalars(
+            select(Team.slug).where(
+                Team.org_id == org_id, Team.slug.startswith(base, autoescape=True)
+            )
+        )
+    )
+
+
+def teams_of_org(session: Session, *, org_id: str, page: PageRequest) -> Page[Team]:
+    return paginate(session, select(Team).where(Team.org_id == org_id), Team.id, page)
+
+
+def team_ancestors(session: Session, *, org_id: str, team_id: str) -> list[str]:
+    """Ids from the team up to its root (bounded, so a bad row can never loop forever)."""
+    chain: list[str] = []
+    current: str | None = team_id
+    while current is not None and len(chain) < 64:
+        chain.append(current)
+        current = session.scalar(
+            select(Team.parent_team_id).where(Team.org_id == org_id, Team.id == current)
+        )
+    return chain
+
+
+def detach_children(session: Session, *, org_id: str, team_id: str) -> None:
+    session.execute(
+        update(Team)
+        .where(Team.org_id == org_id, Team.parent_team_id == team_id)
+        .values(parent_team_id=None)
+    )
+
+
+def team_membership(
+    session: Session, *, org_id: str, team_id: str, user_id: str
+) -> TeamMembership | None:
+    return session.scalars(
+        select(TeamMembership).where(
+            TeamMembership.org_id == org_id,
+            TeamMembership.team_id == team_id,
+            TeamMembership.user_id == user_id,
+        )
+    ).first()
+
+
+def team_members(
+    session: Session, *, org_id: str, team_id: str, page: PageRequest
+) -> Page[TeamMembership]:
+    query = select(TeamMembership).where(
+        TeamMembership.org_id == org_id, TeamMembership.team_id == team_id
+    )
+    return paginate(session, query, TeamMembership.id, page)
+
+
+def count_team_owners(session: Session, *, org_id: str, team_id: str) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(TeamMembership)
+            .where(
+                TeamMembership.org_id == org_id,
+                TeamMembership.team_id == team_id,
+                TeamMembership.role == "owner",
+            )
+        )
+        or 0
+    )
+
+
+def user_by_ref(session: Session, ref: str) -> User | None:
+    """A user by id or email (as the CLI and API accept either)."""
+    if "@" in ref:
+        return session.scalars(
+            select(User).where(User.email_normalized == ref.strip().lower())
+        ).first()
+    return session.get(User, ref)
+
+
+def invitation_by_token_hash(session: Session, digest: str) -> Invitation | None:
+    # Unscoped: the secret token is what identifies the invitation to the invitee.
+    return session.scalars(select(Invitation).where(Invitation.token_hash == digest)).first()
+
+
+def unscoped_invitation(session: Session, invitation_id: str) -> Invitation | None:
+    # Unscoped: `DELETE /invitations/{id}` learns the org from the invitation, then authorizes.
+    return session.get(Invitation, invitation_id)
+
+
+def pending_invitation_for(
+    session: Session, *, org_id: str, email_normalized: str, team_id: str | None
+) -> Invitation | None:
+    query = select(Invitation).where(
+        Invitation.org_id == org_id,
+        Invitation.email_normalized == email_normalized,
+        Invitation.status == "pending",
+    )
+    query = query.where(
+        Invitation.team_id.is_(None) if team_id is None else Invitation.team_id == team_id
+    )
+    return session.scalars(query).first()
+
+
+def invitations_of_org(
+    session: Session, *, org_id: str, status: str | None, page: PageRequest
+) -> Page[Invitation]:
+    query = select(Invitation).where(Invitation.org_id == org_id)
+    if status is not None:
+        query = query.where(Invitation.status == status)
+    return paginate(session, query, Invitation.id, page)
+
+
+def delete_org(session: Session, *, org_id: str) -> None:
+    # Children first so the result is the same with or without ON DELETE CASCADE support.
+    from tenantry.identity.models import ApiKey
+
+    session.execute(delete(ApiKey).where(ApiKey.org_id == org_id))
+    session.execute(delete(Invitation).where(Invitation.org_id == org_id))
+    session.execute(delete(TeamMembership).where(TeamMembership.org_id == org_id))
+    session.execute(update(Team).where(Team.org_id == org_id).values(parent_team_id=None))
+    session.execute(delete(Team).where(Team.org_id == org_id))
+    session.execute(delete(OrgMembership).where(OrgMembership.org_id == org_id))
+    session.execute(delete(Organization).where(Organization.id == org_id))
+
+
+def delete_team(session: Session, *, org_id: str, team_id: str) -> None:
+    from tenantry.identity.models import ApiKey
+
+    session.execute(delete(ApiKey).where(ApiKey.org_id == org_id, ApiKey.team_id == team_id))
+    session.execute(
+        delete(Invitation).where(Invitation.org_id == org_id, Invitation.team_id == team_id)
+    )
+    session.execute(
+        delete(TeamMembership).where(
+            TeamMembership.org_id == org_id, TeamMembership.team_id == team_id
+        )
+    )
+    session.execute(delete(Team).where(Team.org_id == org_id, Team.id == team_id))

@@ -1,0 +1,178 @@
+"""Bodies of the tenancy endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from tenantry.kit.schemas import (
+    Description,
+    Email,
+    Input,
+    Name,
+    Output,
+    Password,
+    Ref,
+    Slug,
+    check_settings_size,
+)
+
+PlanName = Literal["free", "starter", "professional", "enterprise"]
+
+
+class OrgCreateIn(Input):
+    name: Name
+    slug: Slug | None = None
+    plan: PlanName = "free"
+    billing_email: Email | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    owner_email: Email | None = None
+
+    _settings = field_validator("settings")(check_settings_size)
+
+
+class OrgUpdateIn(Input):
+    name: Name | None = None
+    slug: Slug | None = None
+    plan: PlanName | None = None
+    billing_email: Email | None = None
+    settings: dict[str, Any] | None = None
+
+    _settings = field_validator("settings")(check_settings_size)
+
+
+class OrgOut(Output):
+    id: str
+    name: str
+    slug: str
+    plan: str
+    billing_email: str | None
+    settings: dict[str, Any]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class InvitationLinkOut(Input):
+    id: str
+    email: str
+    role: str
+    token: str
+    url: str
+    expires_at: datetime
+
+
+class OrgCreatedOut(OrgOut):
+    owner_invitation: InvitationLinkOut | None = None
+
+
+class DeleteConfirmIn(Input):
+    confirm: Slug = Field(description="The slug of the thing being deleted, typed back")
+
+
+class TransferIn(Input):
+    new_owner: Ref = Field(description="User id or email of an existing member")
+
+
+class MemberRoleIn(Input):
+    role: str = Field(min_length=1, max_length=16)
+
+
+class OrgMemberOut(Output):
+    user_id: str
+    email: str
+    username: str
+    full_name: str
+    role: str
+    joined_at: datetime
+
+
+class TeamCreateIn(Input):
+    name: Name
+    slug: Slug | None = None
+    description: Description = ""
+    parent_team_id: str | None = Field(default=None, max_length=40)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    _settings = field_validator("settings")(check_settings_size)
+
+
+class TeamUpdateIn(Input):
+    name: Name | None = None
+    slug: Slug | None = None
+    description: Description | None = None
+    parent_team_id: str | None = Field(default=None, max_length=40)
+    settings: dict[str, Any] | None = None
+
+    _settings = field_validator("settings")(check_settings_size)
+
+
+class TeamOut(Output):
+    id: str
+    org_id: str
+    name: str
+    slug: str
+    description: str
+    parent_team_id: str | None
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TeamMemberIn(Input):
+    user: Ref = Field(description="User id or email")
+    role: str = Field(min_length=1, max_length=16)
+
+
+class TeamMemberOut(Output):
+    user_id: str
+    team_id: str
+    email: str
+    username: str
+    full_name: str
+    role: str
+    joined_at: datetime
+
+
+class InvitationCreateIn(Input):
+    email: Email
+    role: str = Field(default="member", min_length=1, max_length=16)
+    team_id: str | None = Field(default=None, max_length=40)
+
+
+class InvitationOut(Output):
+    id: str
+    org_id: str
+    team_id: str | None
+    email: str
+    role: str
+    status: str
+    invited_by: str | None
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None
+
+
+class InvitationCreatedOut(InvitationOut):
+    token: str = Field(description="Shown once; send it to the invitee")
+    url: str
+
+
+class OnboardIn(Input):
+    company_name: Name
+    admin_email: Email
+    admin_password: Password
+    admin_name: str = Field(default="", max_length=200)
+    plan: PlanName = "free"
+
+
+class OnboardOut(Input):
+    organization: OrgOut
+    team: TeamOut
+    user_id: str
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"

@@ -1,0 +1,205 @@
+"""Test fixtures: a migrated throwaway database (SQLite by default, PostgreSQL when
+TENANTRY_TEST_DATABASE_URL names a server), the real app over HTTP, a movable clock, factories."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tenantry.app import create_app
+from tenantry.config import Settings
+from tenantry.kit.clock import FrozenClock
+from tenantry.kit.db import Database
+from tenantry.kit.migrations import upgrade
+from tenantry.tables import metadata
+
+PASSWORD = "correct horse battery staple"
+
+
+def _postgres_database(server_url: str, name: str) -> str:
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+    server = os.environ.get("TENANTRY_TEST_DATABASE_URL")
+    if server:
+        url = _postgres_database(server, f"tenantry_test_{worker_id}_{secrets.token_hex(4)}")
+        upgrade(url)
+        yield url
+        _drop_postgres_database(url)
+    else:
+        path: Path = tmp_path_factory.mktemp("db") / "tenantry.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def worker_id() -> str:  # overridden by pytest-xdist when it runs
+    return "main"
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(database: Database) -> Iterator[None]:
+    yield
+    with database.writer_engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key="test-secret-" + "x" * 40,
+        password_time_cost=1,
+        password_memory_cost_kib=1024,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FrozenClock, database: Database) -> FastAPI:
+    return create_app(settings, clock=clock, database=database)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Tenant:
+    """An onboarded org with its owner, default team and owner's access token."""
+
+    org_id: str
+    org_slug: str
+    team_id: str
+    owner_id: str
+    owner_email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+class Factory:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self._n = 0
+
+    def _next(self) -> int:
+        self._n += 1
+        return self._n
+
+    def tenant(self, name: str | None = None, plan: str = "free") -> Tenant:
+        n = self._next()
+        email = f"owner{n}-{secrets.token_hex(3)}@example.com"
+        resp = self.client.post(
+            "/api/v1/onboard",
+            json={
+                "company_name": name or f"Company {n}",
+                "admin_email": email,
+                "admin_password": PASSWORD,
+                "plan": plan,
+            },
+        )
+        assert resp.status_code == 201, resp.text
+        body = resp.json()
+        return Tenant(
+            org_id=body["organization"]["id"],
+            org_slug=body["organization"]["slug"],
+            team_id=body["team"]["id"],
+            owner_id=body["user_id"],
+            owner_email=email,
+            token=body["access_token"],
+        )
+
+    def user(self, email: str | None = None) -> tuple[str, str, str]:
+        """A signed-up account: (user id, email, access token)."""
+        email = email or f"user{self._next()}-{secrets.token_hex(3)}@example.com"
+        resp = self.client.post("/api/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        assert resp.status_code == 201, resp.text
+        body = resp.json()
+        return body["user"]["id"], email, body["access_token"]
+
+    def member(
+        self, tenant: Tenant, *, org_role: str = "member", team_role: str | None = None
+    ) -> tuple[str, str]:
+        """A user who joined `tenant` through an accepted invitation: (user id, access token)."""
+        user_id, email, token = self.user()
+        resp = self.client.post(
+            f"/api/v1/orgs/{tenant.org_id}/invitations",
+            headers=tenant.headers,
+            json={"email": email, "role": org_role},
+        )
+        assert resp.status_code == 201, resp.text
+        accepted = self.client.post(
+            f"/api/v1/invitations/{resp.json()['token']}/accept", headers=bearer(token)
+        )
+        assert accepted.status_code == 200, accepted.text
+        if team_role is not None:
+            added = self.client.post(
+                f"/api/v1/teams/{tenant.team_id}/members",
+                headers=tenant.headers,
+                json={"user": user_id, "role": team_role},
+            )
+            assert added.status_code == 201, added.text
+        return user_id, token
+
+    def api_key(self, tenant: Tenant, **body: Any) -> dict[str, Any]:
+        resp = self.client.post(
+            f"/api/v1/orgs/{tenant.org_id}/api-keys",
+            headers=tenant.headers,
+            json={"name": "test key", **body},
+        )
+        assert resp.status_code == 201, resp.text
+        return dict(resp.json())
+
+
+@pytest.fixture
+def factory(client: TestClient) -> Factory:
+    return Factory(client)
