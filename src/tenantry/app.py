@@ -47,7 +47,8 @@ def _record_denial(request: Request, exc: Forbidden) -> None:
     route = request.scope.get("route")
     action = getattr(route, "name", None)
     org_id = exc.org_id or getattr(request.state, "audit_org_id", None)
-    if principal is None or action is None or org_id is None:
+    # Reads that are refused are answered, not recorded: the trail is of attempted changes.
+    if principal is None or action is None or org_id is None or request.method == "GET":
         return
     state = request.app.state
     origin = Origin(

@@ -30,31 +30,47 @@ class DemoLogin:
 
 
 def seed_demo(settings: Settings) -> DemoLogin:
-    """A demo organization with an owner account; on a second start the same account is kept
-    (its password is printed only the first time, when it is made)."""
-    from fastapi.testclient import TestClient
+    """A demo organization with an owner account. A second start keeps the account; its password
+    is printed only the first time, when it is made."""
+    from tenantry.identity import repository as identity_repository
+    from tenantry.identity import service as identity
+    from tenantry.kit.clock import SystemClock
+    from tenantry.kit.db import Database
+    from tenantry.kit.http import Ctx, Origin
+    from tenantry.kit.security import Passwords
+    from tenantry.tenancy import service as tenancy
 
-    from tenantry.app import create_app
-
-    app = create_app(settings)
-    password = "demo-" + secrets.token_urlsafe(12)
-    with TestClient(app) as client:
-        resp = client.post(
-            "/api/v1/onboard",
-            json={
-                "company_name": DEMO_COMPANY,
-                "admin_email": DEMO_EMAIL,
-                "admin_password": password,
-                "admin_name": "Demo Owner",
-                "plan": "professional",
-            },
-        )
-    app.state.db.dispose()
-    if resp.status_code == 201:
-        return DemoLogin(DEMO_EMAIL, password, resp.json()["organization"]["slug"])
-    if resp.status_code == 409:
-        return DemoLogin(DEMO_EMAIL, None, "demo-ai")
-    raise RuntimeError(f"could not create the demo organization: {resp.text}")
+    db = Database(settings.resolved_database_url())
+    try:
+        with db.session(write=True) as session:
+            if identity_repository.user_by_email(session, DEMO_EMAIL) is not None:
+                return DemoLogin(DEMO_EMAIL, None, "demo-ai")
+            ctx = Ctx(
+                session=session,
+                clock=SystemClock(),
+                settings=settings,
+                origin=Origin(action="organization.onboarded"),
+                write=True,
+            )
+            passwords = Passwords(
+                time_cost=settings.password_time_cost,
+                memory_cost_kib=settings.password_memory_cost_kib,
+            )
+            password = "demo-" + secrets.token_urlsafe(12)
+            owner = identity.create_user(
+                ctx,
+                passwords=passwords,
+                email=DEMO_EMAIL,
+                password=password,
+                full_name="Demo Owner",
+            )
+            onboarded = tenancy.onboard(
+                ctx, company_name=DEMO_COMPANY, owner=owner, plan="professional"
+            )
+            ctx.done(None)
+            return DemoLogin(DEMO_EMAIL, password, onboarded.org.slug)
+    finally:
+        db.dispose()
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:

@@ -1,6 +1,7 @@
 """The permission catalog and the built-in roles, as data.
 
-Permissions are `resource:action` strings. Built-in team roles nest: owner ⊃ admin ⊃ editor ⊃ viewer.
+Permissions are `resource:action` strings.
+Built-in team roles nest: owner ⊃ admin ⊃ editor ⊃ viewer.
 Organization roles map onto them: an org owner acts as owner and an org admin as admin on every team
 of the org; an org member holds only `ORG_MEMBER_PERMISSIONS` at org level and whatever their team
 memberships give inside teams.

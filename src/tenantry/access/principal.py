@@ -1,4 +1,4 @@
-"""Who is making a request: a signed-in user (through a session) or an API key acting for its creator."""
+"""Who is making a request: a signed-in user, or an API key acting for its creator."""
 
 from __future__ import annotations
 

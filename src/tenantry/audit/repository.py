@@ -31,7 +31,7 @@ def list_for_org(
     if filters.actor_id:
         query = query.where(AuditEvent.actor_id == filters.actor_id)
     if filters.action:
-        # A trailing dot asks for a family of actions (`team.` → team.created, team.member.added, …).
+        # A trailing dot asks for a family (`team.` → team.created, team.member.added, …).
         if filters.action.endswith("."):
             query = query.where(AuditEvent.action.startswith(filters.action, autoescape=True))
         else:

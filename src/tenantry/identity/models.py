@@ -1,4 +1,4 @@
-"""Tables of identity: users, login sessions with their refresh tokens, login throttles, API keys."""
+"""Tables of identity: users, login sessions and refresh tokens, login throttles, API keys."""
 
 from __future__ import annotations
 

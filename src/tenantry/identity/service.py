@@ -212,7 +212,7 @@ def record_failed_login(ctx: Ctx, *, email: str) -> None:
 
 
 def refresh(ctx: Ctx, *, tokens: AccessTokens, refresh_token: str) -> IssuedTokens:
-    """Exchange a refresh token for new tokens. Presenting a rotated token again revokes its family."""
+    """Exchange a refresh token for new ones; presenting a rotated token revokes its family."""
     stored = repository.refresh_token_by_hash(ctx.session, token_hash(refresh_token))
     if stored is None:
         raise Unauthenticated("Refresh token is not valid", code="invalid_refresh_token")

@@ -1,1 +1,1 @@
-"""Shared mechanisms with no business rules: database, ids, clock, errors, pagination, idempotency."""
+"""Shared mechanisms with no business rules: database, ids, clock, errors, paging, idempotency."""

@@ -1,4 +1,4 @@
-"""Engines, sessions and column types shared by every domain; SQLite and PostgreSQL behave alike here."""
+"""Engines, sessions and column types shared by every domain, alike on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

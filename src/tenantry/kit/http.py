@@ -79,7 +79,7 @@ def _client_ip(request: Request) -> str | None:
 
 
 async def request_fingerprint(request: Request) -> str:
-    # Async because reading the body needs the event loop; the database work happens in `unit_of_work`.
+    # Async because reading the body needs the event loop; database work is in `unit_of_work`.
     if request.method not in MUTATING_METHODS or "idempotency-key" not in request.headers:
         return ""
     body = await request.body()
@@ -112,7 +112,7 @@ def unit_of_work(
         if write and key is not None and request.method == "POST":
             ctx.idempotency_record = idempotency.claim(
                 session,
-                scope=idempotency.scope_of(request.headers.get("authorization")),
+                scope=idempotency.scope_of(request.headers.get("authorization"), fingerprint),
                 key=key,
                 fingerprint=fingerprint,
                 now=ctx.clock.now(),

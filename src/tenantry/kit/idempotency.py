@@ -44,9 +44,15 @@ class Replay(Exception):
         self.body = body
 
 
-def scope_of(credential: str | None) -> str:
-    """Keys are scoped to the credential that sent them, so two callers never share a key."""
-    return hashlib.sha256((credential or "anonymous").encode()).hexdigest()
+def scope_of(credential: str | None, fingerprint: str) -> str:
+    """Keys are scoped to the credential that sent them, so two callers never share a key.
+
+    Anonymous requests (sign-up, onboarding) have no credential: their scope includes the request
+    itself, so a replay (which carries tokens) only ever answers someone who sent the same body,
+    password included.
+    """
+    owner = credential if credential else "anonymous:" + fingerprint
+    return hashlib.sha256(owner.encode()).hexdigest()
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:

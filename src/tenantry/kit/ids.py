@@ -1,4 +1,4 @@
-"""Prefixed, time-sortable identifiers (`org_01J…`): 48-bit milliseconds + 80 random bits, Crockford base32."""
+"""Prefixed, time-sortable ids (`org_01j…`): 48-bit milliseconds + 80 random bits in base32."""
 
 from __future__ import annotations
 

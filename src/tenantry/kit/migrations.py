@@ -1,4 +1,4 @@
-"""Running Alembic from code (`tenantry migrate`, `tenantry serve`, tests) with the packaged scripts."""
+"""Running Alembic from code (`tenantry migrate`, `serve`, tests) with the packaged scripts."""
 
 from __future__ import annotations
 

@@ -60,7 +60,11 @@ class RequestTracking:
             await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None)
+            if template is None:
+                # Plain routes (/docs, /openapi.json) carry no route object; unknown paths are
+                # folded into one label so scanners cannot blow up the series count.
+                template = scope.get("path", "") if status_holder["status"] < 400 else "unmatched"
             method = scope.get("method", "")
             self.metrics.requests.labels(method, template, str(status_holder["status"])).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

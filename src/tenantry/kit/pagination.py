@@ -1,4 +1,4 @@
-"""Cursor pagination over id-ordered queries: stable order, opaque cursors, a hard cap on `limit`."""
+"""Cursor pagination over id-ordered queries: stable order, opaque cursors, a capped `limit`."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ JWT_ALGORITHM = "EdDSA"
 
 
 def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:
-    """A key for one purpose from the server secret (HKDF-SHA256), so one secret serves many uses."""
+    """A key for one purpose derived from the server secret (HKDF-SHA256)."""
     return HKDF(
         algorithm=hashes.SHA256(), length=length, salt=b"tenantry", info=purpose.encode()
     ).derive(secret.encode())
@@ -45,7 +45,7 @@ def new_secret(prefix: str, nbytes: int = 32) -> str:
 
 
 def token_hash(token: str) -> str:
-    """Tokens carry 256 random bits, so a fast hash is enough; a slow one would only cost latency."""
+    """Tokens carry 256 random bits, so a fast hash suffices; a slow one would only add latency."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -115,7 +115,7 @@ def team_in_org(session: Session, *, org_id: str, team_id: str) -> Team | None:
 
 
 def unscoped_team(session: Session, team_id: str) -> Team | None:
-    # Unscoped: resolves a path's team id; the caller then checks the principal's standing in its org.
+    # Unscoped: resolves a path's team id; the caller then checks standing in its org.
     return session.get(Team, team_id)
 
 
