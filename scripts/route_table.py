@@ -10,12 +10,13 @@ the audit action it records (the route's `name`). docs/api.md pastes this output
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from tenantry.access.catalog import Permission
 from tenantry.access.dependencies import current_principal
@@ -28,7 +29,7 @@ from tenantry.kit.http import MUTATING_METHODS
 SERVICE_RULES: dict[str, str] = {
     "organization.created": "signed-in users only; the caller becomes owner",
     "organization.ownership_transferred": "signed-in owner only; old owner becomes admin",
-    "organization.member.updated": "cannot grant or change a role above one's own; keeps the last owner",
+    "organization.member.updated": "no role above one's own; keeps the last owner",
     "organization.member.removed": "`member:remove` unless removing oneself; keeps the last owner",
     "team.member.added": "role at most one's own; user must be an org member",
     "team.member.updated": "role at most one's own; keeps the last team owner",
@@ -37,11 +38,25 @@ SERVICE_RULES: dict[str, str] = {
     "invitation.accepted": "signed in with the invited email",
     "invitation.declined": "signed in with the invited email",
     "invitation.revoked": "`member:invite` on the invitation's org or team",
-    "api_key.created": "users only; `apikey:create` on the org or the key's team; no permission beyond one's own",
+    "api_key.created": (
+        "users only; `apikey:create` on the org or the key's team; no permission beyond one's own"
+    ),
     "api_key.revoked": "`apikey:revoke` on the key's org or team",
     "organization.deleted": "body `confirm` must equal the org's slug",
     "team.deleted": "body `confirm` must equal the team's slug",
 }
+
+
+def api_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """Every APIRoute with its full path. Newer FastAPI keeps an included router as one wrapper
+    route (`_IncludedRouter`) instead of copying its routes into the app, so unwrap those too."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from api_routes(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
 
 
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
@@ -57,14 +72,14 @@ def _declared_permission(call: Any) -> Permission | None:
     return None
 
 
-def describe(route: APIRoute) -> dict[str, str]:
+def describe(path: str, route: APIRoute) -> dict[str, str]:
     calls = [d.call for d in _dependants(route.dependant)]
     permissions = [p for p in map(_declared_permission, calls) if p is not None]
     authenticated = current_principal in calls
     mutating = bool(set(route.methods) & MUTATING_METHODS)
     return {
         "method": "/".join(sorted(route.methods)),
-        "path": route.path,
+        "path": path,
         "auth": "bearer" if authenticated else "none",
         "permission": ", ".join(f"`{p.value}`" for p in permissions) or "—",
         "also checked": SERVICE_RULES.get(route.name, ""),
@@ -80,11 +95,11 @@ def main() -> None:
             secret_key="route-table-" + "x" * 32,
         )
         app = create_app(settings)
-        routes = [r for r in app.routes if isinstance(r, APIRoute)]
-        unknown = set(SERVICE_RULES) - {r.name for r in routes}
+        routes = list(api_routes(app.routes))
+        unknown = set(SERVICE_RULES) - {r.name for _, r in routes}
         if unknown:
             raise SystemExit(f"SERVICE_RULES names routes that do not exist: {sorted(unknown)}")
-        rows = [describe(r) for r in routes]
+        rows = [describe(path, r) for path, r in routes]
         app.state.db.dispose()
     headings = list(rows[0])
     print("| " + " | ".join(headings) + " |")

@@ -203,3 +203,44 @@ class Factory:
 @pytest.fixture
 def factory(client: TestClient) -> Factory:
     return Factory(client)
+
+
+def assert_problem(resp: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """`resp` is an RFC 9457 problem with `status` (and `code`); returns its body."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers
+    body = dict(resp.json())
+    for member in ("type", "title", "status", "detail", "code"):
+        assert member in body, body
+    assert body["status"] == status
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def count_rows(database: Database) -> dict[str, int]:
+    """Rows per table of the whole schema, read straight from the database."""
+    from sqlalchemy import func, select
+
+    with database.writer_engine.connect() as conn:
+        return {
+            table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in metadata.sorted_tables
+        }
+
+
+def database_contains(database: Database, needle: str) -> list[str]:
+    """Tables in which any column of any row contains `needle` (as text or as bytes)."""
+    from sqlalchemy import select
+
+    found: list[str] = []
+    with database.writer_engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                for value in row:
+                    text_value = (
+                        value.decode("latin-1") if isinstance(value, bytes) else str(value)
+                    )
+                    if needle in text_value:
+                        found.append(table.name)
+    return found

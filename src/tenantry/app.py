@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
@@ -132,6 +133,31 @@ def _install_error_handlers(app: FastAPI) -> None:
         }
         return problem_response(request, exc.status_code, body, dict(exc.headers or {}))
 
+    @app.exception_handler(IntegrityError)
+    async def on_integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Two requests raced for the same unique value; the loser's transaction wrote nothing.
+        log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        body = {
+            "type": "https://tenantry.dev/problems/conflict",
+            "title": "Conflict",
+            "status": 409,
+            "detail": "A concurrent request changed the same thing; nothing was written. Retry.",
+            "code": "concurrent_conflict",
+        }
+        return problem_response(request, 409, body)
+
+    @app.exception_handler(OperationalError)
+    async def on_database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        body = {
+            "type": "https://tenantry.dev/problems/database_unavailable",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": "The database is busy or unreachable; nothing was written. Retry.",
+            "code": "database_unavailable",
+        }
+        return problem_response(request, 503, body, {"Retry-After": "1"})
+
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -142,7 +168,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             "detail": "An unexpected error occurred; it has been logged",
             "code": "internal_error",
         }
-        return problem_response(request, 500, body)
+        # Sent from outside the request-id middleware, so the header is added here.
+        request_id = getattr(request.state, "request_id", None)
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return problem_response(request, 500, body, headers)
 
 
 def create_app(

@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 from tenantry.access.catalog import Permission
 from tenantry.access.principal import Principal
-from tenantry.access.service import authorize_org, authorize_team
+from tenantry.access.service import authorize
 from tenantry.identity import service as identity
 from tenantry.kit.errors import Unauthenticated
 from tenantry.kit.http import Ctx, CtxDep
@@ -59,7 +59,7 @@ def org_scope(permission: Permission) -> Callable[..., OrgScope]:
     def dependency(org: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> OrgScope:
         found = tenancy.resolve_org(ctx.session, principal, org)
         request.state.audit_org_id = found.id
-        authorize_org(ctx.session, principal, permission, found.id)
+        authorize(ctx.session, principal, permission, org_id=found.id)
         return OrgScope(ctx=ctx, principal=principal, org=found)
 
     return dependency
@@ -69,7 +69,7 @@ def team_scope(permission: Permission) -> Callable[..., TeamScope]:
     def dependency(team: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> TeamScope:
         found = tenancy.resolve_team(ctx.session, principal, team)
         request.state.audit_org_id, request.state.audit_team_id = found.org_id, found.id
-        authorize_team(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)
+        authorize(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)
         return TeamScope(ctx=ctx, principal=principal, team=found)
 
     return dependency

@@ -111,21 +111,25 @@ def _deny(
     )
 
 
-def authorize_org(
-    session: Session, principal: Principal, permission: Permission, org_id: str
+def authorize(
+    session: Session,
+    principal: Principal,
+    permission: Permission,
+    *,
+    org_id: str,
+    team_id: str | None = None,
 ) -> None:
-    if not is_in_org(session, principal, org_id):
-        raise NotFound("Organization not found")
-    if permission not in org_permissions(session, principal, org_id):
-        raise _deny(permission, "organization", org_id=org_id)
+    """The one authorization function: may `principal` do `permission` in this org (or team)?
 
-
-def authorize_team(
-    session: Session, principal: Principal, permission: Permission, *, org_id: str, team_id: str
-) -> None:
+    Raises NotFound when the principal has no standing in the org at all, Forbidden (naming the
+    missing permission) when it has standing but not the permission.
+    """
     if not is_in_org(session, principal, org_id):
-        raise NotFound("Team not found")
-    if permission not in team_permissions(session, principal, org_id=org_id, team_id=team_id):
+        raise NotFound("Organization not found" if team_id is None else "Team not found")
+    if team_id is None:
+        if permission not in org_permissions(session, principal, org_id):
+            raise _deny(permission, "organization", org_id=org_id)
+    elif permission not in team_permissions(session, principal, org_id=org_id, team_id=team_id):
         raise _deny(permission, "team", org_id=org_id, team_id=team_id)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.access.catalog import Permission
 from tenantry.access.principal import Principal
-from tenantry.access.service import authorize_org
+from tenantry.access.service import authorize
 from tenantry.audit import repository
 from tenantry.audit.models import AuditEvent
 from tenantry.kit.http import Ctx, Origin
@@ -109,5 +109,5 @@ def list_events(
     filters: repository.EventFilters,
     page: PageRequest,
 ) -> Page[AuditEvent]:
-    authorize_org(session, principal, Permission.AUDIT_READ, org_id)
+    authorize(session, principal, Permission.AUDIT_READ, org_id=org_id)
     return repository.list_for_org(session, org_id=org_id, filters=filters, page=page)

@@ -1,17 +1,73 @@
-"""The `tenantry` command line (placeholder wiring; the full command set goes through the SDK)."""
+"""The `tenantry` command line. `serve` and `migrate` run the server here; every other command
+talks to a server through the SDK (`tenantry.client`), exactly as any other API client would.
+
+Failures end with one line on stderr and a non-zero exit code (see docs/cli.md), never a
+traceback: they are raised as exceptions anywhere below and turned into that line in one place,
+`TenantryGroup.invoke`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
+from tenantry.cli import account, apikeys, audit, invites, orgs, teams
+from tenantry.cli.config import ConfigError
+from tenantry.cli.connection import NotSignedIn
+from tenantry.cli.output import (
+    EXIT_API_ERROR,
+    EXIT_UNAUTHENTICATED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    JsonFlag,
+    done,
+)
+from tenantry.client import ConnectionFailed, TenantryError, Unauthenticated
 from tenantry.config import Settings
 from tenantry.runtime import migrate as run_migrate
 from tenantry.runtime import serve as run_serve
 
+SIGN_IN_HINT = "run `tenantry login --server URL --email EMAIL`"
+
+
+def _fail(message: str, exit_code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(exit_code)
+
+
+def _api_failure(exc: TenantryError) -> NoReturn:
+    if isinstance(exc, ConnectionFailed):
+        _fail(exc.detail, EXIT_UNREACHABLE)
+    line = f"{exc.status} {exc.code}: {exc.detail or exc.title}"
+    if isinstance(exc, Unauthenticated):
+        _fail(f"{line} ({SIGN_IN_HINT})", EXIT_UNAUTHENTICATED)
+    _fail(line, EXIT_API_ERROR)
+
+
+class TenantryGroup(TyperGroup):
+    """The root command group: subcommands run inside its `invoke`, so it sees every failure."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TenantryError as exc:
+            _api_failure(exc)
+        except NotSignedIn:
+            _fail(f"not signed in; {SIGN_IN_HINT}", EXIT_UNAUTHENTICATED)
+        except CliError as exc:
+            _fail(str(exc), exc.exit_code)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_USAGE)
+
+
 app = typer.Typer(
-    no_args_is_help=True, help="Tenantry: teams, roles, quotas, billing and audit for AI platforms."
+    cls=TenantryGroup,
+    no_args_is_help=True,
+    help="Tenantry: teams, roles, quotas, billing and audit for AI platforms.",
+    pretty_exceptions_show_locals=False,
 )
 
 
@@ -29,10 +85,22 @@ def serve(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(json_output: JsonFlag = False) -> None:
     """Apply database migrations to TENANTRY_DATABASE_URL (or the embedded SQLite database)."""
     url = run_migrate(Settings())
-    typer.echo(f"Migrated {url.split('@')[-1]}")
+    where = url.split("@")[-1]  # never print a password embedded in the URL
+    done(json_output, f"Migrated {where}", {"migrated": where})
+
+
+# After serve and migrate, so `tenantry --help` lists the commands in the order people meet them.
+app.command("login")(account.login)
+app.command("logout")(account.logout)
+app.command("whoami")(account.whoami)
+app.add_typer(orgs.app, name="org")
+app.add_typer(teams.app, name="team")
+app.add_typer(invites.app, name="invite")
+app.add_typer(apikeys.app, name="apikey")
+app.add_typer(audit.app, name="audit")
 
 
 def run() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from tenantry.kit.schemas import Email, Input, Name, Output, Password
 
@@ -94,7 +94,8 @@ class ApiKeyCreateIn(Input):
     name: Name
     team_id: str | None = Field(default=None, max_length=40)
     permissions: list[str] | None = Field(default=None, max_length=100)
-    expires_at: datetime | None = None
+    # Aware only: a naive time is ambiguous (and cannot be compared with the clock).
+    expires_at: AwareDatetime | None = None
 
 
 class ApiKeyOut(Output):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.access.catalog import Permission, is_known_permission
 from tenantry.access.principal import Principal
-from tenantry.access.service import authorize_org, authorize_team, can, is_in_org
+from tenantry.access.service import authorize, can, is_in_org
 from tenantry.audit import service as audit
 from tenantry.identity import repository
 from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
@@ -348,11 +348,9 @@ def create_api_key(
             "API keys cannot create API keys; sign in as a user", code="api_key_cannot_mint"
         )
     if team_id is None:
-        authorize_org(ctx.session, principal, Permission.APIKEY_CREATE, org_id)
+        authorize(ctx.session, principal, Permission.APIKEY_CREATE, org_id=org_id)
     else:
-        authorize_team(
-            ctx.session, principal, Permission.APIKEY_CREATE, org_id=org_id, team_id=team_id
-        )
+        authorize(ctx.session, principal, Permission.APIKEY_CREATE, org_id=org_id, team_id=team_id)
     chosen: list[str] | None = None
     if permissions is not None:
         unknown = sorted({p for p in permissions if not is_known_permission(p)})
@@ -405,7 +403,7 @@ def create_api_key(
 def list_api_keys(
     session: Session, principal: Principal, *, org_id: str, page: PageRequest
 ) -> Page[ApiKey]:
-    authorize_org(session, principal, Permission.APIKEY_READ, org_id)
+    authorize(session, principal, Permission.APIKEY_READ, org_id=org_id)
     return repository.api_keys_of_org(session, org_id=org_id, page=page)
 
 
@@ -414,9 +412,9 @@ def revoke_api_key(ctx: Ctx, principal: Principal, key_id: str) -> ApiKey:
     if key is None or not is_in_org(ctx.session, principal, key.org_id):
         raise NotFound("API key not found")
     if key.team_id is None:
-        authorize_org(ctx.session, principal, Permission.APIKEY_REVOKE, key.org_id)
+        authorize(ctx.session, principal, Permission.APIKEY_REVOKE, org_id=key.org_id)
     else:
-        authorize_team(
+        authorize(
             ctx.session, principal, Permission.APIKEY_REVOKE, org_id=key.org_id, team_id=key.team_id
         )
     if key.revoked_at is None:

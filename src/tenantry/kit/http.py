@@ -56,7 +56,9 @@ class Ctx:
         else:
             raw = json.dumps(body, default=str).encode()
         if self.idempotency_record is not None:
-            idempotency.store_response(self.idempotency_record, status, raw)
+            idempotency.store_response(
+                self.idempotency_record, status, raw, secret=self.settings.server_secret()
+            )
         self.session.commit()
         self.committed = True
         if status == 204:
@@ -117,6 +119,7 @@ def unit_of_work(
                 fingerprint=fingerprint,
                 now=ctx.clock.now(),
                 ttl=timedelta(seconds=ctx.settings.idempotency_ttl_seconds),
+                secret=ctx.settings.server_secret(),
             )
         yield ctx
     finally:

@@ -4,12 +4,19 @@ The record is inserted in the same transaction as the work it guards. A concurre
 therefore waits on the unique index (PostgreSQL) or on the write lock (SQLite) until the first
 commits, then finds the stored response and replays it: twenty duplicates create one thing.
 If the first request fails, its transaction (and the record) rolls back and a retry runs afresh.
+Stored responses can carry secrets shown once (API keys, tokens), so they are kept encrypted with
+a key derived from the server secret, never in the clear.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from datetime import datetime, timedelta
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from tenantry.kit.db import Base, UTCDateTime
 from tenantry.kit.errors import Conflict, Unprocessable
 from tenantry.kit.ids import new_id
+from tenantry.kit.security import derive_key
 
 MAX_KEY_LENGTH = 255
 
@@ -63,6 +71,28 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
+def _cipher(secret: str) -> AESGCM:
+    return AESGCM(derive_key(secret, "idempotency-responses"))
+
+
+def _bound_to(record: IdempotencyRecord) -> bytes:
+    # A stored body only decrypts for the record it was written for.
+    return f"{record.scope}\n{record.key}".encode()
+
+
+def _seal(record: IdempotencyRecord, body: bytes, secret: str) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + _cipher(secret).encrypt(nonce, body, _bound_to(record))
+
+
+def _unseal(record: IdempotencyRecord, stored: bytes, secret: str) -> bytes | None:
+    try:
+        return _cipher(secret).decrypt(stored[:12], stored[12:], _bound_to(record))
+    except (InvalidTag, ValueError):
+        return None  # written under another server secret
+
+
 def _existing(session: Session, scope: str, key: str) -> IdempotencyRecord | None:
     return session.scalars(
         select(IdempotencyRecord).where(
@@ -71,7 +101,7 @@ def _existing(session: Session, scope: str, key: str) -> IdempotencyRecord | Non
     ).first()
 
 
-def _answer_from(record: IdempotencyRecord, fingerprint: str) -> Exception:
+def _answer_from(record: IdempotencyRecord, fingerprint: str, secret: str) -> Exception:
     if record.request_hash != fingerprint:
         return Unprocessable(
             "This Idempotency-Key was used with a different request",
@@ -82,11 +112,24 @@ def _answer_from(record: IdempotencyRecord, fingerprint: str) -> Exception:
             "A request with this Idempotency-Key is still in progress",
             code="idempotency_in_progress",
         )
-    return Replay(record.status_code, record.response_body)
+    body = _unseal(record, record.response_body, secret)
+    if body is None:
+        return Conflict(
+            "The stored response of this Idempotency-Key cannot be read; use a new key",
+            code="idempotency_key_unreadable",
+        )
+    return Replay(record.status_code, body)
 
 
 def claim(
-    session: Session, *, scope: str, key: str, fingerprint: str, now: datetime, ttl: timedelta
+    session: Session,
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    ttl: timedelta,
+    secret: str,
 ) -> IdempotencyRecord:
     """Claim `key` for this request, or raise Replay / a problem if it was used before."""
     if not key or len(key) > MAX_KEY_LENGTH:
@@ -99,7 +142,7 @@ def claim(
         session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
         record = None
     if record is not None:
-        raise _answer_from(record, fingerprint)
+        raise _answer_from(record, fingerprint, secret)
     record = IdempotencyRecord(
         id=new_id("idem"), scope=scope, key=key, request_hash=fingerprint, created_at=now
     )
@@ -116,10 +159,12 @@ def claim(
                 "A request with this Idempotency-Key was in progress; retry",
                 code="idempotency_in_progress",
             ) from None
-        raise _answer_from(winner, fingerprint) from None
+        raise _answer_from(winner, fingerprint, secret) from None
     return record
 
 
-def store_response(record: IdempotencyRecord, status_code: int, body: bytes) -> None:
+def store_response(
+    record: IdempotencyRecord, status_code: int, body: bytes, *, secret: str
+) -> None:
     record.status_code = status_code
-    record.response_body = body
+    record.response_body = _seal(record, body, secret)

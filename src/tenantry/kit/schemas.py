@@ -7,9 +7,10 @@ string; responses are built from ORM rows.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+import math
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -20,8 +21,34 @@ Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 SETTINGS_MAX_BYTES = 16_384
 
 
+def check_storable(value: Any) -> None:
+    """Refuse what strict JSON or PostgreSQL cannot hold (NaN/Infinity, NUL characters), which
+    Python's JSON parser lets through; walked without recursion, so depth cannot crash it."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("text must not contain NUL characters")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError("numbers must be finite")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            pending.extend(item)
+        elif isinstance(item, BaseModel):
+            pending.extend(item.__dict__.values())
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+    @model_validator(mode="after")
+    def _only_storable_values(self) -> Self:
+        check_storable(list(self.__dict__.values()))
+        return self
 
 
 class Output(BaseModel):

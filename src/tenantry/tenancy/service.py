@@ -20,8 +20,7 @@ from tenantry.access.catalog import (
 )
 from tenantry.access.principal import Principal
 from tenantry.access.service import (
-    authorize_org,
-    authorize_team,
+    authorize,
     effective_team_role,
     is_in_org,
     org_role,
@@ -210,7 +209,7 @@ def update_org(
     ctx: Ctx, principal: Principal, org: Organization, changes: dict[str, Any]
 ) -> Organization:
     if "plan" in changes:
-        authorize_org(ctx.session, principal, Permission.BILLING_MANAGE, org.id)
+        authorize(ctx.session, principal, Permission.BILLING_MANAGE, org_id=org.id)
         check_plan(changes["plan"])
     if "slug" in changes:
         check_slug(changes["slug"])
@@ -284,7 +283,7 @@ def transfer_ownership(
 def list_org_members(
     session: Session, principal: Principal, org: Organization, page: PageRequest
 ) -> Page[OrgMembership]:
-    authorize_org(session, principal, Permission.MEMBER_READ, org.id)
+    authorize(session, principal, Permission.MEMBER_READ, org_id=org.id)
     return repository.org_members(session, org_id=org.id, page=page)
 
 
@@ -333,7 +332,7 @@ def remove_org_member(ctx: Ctx, principal: Principal, org: Organization, *, user
     repository.lock_org(ctx.session, org_id=org.id)
     user = resolve_member(ctx.session, org_id=org.id, ref=user_ref)
     if user.id != principal.user_id or principal.kind != "user":
-        authorize_org(ctx.session, principal, Permission.MEMBER_REMOVE, org.id)
+        authorize(ctx.session, principal, Permission.MEMBER_REMOVE, org_id=org.id)
     membership = repository.org_membership(ctx.session, org_id=org.id, user_id=user.id)
     assert membership is not None
     if user.id != principal.user_id:
@@ -604,7 +603,7 @@ def remove_team_member(ctx: Ctx, principal: Principal, team: Team, *, user_ref: 
     repository.lock_org(ctx.session, org_id=team.org_id)
     membership = _team_member(ctx, team, user_ref)
     if membership.user_id != principal.user_id or principal.kind != "user":
-        authorize_team(
+        authorize(
             ctx.session, principal, Permission.MEMBER_REMOVE, org_id=team.org_id, team_id=team.id
         )
         _check_team_role_grant(ctx, principal, team, TeamRole(membership.role))
@@ -675,9 +674,7 @@ def create_invitation(
         team = repository.team_in_org(ctx.session, org_id=org.id, team_id=team_id)
         if team is None:
             raise NotFound("Team not found")
-        authorize_team(
-            ctx.session, principal, Permission.MEMBER_INVITE, org_id=org.id, team_id=team.id
-        )
+        authorize(ctx.session, principal, Permission.MEMBER_INVITE, org_id=org.id, team_id=team.id)
         role = _parse_team_role(role_name).value
         _check_team_role_grant(ctx, principal, team, TeamRole(role))
         invitee = repository.user_by_ref(ctx.session, normalized)
@@ -686,7 +683,7 @@ def create_invitation(
         ):
             raise Conflict("Already a member of this team", code="already_member")
     else:
-        authorize_org(ctx.session, principal, Permission.MEMBER_INVITE, org.id)
+        authorize(ctx.session, principal, Permission.MEMBER_INVITE, org_id=org.id)
         org_level = _parse_org_role(role_name)
         _check_org_role_grant(ctx, principal, org.id, org_level)
         role = org_level.value
@@ -719,8 +716,11 @@ def list_invitations(
 
 def _open_invitation(ctx: Ctx, principal: Principal, token: str) -> tuple[Invitation, User]:
     invitation = repository.invitation_by_token_hash(ctx.session, token_hash(token))
-    if invitation is None:
-        raise NotFound("Invitation not found")
+    user = repository.user_by_ref(ctx.session, principal.user_id)
+    # Someone else's invitation answers like one that does not exist (404, never 403): a token
+    # must not tell a stranger, or another tenant, that it is live, used or expired.
+    if invitation is None or user is None or user.email_normalized != invitation.email_normalized:
+        raise NotFound("Invitation not found; it may have been sent to another email address")
     if invitation.status != "pending":
         raise Gone(
             f"This invitation was already {invitation.status}",
@@ -730,14 +730,6 @@ def _open_invitation(ctx: Ctx, principal: Principal, token: str) -> tuple[Invita
         raise Gone("This invitation has expired", code="invitation_expired")
     if principal.kind != "user":
         raise Forbidden("Invitations are answered by signed-in users", code="users_only")
-    user = repository.user_by_ref(ctx.session, principal.user_id)
-    assert user is not None
-    if user.email_normalized != invitation.email_normalized:
-        raise Forbidden(
-            "This invitation was sent to a different email address",
-            code="invitation_email_mismatch",
-            org_id=invitation.org_id,
-        )
     return invitation, user
 
 
@@ -799,9 +791,9 @@ def revoke_invitation(ctx: Ctx, principal: Principal, invitation_id: str) -> Inv
     if invitation is None or not is_in_org(ctx.session, principal, invitation.org_id):
         raise NotFound("Invitation not found")
     if invitation.team_id is None:
-        authorize_org(ctx.session, principal, Permission.MEMBER_INVITE, invitation.org_id)
+        authorize(ctx.session, principal, Permission.MEMBER_INVITE, org_id=invitation.org_id)
     else:
-        authorize_team(
+        authorize(
             ctx.session,
             principal,
             Permission.MEMBER_INVITE,

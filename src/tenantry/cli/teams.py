@@ -1,0 +1,171 @@
+"""`tenantry team ...`: teams and their members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tenantry.cli import connection
+from tenantry.cli.output import (
+    EXIT_API_ERROR,
+    CliError,
+    JsonFlag,
+    done,
+    print_record,
+    print_table,
+    show,
+)
+from tenantry.client import Client
+from tenantry.client.models import Team, TeamMember
+
+app = typer.Typer(no_args_is_help=True, help="Create and inspect teams; manage their members.")
+
+TEAM_ROLES = "owner, admin, editor (alias developer) or viewer"
+TEAM_HELP = "Team id, or ORG/TEAM-SLUG."
+TeamArg = Annotated[str, typer.Argument(help=TEAM_HELP, show_default=False)]
+TEAM_FIELDS = ["id", "slug", "name", "description", "org_id", "parent_team_id", "created_at"]
+
+
+def resolve_team(api: Client, ref: str) -> str:
+    """A team's id from an id or from `org/slug`, the form people remember."""
+    org, sep, slug = ref.partition("/")
+    if not sep:
+        return ref
+    for team in api.iter_teams(org):
+        if team.slug == slug:
+            return team.id
+    raise CliError(f"no team {slug!r} in organization {org!r}", exit_code=EXIT_API_ERROR)
+
+
+@app.command("create")
+def create(
+    org: Annotated[str, typer.Argument(help="Organization id or slug.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="Display name.", show_default=False)],
+    description: Annotated[
+        str | None, typer.Option("--description", help="What the team does.")
+    ] = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help=f"Parent team: {TEAM_HELP}")
+    ] = None,
+    slug: Annotated[
+        str | None, typer.Option("--slug", help="URL name; made from NAME when left out.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Create a team in an organization."""
+    with connection.signed_in() as api:
+        parent_id = resolve_team(api, parent) if parent else None
+        team = api.create_team(
+            org, name, slug=slug, description=description, parent_team_id=parent_id
+        )
+    show(team, json_output, lambda: print_record(team, TEAM_FIELDS))
+
+
+def _team_rows(teams: list[Team]) -> None:
+    print_table(
+        teams,
+        [
+            ("SLUG", lambda t: t.slug),
+            ("NAME", lambda t: t.name),
+            ("PARENT", lambda t: t.parent_team_id),
+            ("ID", lambda t: t.id),
+        ],
+        empty="No teams.",
+    )
+
+
+@app.command("list")
+def list_(
+    org: Annotated[str, typer.Argument(help="Organization id or slug.", show_default=False)],
+    json_output: JsonFlag = False,
+) -> None:
+    """List the teams of an organization."""
+    with connection.signed_in() as api:
+        teams = list(api.iter_teams(org))
+    show(teams, json_output, lambda: _team_rows(teams))
+
+
+@app.command("show")
+def show_(team: TeamArg, json_output: JsonFlag = False) -> None:
+    """Show one team."""
+    with connection.signed_in() as api:
+        found = api.get_team(resolve_team(api, team))
+    show(found, json_output, lambda: print_record(found, [*TEAM_FIELDS, "settings"]))
+
+
+@app.command("delete")
+def delete(
+    team: TeamArg,
+    confirm: Annotated[
+        str, typer.Option("--confirm", help="The team's slug, typed back.", show_default=False)
+    ],
+    json_output: JsonFlag = False,
+) -> None:
+    """Delete a team (owners only)."""
+    with connection.signed_in() as api:
+        team_id = resolve_team(api, team)
+        api.delete_team(team_id, confirm=confirm)
+    done(json_output, f"Deleted team {team}.", {"deleted": "team", "team": team_id})
+
+
+def _member_rows(members: list[TeamMember]) -> None:
+    print_table(
+        members,
+        [
+            ("EMAIL", lambda m: m.email),
+            ("NAME", lambda m: m.full_name or m.username),
+            ("ROLE", lambda m: m.role),
+            ("JOINED", lambda m: m.joined_at),
+            ("USER ID", lambda m: m.user_id),
+        ],
+        empty="No members.",
+        keep_whole=("EMAIL",),
+    )
+
+
+@app.command("members")
+def members(team: TeamArg, json_output: JsonFlag = False) -> None:
+    """List the members of a team and their roles."""
+    with connection.signed_in() as api:
+        found = list(api.iter_team_members(resolve_team(api, team)))
+    show(found, json_output, lambda: _member_rows(found))
+
+
+@app.command("add-member")
+def add_member(
+    team: TeamArg,
+    email: Annotated[
+        str,
+        typer.Argument(help="Email (or user id) of an organization member.", show_default=False),
+    ],
+    role: Annotated[
+        str, typer.Option("--role", help=f"Team role: {TEAM_ROLES}.", show_default=False)
+    ],
+    json_output: JsonFlag = False,
+) -> None:
+    """Add a member of the organization to a team."""
+    with connection.signed_in() as api:
+        member = api.add_team_member(resolve_team(api, team), email, role=role)
+    show(
+        member,
+        json_output,
+        lambda: typer.echo(f"Added {member.email} to team {team} as {member.role}."),
+    )
+
+
+@app.command("remove-member")
+def remove_member(
+    team: TeamArg,
+    email: Annotated[str, typer.Argument(help="Email or user id.", show_default=False)],
+    json_output: JsonFlag = False,
+) -> None:
+    """Remove someone from a team (they stay in the organization)."""
+    with connection.signed_in() as api:
+        team_id = resolve_team(api, team)
+        api.remove_team_member(team_id, email)
+    done(
+        json_output,
+        f"Removed {email} from team {team}.",
+        {"removed": email, "team": team_id},
+    )

@@ -1,0 +1,125 @@
+"""Requests described as data, so the sync and async clients share one definition of the API.
+
+Each route of the API is written once, in `tenantry.client.api`, as a method that returns a
+`Call`: method, path, query, body and how to read the answer. It does no I/O. The `endpoint` and
+`paged` descriptors turn such a method into what the caller sees: on a `Client` it sends the call
+and returns the result; on an `AsyncClient` it returns a coroutine; `paged` turns a list call into
+an iterator (sync) or async iterator over every item of every page. The descriptors' overloads
+keep those types exact for mypy and editors.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from tenantry.client.models import Page
+
+if TYPE_CHECKING:
+    from tenantry.client.aio import AsyncClient
+    from tenantry.client.sync import Client
+
+P = ParamSpec("P")
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+# What a successful call does to the client's own credentials.
+SessionEffect = Literal["adopt", "forget"]
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    auth: bool = True
+    idempotency_key: str | None = None
+    session: SessionEffect | None = None
+
+    def page_after(self, cursor: str) -> Call[T]:
+        return replace(self, params={**self.params, "cursor": cursor})
+
+
+def model(cls: type[M]) -> Callable[[httpx.Response], M]:
+    def parse(response: httpx.Response) -> M:
+        return cls.model_validate(response.json())
+
+    return parse
+
+
+def nothing(response: httpx.Response) -> None:
+    return None
+
+
+def text(response: httpx.Response) -> str:
+    return response.text
+
+
+def segment(value: str) -> str:
+    """A path segment; ids are safe already, but emails and slugs typed by people may not be."""
+    return quote(value, safe="@")
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """A body or query of the given values, leaving out those not given (None)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+class endpoint(Generic[P, T]):  # lower case: it is used as a decorator
+    """Decorates a method returning `Call[T]`; see the module docstring."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self.__name__ = build.__name__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> endpoint[P, T]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type[Any]) -> Callable[P, T]: ...
+    @overload
+    def __get__(
+        self, obj: AsyncClient, owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        build = self.build
+
+        @functools.wraps(build)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return obj._send(build(obj, *args, **kwargs))
+
+        return bound
+
+
+class paged(Generic[P, T]):  # lower case: used like a decorator
+    """Every item of every page of a list endpoint, fetched one page at a time as needed."""
+
+    def __init__(self, listing: endpoint[P, Page[T]]) -> None:
+        self.build = listing.build
+        self.__doc__ = f"Iterate over every item of `{listing.__name__}`, page after page."
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> paged[P, T]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type[Any]) -> Callable[P, Iterator[T]]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        build = self.build
+
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return obj._iterate(build(obj, *args, **kwargs))
+
+        return bound

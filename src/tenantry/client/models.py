@@ -1,0 +1,218 @@
+"""Typed results of the SDK.
+
+These mirror the server's response bodies but are the client's own: they keep fields that a newer
+server adds (`extra="allow"`) instead of failing on them, so an older SDK keeps working against a
+newer server, and `model_dump(mode="json")` gives back what the server sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Page(Result, Generic[T]):
+    """One page of a list; pass `next_cursor` back as `cursor` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+# ---- identity ----
+
+
+class User(Result):
+    id: str
+    email: str
+    username: str
+    full_name: str
+    status: str
+    created_at: datetime
+
+
+class Tokens(Result):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    expires_at: datetime
+    refresh_token: str
+    session_id: str
+    user: User
+
+
+class Session(Result):
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    ip: str | None = None
+    user_agent: str | None = None
+    current: bool = False
+
+
+class OrgMembership(Result):
+    org_id: str
+    org_slug: str
+    org_name: str
+    role: str
+
+
+class TeamMembership(Result):
+    team_id: str
+    org_id: str
+    team_name: str
+    role: str
+
+
+class Me(Result):
+    user: User
+    principal_type: str
+    api_key_id: str | None = None
+    organizations: list[OrgMembership] = Field(default_factory=list)
+    teams: list[TeamMembership] = Field(default_factory=list)
+
+
+class ApiKey(Result):
+    id: str
+    org_id: str
+    team_id: str | None = None
+    name: str
+    display_prefix: str
+    permissions: list[str] | None = None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKey):
+    secret: str
+
+
+# ---- tenancy ----
+
+
+class Org(Result):
+    id: str
+    name: str
+    slug: str
+    plan: str
+    billing_email: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class InvitationLink(Result):
+    id: str
+    email: str
+    role: str
+    token: str
+    url: str
+    expires_at: datetime
+
+
+class OrgCreated(Org):
+    owner_invitation: InvitationLink | None = None
+
+
+class OrgMember(Result):
+    user_id: str
+    email: str
+    username: str
+    full_name: str
+    role: str
+    joined_at: datetime
+
+
+class Team(Result):
+    id: str
+    org_id: str
+    name: str
+    slug: str
+    description: str = ""
+    parent_team_id: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class TeamMember(Result):
+    user_id: str
+    team_id: str
+    email: str
+    username: str
+    full_name: str
+    role: str
+    joined_at: datetime
+
+
+class Invitation(Result):
+    id: str
+    org_id: str
+    team_id: str | None = None
+    email: str
+    role: str
+    status: str
+    invited_by: str | None = None
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None = None
+
+
+class InvitationCreated(Invitation):
+    token: str
+    url: str
+
+
+class Onboarded(Result):
+    organization: Org
+    team: Team
+    user_id: str
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+# ---- audit ----
+
+
+class AuditEvent(Result):
+    id: str
+    org_id: str | None = None
+    team_id: str | None = None
+    actor_type: str
+    actor_id: str | None = None
+    action: str
+    target_type: str | None = None
+    target_id: str | None = None
+    result: str
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    occurred_at: datetime
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- operations ----
+
+
+class Health(Result):
+    status: str
+    version: str | None = None
+
+
+class Readiness(Result):
+    status: str
+    database: str | None = None
