@@ -238,9 +238,7 @@ def database_contains(database: Database, needle: str) -> list[str]:
         for table in metadata.sorted_tables:
             for row in conn.execute(select(table)):
                 for value in row:
-                    text_value = (
-                        value.decode("latin-1") if isinstance(value, bytes) else str(value)
-                    )
+                    text_value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
                     if needle in text_value:
                         found.append(table.name)
     return found

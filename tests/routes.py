@@ -1,4 +1,4 @@
-"""The route table the generated suites walk (test_isolation, test_role_matrix, test_audit_coverage).
+"""The route table the generated suites walk: test_isolation, test_role_matrix, test_audit_coverage.
 
 For every route of the app, keyed by (method, path template): how to make a valid request (path
 parameters and a JSON body, built from a seeded `World`), who may make it (`rule`: a permission of
@@ -25,7 +25,16 @@ from httpx import Response
 from sqlalchemy import func, select
 
 from conftest import PASSWORD, Factory, Tenant, bearer
-from tenantry.access.catalog import Permission
+from tenantry.access.catalog import (
+    ORG_MEMBER_PERMISSIONS,
+    ORG_ROLE_AS_TEAM_ROLE,
+    TEAM_ROLE_PERMISSIONS,
+    TEAM_ROLE_RANK,
+    OrgRole,
+    Permission,
+    TeamRole,
+    org_role_permissions,
+)
 from tenantry.app import create_app
 from tenantry.audit.models import AuditEvent
 from tenantry.config import Settings
@@ -189,6 +198,51 @@ class World:
         return self.owner.headers
 
 
+# ---- the built-in roles, and what the catalog gives them ----
+
+
+@dataclass(frozen=True)
+class Role:
+    org_role: OrgRole
+    team_role: TeamRole | None = None  # on the org's default team
+
+    def granted(self, scope: str | None) -> frozenset[Permission]:
+        """What the catalog gives this role in the org, or on the default team."""
+        if scope == "org":
+            return org_role_permissions(self.org_role)
+        found = set(ORG_MEMBER_PERMISSIONS)
+        as_team = ORG_ROLE_AS_TEAM_ROLE[self.org_role]
+        for team_role in (as_team, self.team_role):
+            if team_role is not None:
+                found |= TEAM_ROLE_PERMISSIONS[team_role]
+        return frozenset(found)
+
+    def team_rank(self) -> int:
+        """The rank of the highest team role held on the default team, directly or via the org."""
+        held = [r for r in (ORG_ROLE_AS_TEAM_ROLE[self.org_role], self.team_role) if r]
+        return max((TEAM_ROLE_RANK[r] for r in held), default=0)
+
+
+# Weakest first.
+ROLES: dict[str, Role] = {
+    "org member": Role(OrgRole.MEMBER),
+    "team viewer": Role(OrgRole.MEMBER, TeamRole.VIEWER),
+    "team editor": Role(OrgRole.MEMBER, TeamRole.EDITOR),
+    "team admin": Role(OrgRole.MEMBER, TeamRole.ADMIN),
+    "team owner": Role(OrgRole.MEMBER, TeamRole.OWNER),
+    "org admin": Role(OrgRole.ADMIN),
+    "org owner": Role(OrgRole.OWNER),
+}
+
+
+def actor(world: World, role: Role) -> Account:
+    if role.org_role is OrgRole.OWNER:
+        return world.owner
+    return world.join(
+        org_role=role.org_role.value, team_role=role.team_role.value if role.team_role else None
+    )
+
+
 # ---- the table ----
 
 # Where a path parameter's value comes from, by the parameter's name.
@@ -282,7 +336,9 @@ CASES = [
     _case("GET", "/me/sessions", SELF),
     _case("DELETE", "/me/sessions/{session_id}", SELF),
     # API keys
-    _case("POST", "/orgs/{org}/api-keys", P.APIKEY_CREATE, scope="org", body=lambda w: {"name": "ci"}),
+    _case(
+        "POST", "/orgs/{org}/api-keys", P.APIKEY_CREATE, scope="org", body=lambda w: {"name": "ci"}
+    ),
     _case("GET", "/orgs/{org}/api-keys", P.APIKEY_READ, scope="org"),
     _case("DELETE", "/api-keys/{key_id}", P.APIKEY_REVOKE, scope="org"),
     # organizations
@@ -434,10 +490,19 @@ def route_id(key: RouteKey) -> str:
     return f"{key[0]} {key[1]}"
 
 
-def keys_where(predicate: Callable[[RouteCase], bool]) -> list[RouteKey]:
-    """Route keys for a parametrization: those whose case matches, plus every route of the app
-    that has no entry yet (its test fails, telling what to add)."""
-    return [k for k in ALL_KEYS if k not in ROUTES or predicate(ROUTES[k])]
+def keys_where(
+    predicate: Callable[[RouteCase], bool],
+    *,
+    unknown: Callable[[RouteKey], bool] = lambda key: False,
+) -> list[RouteKey]:
+    """Route keys for a parametrization: those whose case matches `predicate`, plus the routes of
+    the app that have no entry in CASES yet and match `unknown` (their test fails, saying what to
+    add)."""
+    return [k for k in ALL_KEYS if (predicate(ROUTES[k]) if k in ROUTES else unknown(k))]
+
+
+def is_mutating(key: RouteKey) -> bool:
+    return key[0] in MUTATING_METHODS
 
 
 def case_for(key: RouteKey) -> RouteCase:

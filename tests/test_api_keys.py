@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from conftest import Factory, Tenant, assert_problem, bearer, count_rows, database_contains
 from tenantry.identity.models import ApiKey

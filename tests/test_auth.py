@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -9,6 +10,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,7 +20,7 @@ from sqlalchemy import select
 
 from conftest import PASSWORD, assert_problem, bearer, count_rows, database_contains
 from tenantry.config import Settings
-from tenantry.identity.models import RefreshToken
+from tenantry.identity.models import LoginThrottle, RefreshToken
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.kit.security import public_key_pem, signing_key
@@ -164,6 +166,36 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(client: TestCl
     assert refresh(client, other["refresh_token"]).status_code == 200
 
 
+def test_concurrent_refreshes_of_one_token_never_fork_the_family(
+    app: FastAPI, client: TestClient
+) -> None:
+    body = signup(client, "gus@example.com")
+
+    async def race() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as ac:
+            return list(
+                await asyncio.gather(
+                    *(
+                        ac.post(
+                            "/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]}
+                        )
+                        for _ in range(10)
+                    )
+                )
+            )
+
+    answers = asyncio.run(race())
+    assert all(a.status_code in (200, 401) for a in answers), [a.text for a in answers]
+    winners = [a.json() for a in answers if a.status_code == 200]
+    assert len(winners) <= 1, "one refresh token was exchanged more than once"
+    # Presenting it more than once is reuse: the family is revoked, the winner's tokens too.
+    if len(answers) - len(winners) > 0:
+        for won in winners:
+            assert_problem(refresh(client, won["refresh_token"]), 401)
+            assert_problem(me(client, won["access_token"]), 401)
+
+
 def test_unknown_refresh_token_is_401(client: TestClient) -> None:
     assert_problem(refresh(client, "tnr_made-up"), 401, "invalid_refresh_token")
 
@@ -202,6 +234,45 @@ def test_revoking_a_session_takes_effect_on_the_next_request(client: TestClient)
     assert [s["id"] for s in listed.json()["items"]] == [first["session_id"]]
 
 
+def test_password_change_applies_the_policy_and_ends_other_sessions(client: TestClient) -> None:
+    here = signup(client, "pam@example.com")
+    there = login(client, "pam@example.com").json()
+    url = "/api/v1/me/password"
+    weak = client.post(
+        url,
+        headers=bearer(here["access_token"]),
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
+    assert_problem(weak, 422)
+    wrong = client.post(
+        url,
+        headers=bearer(here["access_token"]),
+        json={"current_password": "not my password", "new_password": "a new long passphrase"},
+    )
+    assert_problem(wrong, 401)
+    assert me(client, there["access_token"]).status_code == 200
+    changed = client.post(
+        url,
+        headers=bearer(here["access_token"]),
+        json={"current_password": PASSWORD, "new_password": "a new long passphrase"},
+    )
+    assert changed.status_code == 204, changed.text
+    assert me(client, here["access_token"]).status_code == 200
+    assert_problem(me(client, there["access_token"]), 401)
+    assert_problem(refresh(client, there["refresh_token"]), 401)
+    assert_problem(login(client, "pam@example.com"), 401)
+    assert login(client, "pam@example.com", "a new long passphrase").status_code == 200
+
+
+def test_refresh_token_ends_with_its_session(client: TestClient, clock: FrozenClock) -> None:
+    body = signup(client, "ray@example.com")
+    clock.advance(days=29)
+    kept = refresh(client, body["refresh_token"])
+    assert kept.status_code == 200, kept.text
+    clock.advance(days=1)
+    assert_problem(refresh(client, kept.json()["refresh_token"]), 401, "session_ended")
+
+
 def test_cannot_revoke_someone_elses_session(client: TestClient) -> None:
     judy = signup(client, "judy@example.com")
     mallory = signup(client, "mallory@example.com")
@@ -238,6 +309,39 @@ def test_failed_logins_lock_the_account_until_the_clock_moves(
     # A success clears the count: one more failure does not lock again.
     assert_problem(login(client, "kim@example.com", "wrong password here"), 401)
     assert login(client, "kim@example.com").status_code == 200
+
+
+def test_concurrent_failed_logins_are_all_counted(
+    app: FastAPI, client: TestClient, database: Database
+) -> None:
+    signup(client, "pat@example.com")
+
+    async def guesses() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as ac:
+            return list(
+                await asyncio.gather(
+                    *(
+                        ac.post(
+                            "/api/v1/auth/login",
+                            json={"email": "pat@example.com", "password": f"guess number {i}"},
+                        )
+                        for i in range(20)
+                    )
+                )
+            )
+
+    answers = asyncio.run(guesses())
+    assert all(a.status_code in (401, 429) for a in answers), [
+        (a.status_code, a.json()["code"]) for a in answers
+    ]
+    with database.session(write=False) as session:
+        throttle = session.get(LoginThrottle, "pat@example.com")
+        assert throttle is not None
+        failures = throttle.failures
+    assert failures == sum(a.status_code == 401 for a in answers)
+    assert failures >= 5
+    assert_problem(login(client, "pat@example.com"), 429, "login_throttled")
 
 
 def test_four_failures_do_not_lock(client: TestClient) -> None:
@@ -319,6 +423,10 @@ def _forgeries(
         "missing-exp": _sign(key, without("exp")),
         "not-an-access-token": _sign(key, {**claims, "typ": "refresh"}),
         "numeric-sid": _sign(key, {**claims, "sid": 12345}),
+        "numeric-sub": _sign(key, {**claims, "sub": 12345}),
+        "text-exp": _sign(key, {**claims, "exp": "tomorrow"}),
+        "text-nbf": _sign(key, {**claims, "nbf": "yesterday"}),
+        "audience-list": _sign(key, {**claims, "aud": ["someone-else"]}),
         "unknown-session": _sign(key, {**claims, "sid": "ses_doesnotexist"}),
         "garbage": "this-is-not-a-token",
         "three-garbage-parts": "a.b.c",
@@ -342,6 +450,10 @@ FORGERY_NAMES = [
     "missing-exp",
     "not-an-access-token",
     "numeric-sid",
+    "numeric-sub",
+    "text-exp",
+    "text-nbf",
+    "audience-list",
     "unknown-session",
     "garbage",
     "three-garbage-parts",
@@ -357,13 +469,16 @@ def test_forged_access_tokens_are_refused(
     server_key: Ed25519PrivateKey,
     victim: dict[str, Any],
     attack: str,
+    database: Database,
 ) -> None:
     now = int(clock.now().timestamp())
     token = _forgeries(app, server_key, dict(victim["claims"]), now)[attack]
+    before = count_rows(database)
     assert_problem(me(client, token), 401)
-    # A write is refused the same way (and nothing is written).
+    # A write is refused the same way, and nothing is written.
     resp = client.post("/api/v1/orgs", headers=bearer(token), json={"name": "Forged"})
     assert_problem(resp, 401)
+    assert count_rows(database) == before
     assert me(client, victim["access_token"]).status_code == 200
 
 

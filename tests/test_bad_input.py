@@ -1,4 +1,4 @@
-"""Bad input gets a clear problem+json answer and writes nothing; every response has a request id."""
+"""Bad input gets a clear problem+json answer and writes nothing; every answer has a request id."""
 
 from __future__ import annotations
 
@@ -154,24 +154,24 @@ BAD_FIELDS: list[tuple[str, str, dict[str, Any]]] = [
         "POST",
         "/api/v1/auth/signup",
         {"email": "a@example.com", "password": PASSWORD, "full_name": "f" * 201},
-    ),  # noqa: E501
+    ),
     (
         "POST",
         "/api/v1/auth/signup",
         {"email": "a@example.com", "password": PASSWORD, "username": "u" * 65},
-    ),  # noqa: E501
+    ),
     (
         "POST",
         "/api/v1/auth/signup",
         {"email": "a@example.com", "password": PASSWORD, "username": "no spaces"},
-    ),  # noqa: E501
+    ),
     ("POST", "/api/v1/auth/signup", {"email": "a" * 250 + "@example.com", "password": PASSWORD}),
     ("POST", "/api/v1/auth/refresh", {"refresh_token": "t" * 201}),
     (
         "POST",
         "/api/v1/onboard",
         {"company_name": "n" * 201, "admin_email": "a@example.com", "admin_password": PASSWORD},
-    ),  # noqa: E501
+    ),
     ("POST", "/api/v1/orgs", {"name": "n" * 201}),
     ("POST", "/api/v1/orgs", {"name": "   "}),
     ("POST", "/api/v1/orgs", {"name": "Org", "slug": "s" * 65}),

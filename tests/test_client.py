@@ -317,20 +317,26 @@ def test_errors_are_typed_from_problem_json(client: TestClient, factory: Factory
 
 
 def test_error_classes_for_other_answers() -> None:
-    def answer(status: int, **kwargs: object) -> TenantryError:
-        request = httpx.Request("GET", f"{BASE}/x")
-        return error_from_response(httpx.Response(status, request=request, **kwargs))  # type: ignore[arg-type]
-
-    limited = answer(
-        429,
-        json={"code": "rate_limited", "title": "Too many requests", "detail": "Slow down"},
-        headers={"Retry-After": "7"},
+    request = httpx.Request("GET", f"{BASE}/x")
+    limited = error_from_response(
+        httpx.Response(
+            429,
+            request=request,
+            json={"code": "rate_limited", "title": "Too many requests", "detail": "Slow down"},
+            headers={"Retry-After": "7"},
+        )
     )
     assert isinstance(limited, RateLimited) and limited.retry_after == 7.0
-    proxy = answer(502, text="<html>Bad gateway</html>")
+    proxy = error_from_response(httpx.Response(502, request=request, text="<p>Bad gateway</p>"))
     assert isinstance(proxy, ServerError)
-    assert (proxy.code, proxy.detail) == ("http_error", "<html>Bad gateway</html>")
-    teapot = answer(418, json={"detail": "short and stout"})
+    assert (proxy.code, proxy.title, proxy.detail) == (
+        "http_error",
+        "Bad Gateway",
+        "<p>Bad gateway</p>",
+    )
+    teapot = error_from_response(
+        httpx.Response(418, request=request, json={"detail": "short and stout"})
+    )
     assert type(teapot) is TenantryError and teapot.detail == "short and stout"
 
 
@@ -397,6 +403,17 @@ def test_async_client_has_the_same_surface(
             clock.advance(seconds=901)
             me = await api.me()  # refreshed on the way
             assert me.user.email == acme.owner_email
+
+            # Concurrent calls all meet the expired token; one refresh serves them all (a
+            # second refresh would reuse a rotated token and end the session).
+            clock.advance(seconds=901)
+            heard: list[Tokens] = []
+            api.on_tokens = heard.append
+            answers = await asyncio.gather(
+                api.me(), api.get_org(acme.org_slug), api.get_team(team.id), api.me()
+            )
+            assert answers[1].id == acme.org_id and answers[2].id == team.id
+            assert len(heard) == 1
             with pytest.raises(NotFound):
                 await api.get_team("team_missing")
 

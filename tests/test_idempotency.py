@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -218,3 +219,39 @@ def test_twenty_concurrent_duplicates_with_an_api_key_create_one_key(
     assert count_rows(database)["api_keys"] == 1
     listed = client.get(f"/api/v1/orgs/{acme.org_id}/api-keys", headers=bearer(acme.token))
     assert len(listed.json()["items"]) == 1
+
+
+def test_no_replay_for_a_revoked_key_or_an_ended_session(
+    client: TestClient, factory: Factory, database: Database
+) -> None:
+    acme = factory.tenant()
+    key = factory.api_key(acme)
+    by_key = {"Authorization": f"Bearer {key['secret']}"}
+    assert create_team(client, acme, "k1", {"name": "By Key"}, **by_key).status_code == 201
+    assert client.delete(f"/api/v1/api-keys/{key['id']}", headers=acme.headers).status_code == 200
+    assert_problem(create_team(client, acme, "k1", {"name": "By Key"}, **by_key), 401)
+
+    assert create_team(client, acme, "k2", {"name": "By Session"}).status_code == 201
+    assert client.post("/api/v1/auth/logout", headers=acme.headers).status_code == 204
+    assert_problem(create_team(client, acme, "k2", {"name": "By Session"}), 401)
+    assert teams_in(database, acme.org_id) == 3
+
+
+def test_replay_with_a_credential_on_a_route_that_does_not_authenticate(
+    client: TestClient, acme_signup_headers: dict[str, str], database: Database
+) -> None:
+    # Sign-up ignores an Authorization header, but its key is still scoped by it.
+    body = {"email": "quinn@example.com", "password": PASSWORD}
+    first = client.post("/api/v1/auth/signup", headers=acme_signup_headers, json=body)
+    assert first.status_code == 201, first.text
+    before = count_rows(database)
+    again = client.post("/api/v1/auth/signup", headers=acme_signup_headers, json=body)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["user"]["id"] == first.json()["user"]["id"]
+    assert count_rows(database) == before
+
+
+@pytest.fixture
+def acme_signup_headers(factory: Factory) -> dict[str, str]:
+    return {**factory.tenant().headers, "Idempotency-Key": "signup"}

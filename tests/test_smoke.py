@@ -11,7 +11,7 @@ def test_onboard_team_invite_accept_member_key_audit(client: TestClient, factory
     )
     assert team.status_code == 201, team.text
     team_id = team.json()["id"]
-    user_id, token = factory.member(acme)
+    user_id, _token = factory.member(acme)
     added = client.post(
         f"/api/v1/teams/{team_id}/members",
         headers=acme.headers,

@@ -1,10 +1,13 @@
-"""Rules of tenancy: slugs, invitations, owners, ownership transfer, deletion, onboarding, team trees."""
+"""Tenancy rules: slugs, invitations, owners, transfer, deletion, onboarding, team trees."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -98,6 +101,29 @@ def test_team_slug_is_unique_within_its_org_only(client: TestClient, factory: Fa
     assert_problem(clash, 409, "slug_taken")
 
 
+def test_renaming_to_a_taken_slug_is_409(client: TestClient, factory: Factory) -> None:
+    acme, beta = factory.tenant("Acme"), factory.tenant("Beta")
+    resp = client.patch(
+        f"/api/v1/orgs/{acme.org_id}", headers=acme.headers, json={"slug": beta.org_slug}
+    )
+    assert_problem(resp, 409, "slug_taken")
+    research = new_team(client, acme, "Research")
+    resp = client.patch(
+        f"/api/v1/teams/{research['id']}", headers=acme.headers, json={"slug": "default"}
+    )
+    assert_problem(resp, 409, "slug_taken")
+    same = client.patch(
+        f"/api/v1/orgs/{acme.org_id}", headers=acme.headers, json={"slug": acme.org_slug}
+    )
+    assert same.status_code == 200, same.text
+    renamed = client.patch(
+        f"/api/v1/orgs/{acme.org_id}", headers=acme.headers, json={"slug": "acme-labs"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert client.get("/api/v1/orgs/acme-labs", headers=acme.headers).status_code == 200
+    assert_problem(client.get("/api/v1/orgs/acme", headers=acme.headers), 404)
+
+
 # ---- invitations ----
 
 
@@ -129,6 +155,22 @@ def test_invitation_expires_after_seven_days(
     before = count_rows(database)
     assert_problem(accept(client, late["token"], late_token), 410, "invitation_expired")
     assert count_rows(database) == before
+
+
+def test_an_expired_invitation_is_not_pending_and_can_be_sent_again(
+    client: TestClient, factory: Factory, clock: FrozenClock
+) -> None:
+    acme = factory.tenant()
+    _, email, _ = factory.user()
+    first = invite(client, acme, email).json()
+    clock.advance(days=7, seconds=1)
+    headers = {"Authorization": f"Bearer {login(client, acme.owner_email)}"}
+    url = f"/api/v1/orgs/{acme.org_id}/invitations"
+    assert client.get(url, headers=headers).json()["items"] == []
+    again = client.post(url, headers=headers, json={"email": email, "role": "member"})
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != first["id"]
+    assert accept(client, again.json()["token"], login(client, email)).status_code == 200
 
 
 def test_accepting_needs_the_invited_email(client: TestClient, factory: Factory) -> None:
@@ -394,9 +436,7 @@ def test_deleting_an_org_removes_its_data(
     beta_before = _org_rows(database, beta.org_id)
     assert all(_org_rows(database, acme.org_id).values())
 
-    done = delete(
-        client, f"/api/v1/orgs/{acme.org_slug}", acme.headers, {"confirm": acme.org_slug}
-    )
+    done = delete(client, f"/api/v1/orgs/{acme.org_slug}", acme.headers, {"confirm": acme.org_slug})
     assert done.status_code == 204, done.text
     assert _org_rows(database, acme.org_id) == dict.fromkeys(beta_before, 0)
     assert_problem(client.get("/api/v1/me", headers=bearer(key["secret"])), 401)
@@ -511,9 +551,10 @@ def test_team_parent_must_be_in_the_same_org(
         json={"parent_team_id": beta.team_id},
     )
     assert_problem(moved, 422, "invalid_parent_team")
-    assert client.get(f"/api/v1/teams/{acme.team_id}", headers=acme.headers).json()[
-        "parent_team_id"
-    ] is None
+    assert (
+        client.get(f"/api/v1/teams/{acme.team_id}", headers=acme.headers).json()["parent_team_id"]
+        is None
+    )
 
 
 def test_team_cycles_are_refused(client: TestClient, factory: Factory) -> None:
@@ -526,9 +567,10 @@ def test_team_cycles_are_refused(client: TestClient, factory: Factory) -> None:
             f"/api/v1/teams/{a['id']}", headers=acme.headers, json={"parent_team_id": parent}
         )
         assert_problem(resp, 422, "team_cycle")
-    assert client.get(f"/api/v1/teams/{a['id']}", headers=acme.headers).json()[
-        "parent_team_id"
-    ] is None
+    assert (
+        client.get(f"/api/v1/teams/{a['id']}", headers=acme.headers).json()["parent_team_id"]
+        is None
+    )
     # A legal move still works: C under A directly, then detached.
     moved = client.patch(
         f"/api/v1/teams/{c['id']}", headers=acme.headers, json={"parent_team_id": a["id"]}
@@ -540,3 +582,69 @@ def test_team_cycles_are_refused(client: TestClient, factory: Factory) -> None:
     )
     assert detached.status_code == 200, detached.text
     assert detached.json()["parent_team_id"] is None
+
+
+# ---- races ----
+
+
+async def _together(app: FastAPI, calls: list[tuple[str, str, dict[str, Any]]]) -> list[Any]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as ac:
+        return list(
+            await asyncio.gather(*(ac.request(method, url, **kw) for method, url, kw in calls))
+        )
+
+
+def test_two_owners_removing_each_other_at_once_leave_one_owner(
+    app: FastAPI, factory: Factory, database: Database
+) -> None:
+    acme = factory.tenant()
+    second_id, second_token = factory.member(acme, org_role="owner")
+    base = f"/api/v1/orgs/{acme.org_id}/members"
+    calls = [
+        ("DELETE", f"{base}/{second_id}", {"headers": acme.headers}),
+        ("DELETE", f"{base}/{acme.owner_id}", {"headers": bearer(second_token)}),
+        ("PATCH", f"{base}/{second_id}", {"headers": acme.headers, "json": {"role": "member"}}),
+        (
+            "PATCH",
+            f"{base}/{acme.owner_id}",
+            {"headers": bearer(second_token), "json": {"role": "member"}},
+        ),
+    ]
+    answers = asyncio.run(_together(app, calls))
+    assert all(a.status_code in (200, 204, 403, 404, 409) for a in answers), [
+        a.text for a in answers
+    ]
+    with database.session(write=False) as session:
+        owners = session.scalar(
+            select(func.count()).where(
+                OrgMembership.org_id == acme.org_id, OrgMembership.role == "owner"
+            )
+        )
+    assert owners >= 1, [a.text for a in answers]
+
+
+def test_concurrent_accepts_of_one_invitation_add_one_membership(
+    app: FastAPI, client: TestClient, factory: Factory, database: Database
+) -> None:
+    acme = factory.tenant()
+    user_id, email, token = factory.user()
+    inv = invite(client, acme, email, "developer", team_id=acme.team_id).json()
+    calls = [
+        ("POST", f"/api/v1/invitations/{inv['token']}/accept", {"headers": bearer(token)})
+    ] * 10
+    answers = asyncio.run(_together(app, calls))
+    assert [a.status_code for a in answers].count(200) == 1, [a.text for a in answers]
+    assert all(a.status_code in (200, 409, 410) for a in answers), [a.text for a in answers]
+    with database.session(write=False) as session:
+        org_rows = session.scalar(
+            select(func.count()).where(
+                OrgMembership.org_id == acme.org_id, OrgMembership.user_id == user_id
+            )
+        )
+        team_rows = session.scalar(
+            select(func.count()).where(
+                TeamMembership.team_id == acme.team_id, TeamMembership.user_id == user_id
+            )
+        )
+    assert (org_rows, team_rows) == (1, 1)

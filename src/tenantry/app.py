@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
@@ -145,6 +145,21 @@ def _install_error_handlers(app: FastAPI) -> None:
             "code": "concurrent_conflict",
         }
         return problem_response(request, 409, body)
+
+    @app.exception_handler(DataError)
+    async def on_unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold or compare (PostgreSQL refuses NUL characters, even
+        # in a path or query parameter); the transaction has rolled back, nothing was written.
+        log.info("unstorable value on %s %s: %s", request.method, request.url.path, exc.orig)
+        body = {
+            "type": "https://tenantry.dev/problems/invalid_value",
+            "title": "Bad request",
+            "status": 400,
+            "detail": "The request holds a value that cannot be stored or looked up "
+            "(for example a NUL character)",
+            "code": "invalid_value",
+        }
+        return problem_response(request, 400, body)
 
     @app.exception_handler(OperationalError)
     async def on_database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

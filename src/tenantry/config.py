@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".tenantry")
     database_url: str | None = None
     secret_key: SecretStr | None = None
-    base_url: str = "http://127.0.0.1:8000"
+    # The address people reach the service at, for links (invitations). Unset: the address each
+    # request came in on, which is right unless a proxy rewrites it.
+    base_url: str | None = None
 
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600

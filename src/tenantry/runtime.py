@@ -12,7 +12,7 @@ from tenantry.config import Settings
 from tenantry.kit import migrations
 
 log = logging.getLogger("tenantry")
-DEMO_EMAIL = "demo@tenantry.local"
+DEMO_EMAIL = "demo@example.com"
 DEMO_COMPANY = "Demo AI"
 
 

@@ -19,11 +19,12 @@ from tenantry.access.principal import Principal
 from tenantry.access.service import authorize
 from tenantry.identity import service as identity
 from tenantry.kit.errors import Unauthenticated
-from tenantry.kit.http import Ctx, CtxDep
+from tenantry.kit.http import Ctx, CtxDep, authenticating
 from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization, Team
 
 
+@authenticating
 def current_principal(request: Request, ctx: CtxDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
@@ -35,6 +36,8 @@ def current_principal(request: Request, ctx: CtxDep) -> Principal:
         ctx, tokens=state.tokens, credential=credential.strip(), touch=touch
     )
     request.state.principal = principal
+    if ctx.replay is not None:
+        raise ctx.replay
     return principal
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
@@ -35,6 +36,30 @@ def throttle_for(session: Session, email_normalized: str) -> LoginThrottle | Non
     return session.get(LoginThrottle, email_normalized)
 
 
+def throttle_for_update(session: Session, email_normalized: str, *, now: datetime) -> LoginThrottle:
+    """The email's throttle row, created if missing and locked until commit, so that concurrent
+    failed sign-ins are each counted (no lost updates on PostgreSQL)."""
+    query = (
+        select(LoginThrottle)
+        .where(LoginThrottle.email_normalized == email_normalized)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = session.scalars(query).first()
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            created = LoginThrottle(
+                email_normalized=email_normalized, failures=0, first_failure_at=now
+            )
+            session.add(created)
+            session.flush()
+        return created
+    except IntegrityError:  # a concurrent failure created it first; wait for it and count on
+        return session.scalars(query).one()
+
+
 def login_session(session: Session, *, user_id: str, session_id: str) -> LoginSession | None:
     found = session.get(LoginSession, session_id)
     return found if found is not None and found.user_id == user_id else None
@@ -54,7 +79,14 @@ def sessions_of(session: Session, *, user_id: str, page: PageRequest) -> Page[Lo
 
 def refresh_token_by_hash(session: Session, digest: str) -> RefreshToken | None:
     # Unscoped: the token is the credential; whoever holds it is identified by it.
-    return session.scalars(select(RefreshToken).where(RefreshToken.token_hash == digest)).first()
+    # Locked until commit: two exchanges of one token run one after the other, so the second
+    # sees it rotated (reuse: the family is revoked) instead of forking the family.
+    return session.scalars(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == digest)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def revoke_sessions_of(session: Session, *, user_id: str, now: datetime, reason: str) -> None:

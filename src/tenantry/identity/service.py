@@ -14,7 +14,7 @@ from tenantry.access.principal import Principal
 from tenantry.access.service import authorize, can, is_in_org
 from tenantry.audit import service as audit
 from tenantry.identity import repository
-from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
+from tenantry.identity.models import ApiKey, LoginSession, RefreshToken, User
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import (
     Conflict,
@@ -189,13 +189,9 @@ def record_failed_login(ctx: Ctx, *, email: str) -> None:
     key = email.strip().lower()[:254]
     now = ctx.clock.now()
     window = timedelta(seconds=ctx.settings.login_lockout_seconds)
-    throttle = repository.throttle_for(ctx.session, key)
-    if throttle is None or as_utc(throttle.first_failure_at) < now - window:
-        if throttle is not None:
-            ctx.session.delete(throttle)
-            ctx.session.flush()
-        throttle = LoginThrottle(email_normalized=key, failures=0, first_failure_at=now)
-        ctx.session.add(throttle)
+    throttle = repository.throttle_for_update(ctx.session, key, now=now)
+    if as_utc(throttle.first_failure_at) < now - window:
+        throttle.failures, throttle.first_failure_at, throttle.locked_until = 0, now, None
     throttle.failures += 1
     if throttle.failures >= ctx.settings.login_max_failures:
         throttle.locked_until = now + window

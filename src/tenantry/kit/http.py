@@ -7,10 +7,10 @@ response for `Idempotency-Key` replays and commits. Nothing is acknowledged befo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -24,6 +24,27 @@ if TYPE_CHECKING:
     from tenantry.config import Settings
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_AUTHENTICATES = "_tenantry_authenticates"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def authenticating(dependency: _F) -> _F:
+    """Marks the dependency that verifies the caller's credential: an idempotent replay waits
+    for it, so a revoked key or an ended session gets 401 rather than a stored answer."""
+    setattr(dependency, _AUTHENTICATES, True)
+    return dependency
+
+
+def _authenticates(route: Any) -> bool:
+    pending = [getattr(route, "dependant", None)]
+    while pending:
+        dependant = pending.pop()
+        if dependant is None:
+            continue
+        if getattr(dependant.call, _AUTHENTICATES, False):
+            return True
+        pending.extend(dependant.dependencies)
+    return False
 
 
 @dataclass
@@ -34,6 +55,7 @@ class Origin:
     user_agent: str | None = None
     request_id: str | None = None
     action: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
 
 
 @dataclass
@@ -44,6 +66,9 @@ class Ctx:
     origin: Origin
     write: bool
     idempotency_record: idempotency.IdempotencyRecord | None = None
+    # A stored answer for this request's Idempotency-Key, given only once the credential that
+    # sent it is verified (a revoked key or ended session gets 401, not a replay).
+    replay: idempotency.Replay | None = None
     committed: bool = False
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -100,6 +125,7 @@ def unit_of_work(
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
         request_id=getattr(request.state, "request_id", None),
         action=getattr(route, "name", None),
+        base_url=app_state.settings.base_url or str(request.base_url),
     )
     ctx = Ctx(
         session=session,
@@ -112,15 +138,21 @@ def unit_of_work(
     try:
         key = request.headers.get("idempotency-key")
         if write and key is not None and request.method == "POST":
-            ctx.idempotency_record = idempotency.claim(
-                session,
-                scope=idempotency.scope_of(request.headers.get("authorization"), fingerprint),
-                key=key,
-                fingerprint=fingerprint,
-                now=ctx.clock.now(),
-                ttl=timedelta(seconds=ctx.settings.idempotency_ttl_seconds),
-                secret=ctx.settings.server_secret(),
-            )
+            credential = request.headers.get("authorization")
+            try:
+                ctx.idempotency_record = idempotency.claim(
+                    session,
+                    scope=idempotency.scope_of(credential, fingerprint),
+                    key=key,
+                    fingerprint=fingerprint,
+                    now=ctx.clock.now(),
+                    ttl=timedelta(seconds=ctx.settings.idempotency_ttl_seconds),
+                    secret=ctx.settings.server_secret(),
+                )
+            except idempotency.Replay as replay:
+                if not credential or not _authenticates(route):
+                    raise  # anonymous: the same body, password included, is the proof
+                ctx.replay = replay  # raised once the credential is verified
         yield ctx
     finally:
         if not ctx.committed:

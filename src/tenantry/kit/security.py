@@ -129,6 +129,12 @@ class AccessTokens:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc
+        # Only the signer can write these, but a malformed claim must still be a 401, not a crash.
+        numbers = (claims["exp"], claims["nbf"])
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in numbers):
+            raise TokenError("malformed time claims")
+        if not isinstance(claims["sid"], str):
+            raise TokenError("malformed session claim")
         # Time checks against our Clock, not the wall clock, so tests can move time.
         stamp = now.timestamp()
         if claims["exp"] <= stamp:

@@ -58,7 +58,7 @@ TeamMembersRemove = Annotated[TeamScope, Depends(team_scope(Permission.TEAM_READ
 
 
 def invitation_url(ctx: Ctx, token: str) -> str:
-    return f"{ctx.settings.base_url.rstrip('/')}/invitations/{token}"
+    return f"{ctx.origin.base_url.rstrip('/')}/invitations/{token}"
 
 
 def link_out(ctx: Ctx, issued: service.IssuedInvitation) -> InvitationLinkOut:
@@ -351,6 +351,7 @@ def list_invitations(
         scope.org,
         status=None if status == "all" else status,
         page=page,
+        now=scope.ctx.clock.now(),
     )
     return PageOut(
         items=[InvitationOut.model_validate(i) for i in found.items], next_cursor=found.next_cursor

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -215,12 +217,13 @@ def unscoped_invitation(session: Session, invitation_id: str) -> Invitation | No
 
 
 def pending_invitation_for(
-    session: Session, *, org_id: str, email_normalized: str, team_id: str | None
+    session: Session, *, org_id: str, email_normalized: str, team_id: str | None, now: datetime
 ) -> Invitation | None:
     query = select(Invitation).where(
         Invitation.org_id == org_id,
         Invitation.email_normalized == email_normalized,
         Invitation.status == "pending",
+        Invitation.expires_at > now,
     )
     query = query.where(
         Invitation.team_id.is_(None) if team_id is None else Invitation.team_id == team_id
@@ -229,11 +232,13 @@ def pending_invitation_for(
 
 
 def invitations_of_org(
-    session: Session, *, org_id: str, status: str | None, page: PageRequest
+    session: Session, *, org_id: str, status: str | None, page: PageRequest, now: datetime
 ) -> Page[Invitation]:
     query = select(Invitation).where(Invitation.org_id == org_id)
     if status is not None:
         query = query.where(Invitation.status == status)
+    if status == "pending":  # an expired invitation can no longer be accepted
+        query = query.where(Invitation.expires_at > now)
     return paginate(session, query, Invitation.id, page)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -634,7 +634,11 @@ def _new_invitation(
 ) -> IssuedInvitation:
     normalized = email.strip().lower()
     if repository.pending_invitation_for(
-        ctx.session, org_id=org_id, email_normalized=normalized, team_id=team_id
+        ctx.session,
+        org_id=org_id,
+        email_normalized=normalized,
+        team_id=team_id,
+        now=ctx.clock.now(),
     ):
         raise Conflict(
             "A pending invitation for this email exists; revoke it to send a new one",
@@ -710,8 +714,9 @@ def list_invitations(
     *,
     status: str | None,
     page: PageRequest,
+    now: datetime,
 ) -> Page[Invitation]:
-    return repository.invitations_of_org(session, org_id=org.id, status=status, page=page)
+    return repository.invitations_of_org(session, org_id=org.id, status=status, page=page, now=now)
 
 
 def _open_invitation(ctx: Ctx, principal: Principal, token: str) -> tuple[Invitation, User]:
