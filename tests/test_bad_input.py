@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -437,3 +438,27 @@ def test_nul_characters_in_paths_and_queries_are_refused_cleanly(
         assert resp.status_code < 500, (resp.request.url, resp.text)
         if resp.status_code >= 400:
             assert_problem(resp, resp.status_code)
+
+
+def test_request_body_over_the_limit_is_refused_with_413_and_writes_nothing(
+    client: TestClient, database: Database
+) -> None:
+    before = count_rows(database)
+    huge = {"company_name": "x" * (1024 * 1024 + 10)}
+    resp = client.post("/api/v1/onboard", json=huge)
+    assert resp.status_code == 413
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["code"] == "payload_too_large"
+    assert count_rows(database) == before
+
+
+def test_chunked_request_body_over_the_limit_is_refused(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 65536
+
+    resp = client.post(
+        "/api/v1/onboard", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 413
+    assert resp.json()["code"] == "payload_too_large"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,9 +20,22 @@ from tenantry.config import Settings
 from tenantry.identity.endpoints import router as identity_router
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
-from tenantry.kit.errors import PROBLEM_CONTENT_TYPE, Forbidden, Problem
+from tenantry.kit.errors import (
+    PROBLEM_CONTENT_TYPE,
+    Conflict,
+    Forbidden,
+    InternalError,
+    InvalidValue,
+    MalformedJson,
+    MethodNotAllowed,
+    NotFound,
+    Problem,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from tenantry.kit.http import Origin
 from tenantry.kit.idempotency import Replay
+from tenantry.kit.limits import BodyLimit
 from tenantry.kit.observability import Metrics, RequestTracking
 from tenantry.kit.security import AccessTokens, Passwords
 from tenantry.tenancy.endpoints import router as tenancy_router
@@ -31,14 +43,14 @@ from tenantry.tenancy.endpoints import router as tenancy_router
 log = logging.getLogger("tenantry")
 
 
-def problem_response(
-    request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body.setdefault("instance", request.url.path)
+def problem_response(request: Request, problem: Problem) -> JSONResponse:
+    body = problem.body(instance=request.url.path)
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         body.setdefault("request_id", request_id)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+    return JSONResponse(
+        body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_CONTENT_TYPE
+    )
 
 
 def _record_denial(request: Request, exc: Forbidden) -> None:
@@ -81,7 +93,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     def on_problem(request: Request, exc: Problem) -> JSONResponse:
         if isinstance(exc, Forbidden):
             _record_denial(request, exc)
-        return problem_response(request, exc.status, exc.body(), exc.headers)
+        return problem_response(request, exc)
 
     @app.exception_handler(Replay)
     async def on_replay(request: Request, exc: Replay) -> Response:
@@ -100,93 +112,74 @@ def _install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         if any(e["type"] == "json_invalid" for e in errors):
-            body = {
-                "type": "https://tenantry.dev/problems/malformed_json",
-                "title": "Malformed JSON",
-                "status": 400,
-                "detail": "The request body is not valid JSON",
-                "code": "malformed_json",
-                "errors": errors,
-            }
-            return problem_response(request, 400, body)
-        first = errors[0] if errors else {"loc": [], "msg": "invalid"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body") or "request"
-        body = {
-            "type": "https://tenantry.dev/problems/validation_error",
-            "title": "Invalid request",
-            "status": 422,
-            "detail": f"{where}: {first['msg']}",
-            "code": "validation_error",
-            "errors": errors,
-        }
-        return problem_response(request, 422, body)
+            problem: Problem = MalformedJson(
+                "The request body is not valid JSON", extra={"errors": errors}
+            )
+        else:
+            first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+            where = ".".join(str(p) for p in first["loc"] if p != "body") or "request"
+            problem = Unprocessable(f"{where}: {first['msg']}", extra={"errors": errors})
+        return problem_response(request, problem)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        body = {
-            "type": f"https://tenantry.dev/problems/{code}",
-            "title": str(exc.detail),
-            "status": exc.status_code,
-            "detail": str(exc.detail),
-            "code": code,
-        }
-        return problem_response(request, exc.status_code, body, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        problem: Problem
+        if exc.status_code == 404:
+            problem = NotFound("No such route", headers=headers)
+        elif exc.status_code == 405:
+            problem = MethodNotAllowed(
+                f"{request.method} is not allowed on this route", headers=headers
+            )
+        else:
+            problem = Problem(str(exc.detail), code="http_error", headers=headers)
+            problem.status, problem.title = exc.status_code, str(exc.detail)
+        return problem_response(request, problem)
 
     @app.exception_handler(IntegrityError)
     async def on_integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         # Two requests raced for the same unique value; the loser's transaction wrote nothing.
         log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
-        body = {
-            "type": "https://tenantry.dev/problems/conflict",
-            "title": "Conflict",
-            "status": 409,
-            "detail": "A concurrent request changed the same thing; nothing was written. Retry.",
-            "code": "concurrent_conflict",
-        }
-        return problem_response(request, 409, body)
+        return problem_response(
+            request,
+            Conflict(
+                "A concurrent request changed the same thing; nothing was written. Retry.",
+                code="concurrent_conflict",
+            ),
+        )
 
     @app.exception_handler(DataError)
     async def on_unstorable(request: Request, exc: DataError) -> JSONResponse:
         # A value the database cannot hold or compare (PostgreSQL refuses NUL characters, even
         # in a path or query parameter); the transaction has rolled back, nothing was written.
         log.info("unstorable value on %s %s: %s", request.method, request.url.path, exc.orig)
-        body = {
-            "type": "https://tenantry.dev/problems/invalid_value",
-            "title": "Bad request",
-            "status": 400,
-            "detail": "The request holds a value that cannot be stored or looked up "
-            "(for example a NUL character)",
-            "code": "invalid_value",
-        }
-        return problem_response(request, 400, body)
+        return problem_response(
+            request,
+            InvalidValue(
+                "The request holds a value that cannot be stored or looked up "
+                "(for example a NUL character)"
+            ),
+        )
 
     @app.exception_handler(OperationalError)
     async def on_database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
-        body = {
-            "type": "https://tenantry.dev/problems/database_unavailable",
-            "title": "Service unavailable",
-            "status": 503,
-            "detail": "The database is busy or unreachable; nothing was written. Retry.",
-            "code": "database_unavailable",
-        }
-        return problem_response(request, 503, body, {"Retry-After": "1"})
+        return problem_response(
+            request,
+            ServiceUnavailable(
+                "The database is busy or unreachable; nothing was written. Retry.",
+                headers={"Retry-After": "1"},
+            ),
+        )
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = {
-            "type": "https://tenantry.dev/problems/internal_error",
-            "title": "Internal server error",
-            "status": 500,
-            "detail": "An unexpected error occurred; it has been logged",
-            "code": "internal_error",
-        }
         # Sent from outside the request-id middleware, so the header is added here.
         request_id = getattr(request.state, "request_id", None)
-        headers = {"X-Request-ID": request_id} if request_id else None
-        return problem_response(request, 500, body, headers)
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        problem = InternalError("An unexpected error occurred; it has been logged", headers=headers)
+        return problem_response(request, problem)
 
 
 def create_app(
@@ -220,6 +213,7 @@ def create_app(
     for router in (identity_router, tenancy_router, audit_router):
         app.include_router(router)
     _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestTracking, metrics=metrics)
 
     @app.get("/healthz", tags=["operations"])

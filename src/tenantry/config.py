@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = 300
 
     idempotency_ttl_seconds: int = 24 * 3600
+    max_request_body_bytes: int = 1024 * 1024
     api_key_touch_interval_seconds: int = 60
 
     def resolved_database_url(self) -> str:

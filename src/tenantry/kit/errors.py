@@ -46,6 +46,14 @@ class BadRequest(Problem):
     status, code, title = 400, "bad_request", "Bad request"
 
 
+class MalformedJson(Problem):
+    status, code, title = 400, "malformed_json", "Malformed JSON"
+
+
+class InvalidValue(Problem):
+    status, code, title = 400, "invalid_value", "Bad request"
+
+
 class Unauthenticated(Problem):
     status, code, title = 401, "unauthenticated", "Authentication required"
 
@@ -78,6 +86,14 @@ class Conflict(Problem):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class MethodNotAllowed(Problem):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class PayloadTooLarge(Problem):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
 class Gone(Problem):
     status, code, title = 410, "gone", "Gone"
 
@@ -88,3 +104,11 @@ class Unprocessable(Problem):
 
 class TooManyRequests(Problem):
     status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class InternalError(Problem):
+    status, code, title = 500, "internal_error", "Internal server error"
+
+
+class ServiceUnavailable(Problem):
+    status, code, title = 503, "database_unavailable", "Service unavailable"
