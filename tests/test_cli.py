@@ -114,6 +114,37 @@ def test_login_from_stdin_keeps_tokens_in_a_private_file(
     assert acme.owner_email in me.ok("whoami")
 
 
+def test_signup_creates_the_account_and_signs_in_so_an_invitation_can_be_accepted(
+    people: dict[str, Cli], factory: Factory
+) -> None:
+    acme = factory.tenant("Acme AI")
+    owner = people["owner"]
+    assert owner.login(acme.owner_email).exit_code == 0
+    invited = owner.json("invite", "create", "acme-ai", "newcomer@example.com", "--role", "member")
+    newcomer = people["newcomer"]
+    out = newcomer.ok(
+        "signup",
+        "--server",
+        SERVER,
+        "--email",
+        "newcomer@example.com",
+        "--name",
+        "New Comer",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
+    assert out == f"Signed in to {SERVER} as newcomer@example.com\n"
+    assert stat.S_IMODE(os.stat(newcomer.config_file).st_mode) == 0o600
+    newcomer.ok("invite", "accept", invited["token"])
+    me = newcomer.json("whoami")
+    assert me["user"]["full_name"] == "New Comer"
+    assert [(o["org_slug"], o["role"]) for o in me["organizations"]] == [("acme-ai", "member")]
+    taken = newcomer.run(
+        "signup", "--email", "newcomer@example.com", "--password-stdin", input=PASSWORD + "\n"
+    )
+    assert one_error_line(taken).startswith("error: 409 email_taken")
+
+
 def test_login_prompts_for_the_password_without_echoing_it(
     people: dict[str, Cli], factory: Factory
 ) -> None:

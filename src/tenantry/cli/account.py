@@ -11,7 +11,7 @@ import typer
 from tenantry.cli import config, connection
 from tenantry.cli.output import CliError, JsonFlag, done, note, print_json, print_table
 from tenantry.client import Unauthenticated
-from tenantry.client.models import Me, TeamMembership
+from tenantry.client.models import Me, TeamMembership, Tokens
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -24,20 +24,24 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Server URL; defaults to $TENANTRY_SERVER, else the last server signed in "
+        f"to, else {connection.DEFAULT_SERVER}.",
+        show_default=False,
+    ),
+]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+
+
 def login(
     email: Annotated[str, typer.Option("--email", help="Your account's email.")],
-    server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            help="Server URL; defaults to $TENANTRY_SERVER, else the last server signed in "
-            f"to, else {connection.DEFAULT_SERVER}.",
-            show_default=False,
-        ),
-    ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    server: ServerOption = None,
+    password_stdin: PasswordStdin = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Sign in and keep the session in the user's config directory."""
@@ -46,6 +50,26 @@ def login(
     password = _read_password(password_stdin)
     with connection.anonymous(url) as api:
         tokens = api.login(email, password)
+    _keep_session(url, tokens, json_output)
+
+
+def signup(
+    email: Annotated[str, typer.Option("--email", help="The new account's email.")],
+    server: ServerOption = None,
+    name: Annotated[str | None, typer.Option("--name", help="Your full name.")] = None,
+    password_stdin: PasswordStdin = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Create an account (for example to accept an invitation) and sign in as it."""
+    stored = config.load()
+    url = connection.server_url(stored, server).rstrip("/")
+    password = _read_password(password_stdin)
+    with connection.anonymous(url) as api:
+        tokens = api.signup(email, password, full_name=name)
+    _keep_session(url, tokens, json_output)
+
+
+def _keep_session(url: str, tokens: Tokens, json_output: bool) -> None:
     path = config.save(config.StoredLogin(server=url).with_tokens(tokens))
     if os.environ.get(connection.TOKEN_ENV):
         note(f"note: ${connection.TOKEN_ENV} is set and takes precedence over this login")

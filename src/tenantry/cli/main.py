@@ -93,6 +93,7 @@ def migrate(json_output: JsonFlag = False) -> None:
 
 
 # After serve and migrate, so `tenantry --help` lists the commands in the order people meet them.
+app.command("signup")(account.signup)
 app.command("login")(account.login)
 app.command("logout")(account.logout)
 app.command("whoami")(account.whoami)
