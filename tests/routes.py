@@ -22,9 +22,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from conftest import PASSWORD, Factory, Tenant, bearer
+from conftest import PASSWORD, Factory, Tenant, bearer, count_rows
 from tenantry.access.catalog import (
     ORG_MEMBER_PERMISSIONS,
     ORG_ROLE_AS_TEAM_ROLE,
@@ -41,7 +41,6 @@ from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.kit.http import MUTATING_METHODS
-from tenantry.tables import metadata
 
 P = Permission
 RouteKey = tuple[str, str]
@@ -177,16 +176,25 @@ class World:
         assert resp.status_code == 200, resp.text
         return Issued(resp.json()["session_id"], resp.json()["refresh_token"])
 
+    @cached_property
+    def checkpoint(self) -> str:
+        resp = self.client.post(
+            f"/api/v1/orgs/{self.org_id}/audit-checkpoints", headers=self.owner.headers
+        )
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["id"])
+
     def seed_all(self) -> None:
         for name in ("team_slug", "member", "spare", "invitation", "api_key", "login"):
             getattr(self, name)
+        self.checkpoint  # noqa: B018 - signs the head over everything seeded above
 
     def ids(self) -> set[str]:
         """Every identifier of this world a response could reveal (after `seed_all`)."""
         found = {self.org_id, self.org_slug, self.team_id}
         for account in (self.owner, self.member, self.spare, self.invitee):
             found |= {account.id, account.email}
-        found |= {self.invitation.id, self.api_key.id, self.login.id}
+        found |= {self.invitation.id, self.api_key.id, self.login.id, self.checkpoint}
         return found
 
     def headers_for(self, case: RouteCase) -> dict[str, str]:
@@ -426,6 +434,10 @@ CASES = [
     ),
     # audit
     _case("GET", "/orgs/{org}/audit-events", P.AUDIT_READ, scope="org", queries=("limit=200",)),
+    _case("GET", "/orgs/{org}/audit-events/verify", P.AUDIT_READ, scope="org"),
+    _case("GET", "/orgs/{org}/audit-checkpoints", P.AUDIT_READ, scope="org"),
+    _case("POST", "/orgs/{org}/audit-checkpoints", P.AUDIT_READ, scope="org"),
+    RouteCase("GET", "/api/v1/audit/public-key", PUBLIC),
     # operations
     RouteCase("GET", "/healthz", PUBLIC),
     RouteCase("GET", "/readyz", PUBLIC),
@@ -547,11 +559,7 @@ def call(
 
 
 def row_counts(database: Database) -> dict[str, int]:
-    with database.writer_engine.connect() as conn:
-        return {
-            table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            for table in metadata.sorted_tables
-        }
+    return count_rows(database)
 
 
 def audit_events(database: Database) -> list[AuditEvent]:

@@ -70,21 +70,16 @@ def _record_denial(request: Request, exc: Forbidden) -> None:
         request_id=getattr(request.state, "request_id", None),
         action=action,
     )
-    event = audit.build_event(
-        origin=origin,
-        actor_type=principal.actor_type,
-        actor_id=principal.actor_id,
-        action=action,
-        org_id=org_id,
-        team_id=exc.team_id or getattr(request.state, "audit_team_id", None),
-        target_type=None,
-        target_id=None,
-        result="denied",
-        summary={"missing_permission": exc.extra.get("missing_permission"), "code": exc.code},
-        occurred_at=state.clock.now(),
-    )
     with state.db.session(write=True) as session:
-        session.add(event)
+        audit.record_denial(
+            session,
+            now=state.clock.now(),
+            origin=origin,
+            principal=principal,
+            org_id=org_id,
+            team_id=exc.team_id or getattr(request.state, "audit_team_id", None),
+            summary={"missing_permission": exc.extra.get("missing_permission"), "code": exc.code},
+        )
         session.commit()
 
 
@@ -207,6 +202,7 @@ def create_app(
     app.state.passwords = Passwords(
         time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_cost_kib
     )
+    app.state.notary = audit.Notary(secret)
     metrics = Metrics()
     app.state.metrics = metrics
 

@@ -1,23 +1,34 @@
-"""Writing and reading audit events. `record` adds the event to the caller's transaction, so an
-action and its event commit or vanish together."""
+"""Writing, reading, checkpointing and verifying the audit trail.
+
+`record` appends the request's event to the caller's transaction, so an action and its event
+commit or vanish together. Appends to one chain are serialized by the chain head's row lock
+(PostgreSQL) or the write lock (SQLite); other chains are not blocked.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
 from tenantry.access.catalog import Permission
 from tenantry.access.principal import Principal
 from tenantry.access.service import authorize
-from tenantry.audit import repository
-from tenantry.audit.models import AuditEvent
+from tenantry.audit import chain, repository
+from tenantry.audit.models import AuditCheckpoint, AuditEvent, AuditEventPersonal
 from tenantry.kit.http import Ctx, Origin
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
+from tenantry.kit.security import public_key_pem, signing_key
 
 SUMMARY_VALUE_LIMIT = 200
+ANONYMOUS_SUBJECT = "anonymous"
+SYSTEM_CHAIN = "system"
 
 
 def _trim(summary: dict[str, Any]) -> dict[str, Any]:
@@ -27,25 +38,57 @@ def _trim(summary: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and len(value) > SUMMARY_VALUE_LIMIT:
             value = value[:SUMMARY_VALUE_LIMIT] + "…"
         out[key] = value
-    return out
+    return dict(chain.storable_summary(out))
 
 
-def build_event(
+def chain_of(
+    *, org_id: str | None, actor_type: str, actor_id: str | None, subject_id: str | None
+) -> str:
+    """An org's events form its chain; account-level events chain per person."""
+    if org_id:
+        return org_id
+    if actor_type == "user" and actor_id:
+        return actor_id
+    return subject_id or SYSTEM_CHAIN
+
+
+@dataclass(frozen=True)
+class Personal:
+    ip: str | None = None
+    user_agent: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def append(
+    session: Session,
     *,
-    origin: Origin,
+    now: datetime,
+    org_id: str | None,
     actor_type: str,
     actor_id: str | None,
     action: str,
-    org_id: str | None,
-    occurred_at: datetime,
+    result: str,
+    subject_id: str | None,
+    personal: Personal,
     team_id: str | None = None,
     target_type: str | None = None,
     target_id: str | None = None,
-    result: str = "success",
+    request_id: str | None = None,
     summary: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent(
+    """Append one event to its chain in the caller's transaction."""
+    chain_id = chain_of(
+        org_id=org_id, actor_type=actor_type, actor_id=actor_id, subject_id=subject_id
+    )
+    key = repository.subject_key(session, subject_id=subject_id or ANONYMOUS_SUBJECT, now=now)
+    digest = chain.personal_digest(
+        key, ip=personal.ip, user_agent=personal.user_agent, details=personal.details
+    )
+    head = repository.lock_head(session, chain_id=chain_id, now=now)
+    event = AuditEvent(
         id=new_id("evt"),
+        chain_id=chain_id,
+        seq=head.seq + 1,
         org_id=org_id,
         team_id=team_id,
         actor_type=actor_type,
@@ -54,12 +97,35 @@ def build_event(
         target_type=target_type,
         target_id=target_id,
         result=result,
-        ip=origin.ip,
-        user_agent=origin.user_agent,
-        request_id=origin.request_id,
-        occurred_at=occurred_at,
+        request_id=request_id,
+        occurred_at=now,
         summary=_trim(summary or {}),
+        personal_digest=digest,
+        prev_hash=head.hash,
     )
+    event.hash = chain.event_hash(hashed_fields(event))
+    head.seq, head.hash, head.updated_at = event.seq, event.hash, now
+    session.add(event)
+    session.add(
+        AuditEventPersonal(
+            event_id=event.id,
+            chain_id=chain_id,
+            subject_id=subject_id,
+            ip=personal.ip,
+            user_agent=personal.user_agent,
+            details=personal.details,
+        )
+    )
+    return event
+
+
+def hashed_fields(event: AuditEvent) -> list[Any]:
+    return [
+        event.chain_id, event.seq, event.id, event.org_id, event.team_id, event.actor_type,
+        event.actor_id, event.action, event.target_type, event.target_id, event.result,
+        event.request_id, chain.timestamp(event.occurred_at), event.summary,
+        event.personal_digest, event.prev_hash,
+    ]  # fmt: skip
 
 
 def record(
@@ -74,8 +140,13 @@ def record(
     action: str | None = None,
     actor: tuple[str, str | None] | None = None,
     result: str = "success",
+    personal_details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add this request's audit event; the action defaults to the route's declared action."""
+    """Add this request's audit event; the action defaults to the route's declared action.
+
+    `summary` is part of the chained record and must not hold personal details (names, emails);
+    those go in `personal_details`, which erasure can remove.
+    """
     name = action or ctx.origin.action
     if not name:
         raise RuntimeError("audit event without an action")
@@ -83,22 +154,65 @@ def record(
         raise RuntimeError("a request writes exactly one audit event")
     if actor is None:
         actor = (principal.actor_type, principal.actor_id) if principal else ("anonymous", None)
-    event = build_event(
-        origin=ctx.origin,
+    subject = principal.user_id if principal else (actor[1] if actor[0] == "user" else None)
+    event = append(
+        ctx.session,
+        now=ctx.clock.now(),
+        org_id=org_id,
+        team_id=team_id,
         actor_type=actor[0],
         actor_id=actor[1],
         action=name,
-        org_id=org_id,
-        team_id=team_id,
         target_type=target_type,
         target_id=target_id,
         result=result,
+        request_id=ctx.origin.request_id,
         summary=summary,
-        occurred_at=ctx.clock.now(),
+        subject_id=subject,
+        personal=Personal(ctx.origin.ip, ctx.origin.user_agent, personal_details or {}),
     )
-    ctx.session.add(event)
     ctx.state["audited"] = True
     return event
+
+
+def record_denial(
+    session: Session,
+    *,
+    now: datetime,
+    origin: Origin,
+    principal: Principal,
+    org_id: str,
+    team_id: str | None,
+    summary: dict[str, Any],
+) -> AuditEvent:
+    """A refused attempt, written in a transaction of its own by the caller."""
+    return append(
+        session,
+        now=now,
+        org_id=org_id,
+        team_id=team_id,
+        actor_type=principal.actor_type,
+        actor_id=principal.actor_id,
+        action=origin.action or "unknown",
+        result="denied",
+        request_id=origin.request_id,
+        summary=summary,
+        subject_id=principal.user_id,
+        personal=Personal(origin.ip, origin.user_agent, {}),
+    )
+
+
+@dataclass(frozen=True)
+class EventView:
+    """An event as people read it: the chained record plus its personal details, if kept."""
+
+    event: AuditEvent
+    personal: AuditEventPersonal | None
+
+
+def _with_personal(session: Session, events: list[AuditEvent]) -> list[EventView]:
+    personal = repository.personal_of(session, [e.id for e in events])
+    return [EventView(e, personal.get(e.id)) for e in events]
 
 
 def list_events(
@@ -108,6 +222,203 @@ def list_events(
     org_id: str,
     filters: repository.EventFilters,
     page: PageRequest,
-) -> Page[AuditEvent]:
+) -> Page[EventView]:
     authorize(session, principal, Permission.AUDIT_READ, org_id=org_id)
-    return repository.list_for_org(session, org_id=org_id, filters=filters, page=page)
+    found = repository.list_for_chain(session, chain_id=org_id, filters=filters, page=page)
+    return Page(items=_with_personal(session, list(found.items)), next_cursor=found.next_cursor)
+
+
+def iter_events(
+    session: Session, *, chain_id: str, filters: repository.EventFilters, after_seq: int = 0
+) -> Iterator[EventView]:
+    for batch in repository.iter_for_chain(
+        session, chain_id=chain_id, filters=filters, after_seq=after_seq
+    ):
+        yield from _with_personal(session, batch)
+
+
+# ---- checkpoints and verification ----
+
+
+class Notary:
+    """Signs checkpoints with the server's Ed25519 audit key (derived from the server secret)."""
+
+    def __init__(self, secret: str) -> None:
+        self._private: Ed25519PrivateKey = signing_key(secret, "audit-checkpoint")
+        self.public_key: Ed25519PublicKey = self._private.public_key()
+
+    @property
+    def public_key_pem(self) -> str:
+        return public_key_pem(self.public_key)
+
+    def sign(self, message: bytes) -> str:
+        return self._private.sign(message).hex()
+
+    def is_genuine(self, message: bytes, signature: str) -> bool:
+        try:
+            self.public_key.verify(bytes.fromhex(signature), message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def checkpoint_message(cp: AuditCheckpoint) -> bytes:
+    return chain.checkpoint_message(
+        chain_id=cp.chain_id,
+        seq=cp.seq,
+        hash=cp.hash,
+        created_at=cp.created_at,
+        purged_through=cp.purged_through,
+    )
+
+
+def checkpoints(session: Session, *, chain_id: str) -> list[AuditCheckpoint]:
+    return repository.checkpoints_of(session, chain_id=chain_id)
+
+
+def make_checkpoint(
+    session: Session,
+    notary: Notary,
+    *,
+    chain_id: str,
+    now: datetime,
+    reason: str,
+    purged_through: int = 0,
+) -> AuditCheckpoint | None:
+    """Sign the chain's current head (None for a chain with no events yet)."""
+    head = repository.lock_head(session, chain_id=chain_id, now=now)
+    if head.seq == 0:
+        return None
+    cp = AuditCheckpoint(
+        id=new_id("ckp"),
+        chain_id=chain_id,
+        seq=head.seq,
+        hash=head.hash,
+        created_at=now,
+        reason=reason,
+        purged_through=purged_through,
+        signature="",
+    )
+    cp.signature = notary.sign(checkpoint_message(cp))
+    session.add(cp)
+    return cp
+
+
+@dataclass(frozen=True)
+class Verdict:
+    chain_id: str
+    ok: bool
+    events_checked: int
+    first_seq: int | None
+    last_seq: int
+    head_seq: int
+    checkpoints_checked: int
+    fault: chain.Fault | None = None
+
+
+def verify_chain(session: Session, notary: Notary, *, chain_id: str) -> Verdict:
+    """Check every event of the chain against its hash and its predecessor, every checkpoint's
+    signature and hash, and that nothing is missing at the start (after a purge) or the end."""
+    head = repository.head_of(session, chain_id=chain_id)
+    head_seq = head.seq if head is not None else 0
+    checkpoints = repository.checkpoints_of(session, chain_id=chain_id)
+    start_seq, start_hash = 1, chain.GENESIS_HASH
+
+    def verdict(checked: int, first: int | None, last: int, fault: chain.Fault | None) -> Verdict:
+        return Verdict(
+            chain_id, fault is None, checked, first, last, head_seq, len(checkpoints), fault
+        )
+
+    for cp in checkpoints:
+        if not notary.is_genuine(checkpoint_message(cp), cp.signature):
+            return verdict(
+                0,
+                None,
+                0,
+                chain.Fault(cp.seq, "bad_checkpoint", f"checkpoint {cp.id} has a bad signature"),
+            )
+    purges = [cp for cp in checkpoints if cp.purged_through > 0]
+    if purges:
+        anchor = max(purges, key=lambda cp: cp.purged_through)
+        start_seq, start_hash = anchor.purged_through + 1, anchor.hash
+    by_seq: dict[int, list[AuditCheckpoint]] = {}
+    for cp in checkpoints:
+        if cp.seq >= start_seq:
+            by_seq.setdefault(cp.seq, []).append(cp)
+
+    checked, first, last = 0, None, start_seq - 1
+    rows = (
+        r
+        for r in repository.chain_rows(session, chain_id=chain_id, after_seq=start_seq - 1)
+        if r[1] <= head_seq
+    )
+    for step in chain.verify_events(rows, start_seq=start_seq, start_hash=start_hash):
+        if isinstance(step, chain.Fault):
+            return verdict(checked, first, last, step)
+        seq, digest = step
+        for cp in by_seq.get(seq, ()):
+            if cp.hash != digest:
+                return verdict(
+                    checked,
+                    first,
+                    last,
+                    chain.Fault(
+                        seq,
+                        "bad_checkpoint",
+                        f"checkpoint {cp.id} signed a different hash at seq {seq}",
+                    ),
+                )
+        checked += 1
+        first = seq if first is None else first
+        last = seq
+    newest_signed = max((cp.seq for cp in checkpoints), default=0)
+    if last < head_seq or last < newest_signed:
+        return verdict(
+            checked,
+            first,
+            last,
+            chain.Fault(
+                last + 1,
+                "truncated_tail",
+                f"events after seq {last} are missing (head {max(head_seq, newest_signed)})",
+            ),
+        )
+    return verdict(checked, first, last, None)
+
+
+def purge_before(
+    session: Session, notary: Notary, *, chain_id: str, cutoff: datetime, now: datetime
+) -> int:
+    """Retention: delete the chain's events older than `cutoff`, leaving a signed checkpoint that
+    anchors the rest. The newest event is always kept, so the chain never loses its head."""
+    head = repository.lock_head(session, chain_id=chain_id, now=now)
+    through = min(repository.seq_before(session, chain_id=chain_id, moment=cutoff), head.seq - 1)
+    if through <= 0:
+        return 0
+    anchor = repository.event_at(session, chain_id=chain_id, seq=through)
+    if anchor is None:
+        return 0
+    cp = AuditCheckpoint(
+        id=new_id("ckp"),
+        chain_id=chain_id,
+        seq=through,
+        hash=anchor.hash,
+        created_at=now,
+        reason="purge",
+        purged_through=through,
+        signature="",
+    )
+    cp.signature = notary.sign(checkpoint_message(cp))
+    session.add(cp)
+    return repository.purge_through(session, chain_id=chain_id, seq=through)
+
+
+def discard_chain(session: Session, *, chain_id: str, now: datetime) -> int:
+    """Remove all of a chain's events (the org is being deleted). The head stays, so an event
+    recorded afterwards (the deletion itself) continues the sequence."""
+    head = repository.lock_head(session, chain_id=chain_id, now=now)
+    return repository.purge_through(session, chain_id=chain_id, seq=head.seq) if head.seq else 0
+
+
+def public_key(notary: Notary) -> dict[str, str]:
+    return {"algorithm": "Ed25519", "public_key_pem": notary.public_key_pem}

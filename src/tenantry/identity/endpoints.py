@@ -158,12 +158,19 @@ def update_me(body: MeUpdateIn, ctx: CtxDep, principal: PrincipalDep) -> Respons
         and repository.username_taken(ctx.session, changes["username"])
     ):
         raise Conflict(f"Username {changes['username']!r} is taken", code="username_taken")
-    summary = {"before": {k: getattr(user, k) for k in changes}, "after": changes}
+    # A profile's values are personal: kept beside the chain, where erasure can remove them.
+    personal = {"before": {k: getattr(user, k) for k in changes}, "after": changes}
     for key, value in changes.items():
         setattr(user, key, value)
     user.updated_at = ctx.clock.now()
     audit.record(
-        ctx, principal, org_id=None, target_type="user", target_id=user.id, summary=summary
+        ctx,
+        principal,
+        org_id=None,
+        target_type="user",
+        target_id=user.id,
+        summary={"changed": sorted(changes)},
+        personal_details=personal,
     )
     return ctx.done(UserOut.model_validate(user))
 

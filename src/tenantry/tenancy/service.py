@@ -25,7 +25,6 @@ from tenantry.access.service import (
     is_in_org,
     org_role,
 )
-from tenantry.audit import repository as audit_repository
 from tenantry.audit import service as audit
 from tenantry.identity.models import User
 from tenantry.kit.clock import as_utc
@@ -70,8 +69,18 @@ def check_plan(plan: str) -> str:
     return plan
 
 
+# Fields that may hold a person's details: the trail records that they changed, not to what.
+PERSONAL_FIELDS = frozenset({"billing_email"})
+
+
 def _before_after(obj: Any, changes: dict[str, Any]) -> dict[str, Any]:
-    return {"before": {k: getattr(obj, k) for k in changes}, "after": changes}
+    def shown(key: str, value: Any) -> Any:
+        return "(changed)" if key in PERSONAL_FIELDS else value
+
+    return {
+        "before": {k: shown(k, getattr(obj, k)) for k in changes},
+        "after": {k: shown(k, v) for k, v in changes.items()},
+    }
 
 
 # ---- resolution of path references (404 for anything outside the principal's tenants) ----
@@ -195,7 +204,14 @@ def create_org(
         org_id=org.id,
         target_type="organization",
         target_id=org.id,
-        summary={"name": name, "slug": org.slug, "plan": plan, "owner_email": owner_email},
+        # Ids, not the email: the chained record must hold nothing erasure would need to remove.
+        summary={
+            "name": name,
+            "slug": org.slug,
+            "plan": plan,
+            "owner_id": owner.id if owner is not None else None,
+            "owner_invitation_id": invitation.invitation.id if invitation is not None else None,
+        },
     )
     return CreatedOrg(org=org, owner_invitation=invitation)
 
@@ -232,7 +248,7 @@ def delete_org(ctx: Ctx, principal: Principal, org: Organization, *, confirm: st
         )
     org_id, slug = org.id, org.slug
     ctx.session.expunge(org)
-    audit_repository.delete_for_org(ctx.session, org_id=org_id)
+    audit.discard_chain(ctx.session, chain_id=org_id, now=ctx.clock.now())
     repository.delete_org(ctx.session, org_id=org_id)
     # The deletion itself stays on record, the one event that outlives the org.
     audit.record(

@@ -1,0 +1,113 @@
+"""The hash chain's encoding, as pure functions with nothing but the standard library's meaning.
+
+An event's hash is SHA-256 over the UTF-8 bytes of one JSON array (no spaces, object keys
+sorted, non-ASCII characters as themselves):
+
+    [chain_id, seq, id, org_id, team_id, actor_type, actor_id, action, target_type, target_id,
+     result, request_id, occurred_at, summary, personal_digest, prev_hash]
+
+`occurred_at` is ISO 8601 UTC with microseconds and a `Z`; absent values are `null`; the first
+event of a chain has `prev_hash` = 64 zeros. JSON's own quoting makes the encoding delimiter-safe:
+no value can imitate a field boundary. This is exactly
+`json.dumps(fields, ensure_ascii=False, separators=(",", ":"), sort_keys=True)`; orjson produces
+the same bytes faster, and `docs/audit.md` has a standalone verifier using only `json`.
+
+A checkpoint signs (Ed25519) the same kind of array: ["tenantry-audit-checkpoint", chain_id, seq,
+hash, created_at, purged_through].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+GENESIS_HASH = "0" * 64
+FIELDS = (
+    "chain_id", "seq", "id", "org_id", "team_id", "actor_type", "actor_id", "action",
+    "target_type", "target_id", "result", "request_id", "occurred_at", "summary",
+    "personal_digest", "prev_hash",
+)  # fmt: skip
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(fields: Sequence[Any]) -> bytes:
+    return orjson.dumps(list(fields), option=_SORTED)
+
+
+def event_hash(fields: Sequence[Any]) -> str:
+    return hashlib.sha256(orjson.dumps(list(fields), option=_SORTED)).hexdigest()
+
+
+def personal_digest(
+    key: bytes, *, ip: str | None, user_agent: str | None, details: dict[str, Any]
+) -> str:
+    return hmac.new(key, canonical([ip, user_agent, details]), hashlib.sha256).hexdigest()
+
+
+def checkpoint_message(
+    *, chain_id: str, seq: int, hash: str, created_at: datetime, purged_through: int
+) -> bytes:
+    return canonical(
+        ["tenantry-audit-checkpoint", chain_id, seq, hash, timestamp(created_at), purged_through]
+    )
+
+
+def storable_summary(value: Any) -> Any:
+    """Summaries hold strings, integers, booleans, null, lists and objects only: floats would
+    encode differently across JSON libraries and break verification by third parties."""
+    if isinstance(value, dict):
+        return {str(k): storable_summary(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_summary(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """The first thing wrong with a chain."""
+
+    seq: int
+    kind: str  # changed_content | missing_event | reordered | truncated_tail | bad_checkpoint
+    detail: str
+
+
+def verify_events(
+    rows: Iterable[Sequence[Any]], *, start_seq: int = 1, start_hash: str = GENESIS_HASH
+) -> Iterator[tuple[int, str] | Fault]:
+    """Walk rows given as `FIELDS` + [hash], in stored order. Yields (seq, hash) for each good
+    event and stops at the first Fault."""
+    expected_seq, expected_prev = start_seq, start_hash
+    pending = iter(rows)
+    for row in pending:
+        seq, prev, stored = row[1], row[15], row[16]
+        if seq != expected_seq:
+            if seq < expected_seq:
+                yield Fault(seq, "reordered", f"seq {seq} appears after seq {expected_seq - 1}")
+                return
+            following = next(pending, None)
+            if following is not None and following[1] == expected_seq:
+                yield Fault(expected_seq, "reordered", f"seq {seq} appears before {expected_seq}")
+            else:
+                yield Fault(expected_seq, "missing_event", f"seq {expected_seq} is missing")
+            return
+        intact = hashlib.sha256(orjson.dumps(list(row[:16]), option=_SORTED)).hexdigest() == stored
+        if not intact or prev != expected_prev:
+            # Content that no longer matches its hash, in its right place, was edited; content
+            # that does not follow its predecessor was moved (or its link was edited).
+            kind = "changed_content" if prev == expected_prev else "reordered"
+            yield Fault(seq, kind, f"event {row[2]} at seq {seq}: {kind.replace('_', ' ')}")
+            return
+        yield seq, stored
+        expected_seq, expected_prev = seq + 1, stored
