@@ -44,6 +44,12 @@ SERVICE_RULES: dict[str, str] = {
     "api_key.revoked": "`apikey:revoke` on the key's org or team",
     "organization.deleted": "body `confirm` must equal the org's slug",
     "team.deleted": "body `confirm` must equal the team's slug",
+    "user.erased": (
+        "one's own account, signed in as a user; body `confirm` must equal its email; refused "
+        "while the last owner of an org"
+    ),
+    "export_my_data": "an API key gets its org's part only",
+    "export_member_data": "404 unless the user is a member of the org",
 }
 
 

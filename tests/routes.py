@@ -159,6 +159,17 @@ class World:
         return self.signup()
 
     @cached_property
+    def co_owner(self) -> Account:
+        """A second owner, so that the first may erase their account (the last owner may not)."""
+        return self.join(org_role="owner")
+
+    def erasure(self, account: Account) -> dict[str, Any]:
+        """The body that erases `account`; the org gets a second owner first if it needs one."""
+        if account.id == self.owner.id:
+            self.co_owner  # noqa: B018 - made on first use
+        return {"confirm": account.email}
+
+    @cached_property
     def invitation(self) -> Issued:
         return self.invite(self.invitee.email)
 
@@ -276,7 +287,13 @@ class RouteCase:
     body: Body | None = None
     # Query strings a read is also tried with (list filters), besides none.
     queries: tuple[str, ...] = ()
+    # A query string sent with every request of the route, before any of `queries`: what a
+    # streamed read needs to end (an event stream otherwise waits for new events for ever).
+    always: str = ""
     params: dict[str, Callable[[World], str]] = field(default_factory=dict)
+    # For a SELF route whose path names the caller's own account: the path parameters and body
+    # with which `account` makes the request about itself.
+    own: Callable[[World, Account], tuple[dict[str, str], dict[str, Any] | None]] | None = None
 
     @property
     def key(self) -> RouteKey:
@@ -343,6 +360,16 @@ CASES = [
     ),
     _case("GET", "/me/sessions", SELF),
     _case("DELETE", "/me/sessions/{session_id}", SELF),
+    # personal data
+    _case("GET", "/users/me/export", SELF),
+    _case(
+        "DELETE",
+        "/users/{user_id}",
+        SELF,
+        params={"user_id": lambda w: w.owner.id},
+        body=lambda w: w.erasure(w.owner),
+        own=lambda w, account: ({"user_id": account.id}, w.erasure(account)),
+    ),
     # API keys
     _case(
         "POST", "/orgs/{org}/api-keys", P.APIKEY_CREATE, scope="org", body=lambda w: {"name": "ci"}
@@ -373,6 +400,7 @@ CASES = [
         body=lambda w: {"role": "admin"},
     ),
     _case("DELETE", "/orgs/{org}/members/{user}", P.MEMBER_REMOVE, scope="org"),
+    _case("GET", "/orgs/{org}/members/{user}/export", P.AUDIT_READ, scope="org"),
     # teams
     _case("POST", "/orgs/{org}/teams", P.TEAM_CREATE, scope="org", body=lambda w: {"name": "Lab"}),
     _case("GET", "/orgs/{org}/teams", P.TEAM_READ, scope="org"),
@@ -435,6 +463,21 @@ CASES = [
     # audit
     _case("GET", "/orgs/{org}/audit-events", P.AUDIT_READ, scope="org", queries=("limit=200",)),
     _case("GET", "/orgs/{org}/audit-events/verify", P.AUDIT_READ, scope="org"),
+    _case(
+        "GET",
+        "/orgs/{org}/audit-events/export",
+        P.AUDIT_READ,
+        scope="org",
+        queries=("format=json", "format=csv", "action=organization."),
+    ),
+    _case(
+        "GET",
+        "/orgs/{org}/audit-events/stream",
+        P.AUDIT_READ,
+        scope="org",
+        always="follow=false",
+        queries=("max_events=2", "after_seq=1"),
+    ),
     _case("GET", "/orgs/{org}/audit-checkpoints", P.AUDIT_READ, scope="org"),
     _case("POST", "/orgs/{org}/audit-checkpoints", P.AUDIT_READ, scope="org"),
     RouteCase("GET", "/api/v1/audit/public-key", PUBLIC),
@@ -552,6 +595,7 @@ def call(
     body: dict[str, Any] | None = None,
     query: str = "",
 ) -> Response:
+    query = "&".join(part for part in (case.always, query) if part)
     url = case.path.format(**params) + (f"?{query}" if query else "")
     if body is None:
         return client.request(case.method, url, headers=headers)

@@ -150,11 +150,13 @@ def test_every_role_may_manage_its_own_account(
     world = World(client, factory, "Alpha Industries")
     actors = {name: actor(world, role) for name, role in ROLES.items()}
     for name, who in actors.items():
-        params = case.path_params(world)
+        params, body = case.path_params(world), case.json(world)
+        if case.own is not None:
+            params, body = case.own(world, who)
         if "session_id" in params:
             sessions = client.get("/api/v1/me/sessions", headers=who.headers).json()["items"]
             params["session_id"] = next(s["id"] for s in sessions if s["current"])
-        resp = call(client, case, params=params, headers=who.headers, body=case.json(world))
+        resp = call(client, case, params=params, headers=who.headers, body=body)
         assert resp.status_code == success_status(app, case), f"{name}: {resp.text}"
 
 

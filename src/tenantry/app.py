@@ -38,6 +38,7 @@ from tenantry.kit.idempotency import Replay
 from tenantry.kit.limits import BodyLimit
 from tenantry.kit.observability import Metrics, RequestTracking
 from tenantry.kit.security import AccessTokens, Passwords
+from tenantry.privacy.endpoints import router as privacy_router
 from tenantry.tenancy.endpoints import router as tenancy_router
 
 log = logging.getLogger("tenantry")
@@ -206,7 +207,7 @@ def create_app(
     metrics = Metrics()
     app.state.metrics = metrics
 
-    for router in (identity_router, tenancy_router, audit_router):
+    for router in (identity_router, tenancy_router, audit_router, privacy_router):
         app.include_router(router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)

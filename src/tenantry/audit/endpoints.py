@@ -5,23 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from tenantry.access.catalog import Permission
 from tenantry.access.dependencies import OrgScope, org_scope
-from tenantry.audit import service
+from tenantry.audit import export, live, service
 from tenantry.audit.repository import EventFilters
 from tenantry.audit.schemas import AuditEventOut, CheckpointOut, PublicKeyOut, VerdictOut
 from tenantry.kit.clock import as_utc
+from tenantry.kit.errors import BadRequest
 from tenantry.kit.pagination import PageDep, PageOut
+from tenantry.kit.streaming import in_threads
 
 router = APIRouter(prefix="/api/v1")
+AuditReader = Annotated[OrgScope, Depends(org_scope(Permission.AUDIT_READ))]
 
 
-@router.get("/orgs/{org}/audit-events", response_model=PageOut[AuditEventOut], tags=["audit"])
-def list_audit_events(
-    scope: Annotated[OrgScope, Depends(org_scope(Permission.AUDIT_READ))],
-    page: PageDep,
+def event_filters(
     actor: Annotated[str | None, Query(max_length=40)] = None,
     action: Annotated[
         str | None, Query(max_length=64, description="Exact action, or a prefix ending in '.'")
@@ -32,8 +33,8 @@ def list_audit_events(
     result: Annotated[str | None, Query(max_length=16)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> PageOut[AuditEventOut]:
-    filters = EventFilters(
+) -> EventFilters:
+    return EventFilters(
         actor_id=actor,
         action=action,
         target_type=target_type,
@@ -43,16 +44,119 @@ def list_audit_events(
         since=as_utc(since) if since else None,
         until=as_utc(until) if until else None,
     )
+
+
+FiltersDep = Annotated[EventFilters, Depends(event_filters)]
+
+
+@router.get("/orgs/{org}/audit-events", response_model=PageOut[AuditEventOut], tags=["audit"])
+def list_audit_events(
+    scope: AuditReader, page: PageDep, filters: FiltersDep
+) -> PageOut[AuditEventOut]:
     found = service.list_events(
         scope.ctx.session, scope.principal, org_id=scope.org.id, filters=filters, page=page
     )
     return PageOut(items=[AuditEventOut.of(e) for e in found.items], next_cursor=found.next_cursor)
 
 
+def _release(scope: OrgScope) -> None:
+    """Give the request's connection back before a streamed body starts: the body reads with
+    sessions of its own and may outlive the request's dependencies by hours."""
+    scope.ctx.session.close()
+
+
+@router.get(
+    "/orgs/{org}/audit-events/export",
+    response_class=StreamingResponse,
+    tags=["audit"],
+    responses={
+        200: {
+            "description": "The export, streamed; NDJSON and JSON verify offline",
+            "content": {media: {} for media in export.MEDIA_TYPES.values()},
+        }
+    },
+)
+def export_audit_events(
+    scope: AuditReader,
+    request: Request,
+    filters: FiltersDep,
+    format: export.ExportFormat = "ndjson",
+) -> StreamingResponse:
+    """The org's audit trail (or the events matching the filters) as one file of any size."""
+    state = request.app.state
+    name = export.filename(scope.org.slug, format, state.clock.now())
+    _release(scope)
+    body = export.chunks(
+        state.db,
+        state.notary,
+        state.clock,
+        export.ExportRequest(chain_id=scope.org.id, format=format, filters=filters),
+    )
+    return StreamingResponse(
+        in_threads(body),
+        media_type=export.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+MAX_SEQ = 2**63 - 1  # the database's BIGINT: a larger value would fail mid-stream, not here
+
+
+def _resume_point(last_event_id: str | None, after_seq: int | None) -> int:
+    # A reconnecting EventSource repeats the original URL and adds the header: the header is
+    # the newer news.
+    if last_event_id is not None:
+        text = last_event_id.strip()
+        if not (text.isascii() and text.isdigit() and int(text) <= MAX_SEQ):
+            raise BadRequest(
+                "Last-Event-ID must be the seq of an audit event", code="invalid_last_event_id"
+            )
+        return int(text)
+    return after_seq or 0
+
+
+@router.get(
+    "/orgs/{org}/audit-events/stream",
+    response_class=StreamingResponse,
+    tags=["audit"],
+    responses={200: {"description": "Server-Sent Events", "content": {"text/event-stream": {}}}},
+)
+def stream_audit_events(
+    scope: AuditReader,
+    request: Request,
+    after_seq: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="Start after this seq")
+    ] = None,
+    max_events: Annotated[int | None, Query(ge=1, description="Close after this many")] = None,
+    follow: Annotated[
+        bool, Query(description="Wait for new events (false: close when caught up)")
+    ] = True,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    """The org's audit events as Server-Sent Events (`id: <seq>`, `event: audit`), oldest first,
+    then live; resume with `Last-Event-ID` or `after_seq`."""
+    start = _resume_point(last_event_id, after_seq)
+    _release(scope)
+    feed = live.Feed(
+        db=request.app.state.db,
+        chain_id=scope.org.id,
+        after_seq=start,
+        max_events=max_events,
+        follow=follow,
+        # Read per request rather than bound at import, so a test can shorten the poll.
+        poll_seconds=live.POLL_SECONDS,
+        heartbeat_seconds=live.HEARTBEAT_SECONDS,
+    )
+    return StreamingResponse(
+        live.frames(feed),
+        media_type="text/event-stream",
+        # Proxies must pass each frame on as it comes rather than buffer the response.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 @router.get("/orgs/{org}/audit-events/verify", response_model=VerdictOut, tags=["audit"])
-def verify_audit_events(
-    scope: Annotated[OrgScope, Depends(org_scope(Permission.AUDIT_READ))], request: Request
-) -> VerdictOut:
+def verify_audit_events(scope: AuditReader, request: Request) -> VerdictOut:
     """Recompute the org's chain: every hash, link and signed checkpoint, and the tail."""
     verdict = service.verify_chain(
         scope.ctx.session, request.app.state.notary, chain_id=scope.org.id
@@ -61,9 +165,7 @@ def verify_audit_events(
 
 
 @router.get("/orgs/{org}/audit-checkpoints", response_model=list[CheckpointOut], tags=["audit"])
-def list_checkpoints(
-    scope: Annotated[OrgScope, Depends(org_scope(Permission.AUDIT_READ))],
-) -> list[CheckpointOut]:
+def list_checkpoints(scope: AuditReader) -> list[CheckpointOut]:
     rows = service.checkpoints(scope.ctx.session, chain_id=scope.org.id)
     return [CheckpointOut.model_validate(cp) for cp in rows]
 
@@ -75,9 +177,7 @@ def list_checkpoints(
     response_model=CheckpointOut,
     tags=["audit"],
 )
-def create_checkpoint(
-    scope: Annotated[OrgScope, Depends(org_scope(Permission.AUDIT_READ))], request: Request
-) -> Response:
+def create_checkpoint(scope: AuditReader, request: Request) -> Response:
     """Sign the chain's head now (the worker also does this periodically and at each purge).
     The checkpoint covers the event that records its creation."""
     ctx = scope.ctx

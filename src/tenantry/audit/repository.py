@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenantry.audit.chain import GENESIS_HASH
+from tenantry.audit.chain import GENESIS_HASH, timestamp
 from tenantry.audit.models import (
     AuditChainHead,
     AuditCheckpoint,
@@ -37,21 +40,39 @@ class EventFilters:
     until: datetime | None = None
 
 
+def _held(session: Session) -> dict[tuple[str, str], Any]:
+    """What this transaction (or savepoint) has already locked or read for appends. Several events
+    in one transaction reuse the head they locked and the subject keys they read, with no query
+    each, and so no autoflush each: the events go to the database in one batch at commit. Keyed by
+    the transaction and savepoint objects, so a commit, a rollback, or leaving a savepoint (whose
+    rollback would release a row lock taken inside it) starts afresh."""
+    scope = (session.get_transaction(), session.get_nested_transaction())
+    kept = session.info.get("audit_held")
+    if kept is None or kept[0] is not scope[0] or kept[1] is not scope[1]:
+        kept = (*scope, {})
+        session.info["audit_held"] = kept
+    held: dict[tuple[str, str], Any] = kept[2]
+    return held
+
+
 def lock_head(session: Session, *, chain_id: str, now: datetime) -> AuditChainHead:
     """The chain's head, locked until the caller's transaction ends (created on first use)."""
+    held = _held(session).get(("head", chain_id))
+    if held is not None and held in session:
+        return held  # type: ignore[no-any-return]
     query = select(AuditChainHead).where(AuditChainHead.chain_id == chain_id).with_for_update()
     head = session.scalars(query).first()
-    if head is not None:
-        return head
-    try:
-        with session.begin_nested():
-            head = AuditChainHead(chain_id=chain_id, seq=0, hash=GENESIS_HASH, updated_at=now)
-            session.add(head)
-            session.flush()
-        return head
-    except IntegrityError:
-        # Another transaction created it first; wait for its lock like any other appender.
-        return session.scalars(query.execution_options(populate_existing=True)).one()
+    if head is None:
+        try:
+            with session.begin_nested():
+                head = AuditChainHead(chain_id=chain_id, seq=0, hash=GENESIS_HASH, updated_at=now)
+                session.add(head)
+                session.flush()
+        except IntegrityError:
+            # Another transaction created it first; wait for its lock like any other appender.
+            head = session.scalars(query.execution_options(populate_existing=True)).one()
+    _held(session)[("head", chain_id)] = head
+    return head
 
 
 def head_of(session: Session, *, chain_id: str) -> AuditChainHead | None:
@@ -61,6 +82,9 @@ def head_of(session: Session, *, chain_id: str) -> AuditChainHead | None:
 def subject_key(session: Session, *, subject_id: str, now: datetime) -> bytes:
     found = session.get(AuditSubjectKey, subject_id)
     if found is not None:
+        # Held for the transaction so the next `get` is answered from the identity map (which
+        # only holds objects weakly); erasure's bulk delete still takes it out of the session.
+        _held(session)[("key", subject_id)] = found
         return found.key
     key = secrets.token_bytes(32)
     try:
@@ -139,27 +163,135 @@ def iter_for_chain(
         session.expunge_all()
 
 
-def chain_rows(
-    session: Session, *, chain_id: str, after_seq: int = 0, batch: int = 5000
+def export_rows(
+    session: Session,
+    *,
+    chain_id: str,
+    filters: EventFilters,
+    after_seq: int,
+    through_seq: int,
+    batch: int = 500,
 ) -> Iterator[Sequence[Any]]:
-    """Raw rows for verification, in `chain.FIELDS` order plus the stored hash."""
+    """Batches of plain rows for an export, in seq order up to `through_seq`: the event's columns
+    in `chain.FIELDS` order, its hash, then the personal details beside it (ip, user agent,
+    details; null once erased). No ORM objects, so an export of any size runs fast and flat."""
     columns = [getattr(AuditEvent, name) for name in (
         "chain_id", "seq", "id", "org_id", "team_id", "actor_type", "actor_id", "action",
         "target_type", "target_id", "result", "request_id", "occurred_at", "summary",
         "personal_digest", "prev_hash", "hash",
     )]  # fmt: skip
+    personal = (AuditEventPersonal.ip, AuditEventPersonal.user_agent, AuditEventPersonal.details)
     while True:
         query = (
-            select(*columns)
-            .where(AuditEvent.chain_id == chain_id, AuditEvent.seq > after_seq)
-            .order_by(AuditEvent.seq)
-            .limit(batch)
+            select(*columns, *personal)
+            .outerjoin(AuditEventPersonal, AuditEventPersonal.event_id == AuditEvent.id)
+            .where(
+                AuditEvent.chain_id == chain_id,
+                AuditEvent.seq > after_seq,
+                AuditEvent.seq <= through_seq,
+            )
         )
+        query = _filtered(query, filters).order_by(AuditEvent.seq).limit(batch)
         rows = session.execute(query).all()
         if not rows:
             return
-        yield from rows
+        yield rows
         after_seq = rows[-1][1]
+
+
+# The canonical text of `occurred_at` (chain.timestamp) is made by the database, far cheaper than
+# a datetime per row in Python. SQLite holds SQLAlchemy's text form ("2026-01-02 03:04:05.000006");
+# a value of any other shape comes back as "!" + the stored text and is read in Python exactly as
+# the ORM would read it.
+_SQLITE_CHAIN_QUERY = """
+SELECT chain_id, seq, id, org_id, team_id, actor_type, actor_id, action, target_type, target_id,
+       result, request_id,
+       CASE WHEN occurred_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] '
+                                || '[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]'
+            THEN substr(occurred_at, 1, 10) || 'T' || substr(occurred_at, 12) || 'Z'
+            ELSE '!' || occurred_at END,
+       summary, personal_digest, prev_hash, hash
+FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?
+"""
+_POSTGRES_CHAIN_QUERY = """
+SELECT chain_id, seq, id, org_id, team_id, actor_type, actor_id, action, target_type, target_id,
+       result, request_id,
+       to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       summary::text, personal_digest, prev_hash, hash
+FROM audit_events WHERE chain_id = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s
+"""
+_NO_LIMIT = 2**63 - 1
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)  # what the ORM would read (orjson stops at 64-bit integers)
+    except ValueError:
+        return text  # not JSON at all: it cannot match the hash of an object
+
+
+def _odd_timestamp_reader(dialect: Dialect) -> Callable[[str | None], str | None]:
+    """`occurred_at` that the query could not make canonical ("!" + the stored text), read as
+    the ORM reads it."""
+    column_type = AuditEvent.__table__.c.occurred_at.type
+    process = column_type.result_processor(dialect, None)
+
+    def read(marked: str | None) -> str | None:
+        if marked is None:
+            return None
+        stored = marked[1:]
+        try:
+            moment = process(stored) if process is not None else stored
+            return timestamp(moment) if isinstance(moment, datetime) else str(moment)
+        except (ValueError, TypeError):
+            return stored  # unreadable: it cannot match the hash of a real timestamp
+
+    return read
+
+
+def chain_rows(
+    session: Session,
+    *,
+    chain_id: str,
+    after_seq: int = 0,
+    batch: int = 20_000,
+    through_seq: int = _NO_LIMIT,
+) -> Iterator[Sequence[Any]]:
+    """Rows for verification, in `chain.FIELDS` order plus the stored hash: `occurred_at` as its
+    canonical text (`chain.timestamp`), `summary` decoded. Verification reads every event, so
+    this goes through the driver's own cursor in large batches: the ORM's work per row would
+    cost more than the hashing."""
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    query = _POSTGRES_CHAIN_QUERY if postgres else _SQLITE_CHAIN_QUERY
+    odd_timestamp = _odd_timestamp_reader(connection.dialect)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        while True:
+            cursor.execute(query, (chain_id, after_seq, through_seq, batch))
+            fetched = 0
+            # A few hundred rows at a time, used and dropped: objects that pile up cost far
+            # more to allocate (and for the garbage collector to walk) than short-lived ones.
+            while rows := cursor.fetchmany(500):
+                fetched += len(rows)
+                after_seq = rows[-1][1]
+                yield from [
+                    (
+                        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                        r[12] if r[12] and r[12][0] != "!" else odd_timestamp(r[12]),
+                        _loads(r[13]) if r[13] is not None else None,
+                        r[14], r[15], r[16],
+                    )
+                    for r in rows
+                ]  # fmt: skip
+            if fetched < batch:
+                return
+    finally:
+        cursor.close()
 
 
 def personal_of(session: Session, event_ids: list[str]) -> dict[str, AuditEventPersonal]:
@@ -235,3 +367,59 @@ def forget_subject(session: Session, *, subject_id: str) -> int:
         delete(AuditEventPersonal).where(AuditEventPersonal.subject_id == subject_id)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def chain_ids(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditChainHead.chain_id).order_by(AuditChainHead.chain_id)))
+
+
+def checkpointed_through(session: Session, *, chain_id: str) -> int:
+    """The highest seq any checkpoint of the chain has signed (0: none yet)."""
+    found = session.scalar(
+        select(func.max(AuditCheckpoint.seq)).where(AuditCheckpoint.chain_id == chain_id)
+    )
+    return int(found or 0)
+
+
+def unscoped_events_of_person(
+    session: Session, *, user_id: str, chain_id: str | None
+) -> list[AuditEvent]:
+    """Events the user acted in, as themselves or through their API keys (whose events name
+    them as the personal-details subject). Across every chain when `chain_id` is None: a
+    person's data export gathers each org they ever acted in, not only those they belong to now.
+    """
+    as_subject = select(AuditEventPersonal.event_id).where(AuditEventPersonal.subject_id == user_id)
+    query = select(AuditEvent).where(
+        ((AuditEvent.actor_type == "user") & (AuditEvent.actor_id == user_id))
+        | AuditEvent.id.in_(as_subject)
+    )
+    if chain_id is not None:
+        query = query.where(AuditEvent.chain_id == chain_id)
+    return list(session.scalars(query.order_by(AuditEvent.chain_id, AuditEvent.seq)))
+
+
+def personal_of_subject(
+    session: Session, *, subject_id: str, chain_id: str | None
+) -> dict[str, AuditEventPersonal]:
+    """The subject's own personal details, by event id."""
+    query = select(AuditEventPersonal).where(AuditEventPersonal.subject_id == subject_id)
+    if chain_id is not None:
+        query = query.where(AuditEventPersonal.chain_id == chain_id)
+    return {row.event_id: row for row in session.scalars(query)}
+
+
+def chains_ahead_of_checkpoints(session: Session) -> list[str]:
+    """Chains whose head is past their newest checkpoint (read without locks: a hint of where
+    there is work, which the worker confirms under the head's lock)."""
+    signed = (
+        select(AuditCheckpoint.chain_id, func.max(AuditCheckpoint.seq).label("seq"))
+        .group_by(AuditCheckpoint.chain_id)
+        .subquery()
+    )
+    query = (
+        select(AuditChainHead.chain_id)
+        .outerjoin(signed, signed.c.chain_id == AuditChainHead.chain_id)
+        .where(AuditChainHead.seq > func.coalesce(signed.c.seq, 0))
+        .order_by(AuditChainHead.chain_id)
+    )
+    return list(session.scalars(query))

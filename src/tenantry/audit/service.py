@@ -346,31 +346,27 @@ def verify_chain(session: Session, notary: Notary, *, chain_id: str) -> Verdict:
         if cp.seq >= start_seq:
             by_seq.setdefault(cp.seq, []).append(cp)
 
-    checked, first, last = 0, None, start_seq - 1
-    rows = (
-        r
-        for r in repository.chain_rows(session, chain_id=chain_id, after_seq=start_seq - 1)
-        if r[1] <= head_seq
+    # verify_events yields consecutive seqs from start_seq, so the last good one says how many
+    # were checked: the loop, run once per event, does no more than it must.
+    last = start_seq - 1
+
+    def so_far(fault: chain.Fault | None) -> Verdict:
+        checked = last - start_seq + 1
+        return verdict(checked, start_seq if checked else None, last, fault)
+
+    rows = repository.chain_rows(
+        session, chain_id=chain_id, after_seq=start_seq - 1, through_seq=head_seq
     )
     for step in chain.verify_events(rows, start_seq=start_seq, start_hash=start_hash):
         if isinstance(step, chain.Fault):
-            return verdict(checked, first, last, step)
+            return so_far(step)
         seq, digest = step
         for cp in by_seq.get(seq, ()):
             if cp.hash != digest:
-                return verdict(
-                    checked,
-                    first,
-                    last,
-                    chain.Fault(
-                        seq,
-                        "bad_checkpoint",
-                        f"checkpoint {cp.id} signed a different hash at seq {seq}",
-                    ),
-                )
-        checked += 1
-        first = seq if first is None else first
+                detail = f"checkpoint {cp.id} signed a different hash at seq {seq}"
+                return so_far(chain.Fault(seq, "bad_checkpoint", detail))
         last = seq
+    checked, first = last - start_seq + 1, start_seq if last >= start_seq else None
     newest_signed = max((cp.seq for cp in checkpoints), default=0)
     if last < head_seq or last < newest_signed:
         return verdict(
@@ -422,3 +418,43 @@ def discard_chain(session: Session, *, chain_id: str, now: datetime) -> int:
 
 def public_key(notary: Notary) -> dict[str, str]:
     return {"algorithm": "Ed25519", "public_key_pem": notary.public_key_pem}
+
+
+# ---- maintenance and personal data (the worker, export and erasure) ----
+
+
+def chain_ids(session: Session) -> list[str]:
+    return repository.chain_ids(session)
+
+
+def chains_ahead_of_checkpoints(session: Session) -> list[str]:
+    return repository.chains_ahead_of_checkpoints(session)
+
+
+def has_events_before(session: Session, *, chain_id: str, cutoff: datetime) -> bool:
+    return repository.seq_before(session, chain_id=chain_id, moment=cutoff) > 0
+
+
+def checkpoint_if_moved(
+    session: Session, notary: Notary, *, chain_id: str, now: datetime, reason: str = "periodic"
+) -> AuditCheckpoint | None:
+    """Sign the chain's head unless a checkpoint already covers it. The head is locked before
+    looking, so two workers on one chain make one checkpoint, not two."""
+    head = repository.lock_head(session, chain_id=chain_id, now=now)
+    if head.seq == 0 or repository.checkpointed_through(session, chain_id=chain_id) >= head.seq:
+        return None
+    return make_checkpoint(session, notary, chain_id=chain_id, now=now, reason=reason)
+
+
+def events_of_person(session: Session, *, user_id: str, chain_id: str | None) -> list[EventView]:
+    """Events where the user is the actor or the personal-details subject, each with the
+    user's own personal details (never anyone else's); one chain, or all when None."""
+    events = repository.unscoped_events_of_person(session, user_id=user_id, chain_id=chain_id)
+    personal = repository.personal_of_subject(session, subject_id=user_id, chain_id=chain_id)
+    return [EventView(event, personal.get(event.id)) for event in events]
+
+
+def forget_subject(session: Session, *, subject_id: str) -> int:
+    """Erasure: delete the person's key and every personal detail kept under it. The chained
+    records stay, with their digests, which nobody can link back to the details any more."""
+    return repository.forget_subject(session, subject_id=subject_id)

@@ -1,9 +1,11 @@
-"""`tenantry login`, `logout` and `whoami`."""
+"""`tenantry login`, `logout`, `whoami`, and `tenantry account export|delete`."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -140,3 +142,56 @@ def whoami(json_output: JsonFlag = False) -> None:
         print_json(me)
     else:
         _render_me(me)
+
+
+# ---- `tenantry account ...`: the account's personal data ----
+
+app = typer.Typer(
+    no_args_is_help=True, help="Your account's personal data: export it, or erase the account."
+)
+
+
+@app.command("export")
+def export(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Write the export to FILE (mode 0600) instead of stdout."
+        ),
+    ] = None,
+) -> None:
+    """Download everything the server holds about your account, as JSON."""
+    with connection.signed_in() as api:
+        data = api.export_my_data()
+    text = json.dumps(data, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    _write_private(output, text)
+    note(f"Wrote your data to {output}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Personal data: readable by its owner only, from the moment the file exists.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+@app.command("delete")
+def delete(
+    confirm: Annotated[
+        str, typer.Option("--confirm", help="Your account's email, typed back.", show_default=False)
+    ],
+    json_output: JsonFlag = False,
+) -> None:
+    """Erase your account and its personal data, for good. Refused while you are the last owner
+    of an organization: transfer ownership or delete it first."""
+    stored = config.load()
+    with connection.signed_in() as api:
+        user_id = api.me().user.id
+        api.erase_account(user_id, confirm=confirm)
+    if stored.email is not None and stored.email.lower() == confirm.strip().lower():
+        # The stored login was this account's; its tokens died with it.
+        config.save(config.load().signed_out())
+    done(json_output, f"Erased account {user_id}.", {"erased": user_id})

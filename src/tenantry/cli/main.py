@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from tenantry.cli import account, apikeys, audit, invites, orgs, teams
+from tenantry.cli import worker as worker_command
 from tenantry.cli.config import ConfigError
 from tenantry.cli.connection import NotSignedIn
 from tenantry.cli.output import (
@@ -102,6 +103,8 @@ app.add_typer(teams.app, name="team")
 app.add_typer(invites.app, name="invite")
 app.add_typer(apikeys.app, name="apikey")
 app.add_typer(audit.app, name="audit")
+app.add_typer(account.app, name="account")
+app.command("worker")(worker_command.worker)
 
 
 def run() -> None:

@@ -23,6 +23,7 @@ EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNAUTHENTICATED = 3
 EXIT_UNREACHABLE = 4
+EXIT_VERIFY_FAILED = 5  # an audit chain or export that is not intact
 
 
 class CliError(Exception):

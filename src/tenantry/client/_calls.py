@@ -6,18 +6,33 @@ Each route of the API is written once, in `tenantry.client.api`, as a method tha
 and returns the result; on an `AsyncClient` it returns a coroutine; `paged` turns a list call into
 an iterator (sync) or async iterator over every item of every page. The descriptors' overloads
 keep those types exact for mypy and editors.
+
+Answers read as they arrive are described the same way: a `streaming` method returns a `Stream`
+(the call, and how to turn the body's lines into items) and the caller gets an iterator (sync) or
+async iterator; a `download` method returns a `Download` (the call, and a binary file to write the
+body to) and the caller gets the number of bytes written.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    TypeVar,
+    overload,
+)
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from tenantry.client.models import Page
 
@@ -55,12 +70,30 @@ def model(cls: type[M]) -> Callable[[httpx.Response], M]:
     return parse
 
 
+def models(cls: type[M]) -> Callable[[httpx.Response], list[M]]:
+    """A JSON array of `cls`."""
+    adapter = TypeAdapter(list[cls])  # type: ignore[valid-type]
+
+    def parse(response: httpx.Response) -> list[M]:
+        return list(adapter.validate_python(response.json()))
+
+    return parse
+
+
 def nothing(response: httpx.Response) -> None:
     return None
 
 
 def text(response: httpx.Response) -> str:
     return response.text
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer as the JSON object it is, for documents read whole (a data export)."""
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    return body
 
 
 def segment(value: str) -> str:
@@ -121,5 +154,81 @@ class paged(Generic[P, T]):  # lower case: used like a decorator
 
         def bound(*args: Any, **kwargs: Any) -> Any:
             return obj._iterate(build(obj, *args, **kwargs))
+
+        return bound
+
+
+# A line decoder is fed the body's lines in order (blank ones too, as "") and returns the items
+# each line completes; one is made per request, so it may keep state between lines.
+LineDecoder = Callable[[str], Iterable[T]]
+
+
+@dataclass(frozen=True)
+class Stream(Generic[T]):
+    """A request whose answer is read line by line as it arrives."""
+
+    call: Call[None]
+    decoder: Callable[[], LineDecoder[T]]
+
+
+@dataclass(frozen=True)
+class Download:
+    """A request whose answer is written to `sink` as it arrives."""
+
+    call: Call[None]
+    sink: IO[bytes]
+
+
+class streaming(Generic[P, T]):  # lower case: used as a decorator
+    """Decorates a method returning `Stream[T]`: the caller iterates over the items. The request
+    is sent when iteration begins; errors are raised from the first step."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Stream[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self.__name__ = build.__name__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> streaming[P, T]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type[Any]) -> Callable[P, Iterator[T]]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        build = self.build
+
+        @functools.wraps(build)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return obj._stream(build(obj, *args, **kwargs))
+
+        return bound
+
+
+class download(Generic[P]):  # lower case: used as a decorator
+    """Decorates a method returning `Download`: the caller gets the number of bytes written."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Download]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self.__name__ = build.__name__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> download[P]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type[Any]) -> Callable[P, int]: ...
+    @overload
+    def __get__(
+        self, obj: AsyncClient, owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, int]]: ...
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        build = self.build
+
+        @functools.wraps(build)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return obj._download(build(obj, *args, **kwargs))
 
         return bound

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tenantry.client._calls import Call
+from tenantry.client._calls import Call, Download, Stream
 from tenantry.client.api import Api, TokensCallback
-from tenantry.client.errors import TenantryError, connection_failed
+from tenantry.client.errors import TenantryError, connection_failed, error_from_response
 from tenantry.client.models import Page
 
 T = TypeVar("T")
@@ -75,6 +75,52 @@ class AsyncClient(Api):
             except TenantryError:
                 return False
             return True
+
+    async def _transmit_streamed(self, call: Call[Any]) -> httpx.Response:
+        try:
+            request = self._http.build_request(**self._request_args(call))
+            return await self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise connection_failed(self.base_url, exc) from exc
+
+    async def _open(self, call: Call[Any]) -> httpx.Response:
+        """A response whose body is still to be read; raises on an error status."""
+        response = await self._transmit_streamed(call)
+        if self._may_refresh(call, response):
+            await response.aread()
+            await response.aclose()
+            if await self._refreshed(response):
+                response = await self._transmit_streamed(call)
+        if response.is_error:
+            await response.aread()
+            await response.aclose()
+            raise error_from_response(response)
+        return response
+
+    async def _stream(self, stream: Stream[T]) -> AsyncIterator[T]:
+        response = await self._open(stream.call)
+        decode = stream.decoder()
+        try:
+            async for line in response.aiter_lines():
+                for item in decode(line):
+                    yield item
+        except httpx.TransportError as exc:
+            raise connection_failed(self.base_url, exc) from exc
+        finally:
+            await response.aclose()
+
+    async def _download(self, download: Download) -> int:
+        response = await self._open(download.call)
+        written = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                download.sink.write(chunk)
+                written += len(chunk)
+        except httpx.TransportError as exc:
+            raise connection_failed(self.base_url, exc) from exc
+        finally:
+            await response.aclose()
+        return written
 
     async def _iterate(self, call: Call[Page[T]]) -> AsyncIterator[T]:
         while True:

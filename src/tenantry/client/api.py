@@ -10,17 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import httpx
 
 from tenantry import __version__
-from tenantry.client._calls import Call, endpoint, fields, model, nothing, paged, segment, text
+from tenantry.client._calls import (
+    Call,
+    Download,
+    Stream,
+    download,
+    endpoint,
+    fields,
+    json_object,
+    model,
+    models,
+    nothing,
+    paged,
+    segment,
+    streaming,
+    text,
+)
+from tenantry.client._streams import ServerSentEvents, each_line
 from tenantry.client.errors import error_from_response
 from tenantry.client.models import (
     ApiKey,
     ApiKeyCreated,
+    AuditCheckpoint,
     AuditEvent,
+    AuditPublicKey,
+    AuditVerdict,
     Health,
     Invitation,
     InvitationCreated,
@@ -41,6 +60,7 @@ from tenantry.client.models import (
 T = TypeVar("T")
 API = "/api/v1"
 PlanName = Literal["free", "starter", "professional", "enterprise"]
+ExportFormat = Literal["ndjson", "json", "csv"]
 InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "all"]
 TokensCallback = Callable[[Tokens], None]
 
@@ -52,6 +72,28 @@ def _page_query(limit: int | None, cursor: str | None, **extra: str | None) -> d
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _audit_filters(
+    actor: str | None,
+    action: str | None,
+    target_type: str | None,
+    target_id: str | None,
+    team: str | None,
+    result: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, str | None]:
+    return {
+        "actor": actor,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "team": team,
+        "result": result,
+        "since": _iso(since),
+        "until": _iso(until),
+    }
 
 
 class Api:
@@ -188,6 +230,31 @@ class Api:
     @endpoint
     def revoke_session(self, session_id: str) -> Call[None]:
         return Call("DELETE", f"{API}/me/sessions/{segment(session_id)}", nothing)
+
+    # ---- personal data ----
+
+    @endpoint
+    def export_my_data(self) -> Call[dict[str, Any]]:
+        """Everything the server holds about this account, as one JSON document (with an API
+        key: only what its organization holds)."""
+        return Call("GET", f"{API}/users/me/export", json_object)
+
+    @endpoint
+    def export_member_data(self, org: str, user: str) -> Call[dict[str, Any]]:
+        """What an organization holds about one of its members (needs audit:read)."""
+        return Call("GET", f"{API}/orgs/{segment(org)}/members/{segment(user)}/export", json_object)
+
+    @endpoint
+    def erase_account(self, user_id: str, *, confirm: str) -> Call[None]:
+        """Erase this account and its personal data for good; `confirm` must be its email.
+        Only a signed-in user can erase itself; the client forgets its tokens afterwards."""
+        return Call(
+            "DELETE",
+            f"{API}/users/{segment(user_id)}",
+            nothing,
+            body={"confirm": confirm},
+            session="forget",
+        )
 
     # ---- organizations ----
 
@@ -531,6 +598,104 @@ class Api:
         )
 
     iter_audit_events = paged(list_audit_events)
+
+    @endpoint
+    def verify_audit_chain(self, org: str) -> Call[AuditVerdict]:
+        """Have the server recompute the organization's chain: every hash, link and signed
+        checkpoint. `ok`, or `fault` names the first bad seq and what is wrong."""
+        return Call("GET", f"{API}/orgs/{segment(org)}/audit-events/verify", model(AuditVerdict))
+
+    @endpoint
+    def list_audit_checkpoints(self, org: str) -> Call[list[AuditCheckpoint]]:
+        return Call("GET", f"{API}/orgs/{segment(org)}/audit-checkpoints", models(AuditCheckpoint))
+
+    @endpoint
+    def create_audit_checkpoint(
+        self, org: str, *, idempotency_key: str | None = None
+    ) -> Call[AuditCheckpoint]:
+        """Sign the chain's head now; the checkpoint covers the event recording its creation."""
+        return Call(
+            "POST",
+            f"{API}/orgs/{segment(org)}/audit-checkpoints",
+            model(AuditCheckpoint),
+            idempotency_key=idempotency_key,
+        )
+
+    @endpoint
+    def audit_public_key(self) -> Call[AuditPublicKey]:
+        """The server's Ed25519 key that signs checkpoints and exports (no sign-in needed)."""
+        return Call("GET", f"{API}/audit/public-key", model(AuditPublicKey), auth=False)
+
+    def _export_call(
+        self, org: str, format: ExportFormat, filters: dict[str, str | None]
+    ) -> Call[None]:
+        params = fields(format=format, **filters)
+        return Call("GET", f"{API}/orgs/{segment(org)}/audit-events/export", nothing, params=params)
+
+    @download
+    def export_audit_events(
+        self,
+        org: str,
+        file: IO[bytes],
+        *,
+        format: ExportFormat = "ndjson",
+        actor: str | None = None,
+        action: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        team: str | None = None,
+        result: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Download:
+        """Write the organization's audit trail (or the events matching the filters) to a binary
+        file as it arrives, in constant memory; returns the number of bytes written. An NDJSON
+        or JSON export verifies offline: `tenantry.audit.offline.verify_file`, or
+        `tenantry audit verify --file`."""
+        filters = _audit_filters(actor, action, target_type, target_id, team, result, since, until)
+        return Download(self._export_call(org, format, filters), file)
+
+    @streaming
+    def iter_audit_export(
+        self,
+        org: str,
+        *,
+        format: ExportFormat = "ndjson",
+        actor: str | None = None,
+        action: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        team: str | None = None,
+        result: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Stream[str]:
+        """The export's lines as they arrive (for NDJSON, one record each)."""
+        filters = _audit_filters(actor, action, target_type, target_id, team, result, since, until)
+        return Stream(self._export_call(org, format, filters), lambda: each_line)
+
+    @streaming
+    def stream_audit_events(
+        self,
+        org: str,
+        *,
+        after_seq: int | None = None,
+        max_events: int | None = None,
+        follow: bool | None = None,
+    ) -> Stream[AuditEvent]:
+        """The organization's audit events as they are written (Server-Sent Events), oldest
+        first from after `after_seq`. Ends after `max_events`, or with `follow=False` once caught
+        up; otherwise it waits for new events until the caller stops iterating. To resume, pass
+        the last event's `seq` as `after_seq`."""
+        params = fields(
+            after_seq=str(after_seq) if after_seq is not None else None,
+            max_events=str(max_events) if max_events is not None else None,
+            follow=None if follow is None else str(follow).lower(),
+        )
+        call: Call[None] = Call(
+            "GET", f"{API}/orgs/{segment(org)}/audit-events/stream", nothing, params=params
+        )
+        return Stream(call, lambda: ServerSentEvents(AuditEvent.model_validate_json, event="audit"))
 
     # ---- onboarding and operations ----
 

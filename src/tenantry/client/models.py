@@ -190,6 +190,8 @@ class Onboarded(Result):
 
 class AuditEvent(Result):
     id: str
+    chain_id: str | None = None
+    seq: int | None = None
     org_id: str | None = None
     team_id: str | None = None
     actor_type: str
@@ -203,6 +205,45 @@ class AuditEvent(Result):
     request_id: str | None = None
     occurred_at: datetime
     summary: dict[str, Any] = Field(default_factory=dict)
+    personal_digest: str | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    personal: dict[str, Any] | None = None
+
+
+class AuditFault(Result):
+    seq: int
+    kind: str
+    detail: str
+
+
+class AuditVerdict(Result):
+    """The server's check of a chain: `ok`, or the first bad seq and what is wrong (`fault`)."""
+
+    chain_id: str
+    ok: bool
+    events_checked: int
+    first_seq: int | None = None
+    last_seq: int
+    head_seq: int
+    checkpoints_checked: int
+    fault: AuditFault | None = None
+
+
+class AuditCheckpoint(Result):
+    id: str
+    chain_id: str
+    seq: int
+    hash: str
+    created_at: datetime
+    reason: str
+    purged_through: int
+    signature: str
+
+
+class AuditPublicKey(Result):
+    algorithm: str
+    public_key_pem: str
 
 
 # ---- operations ----

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tenantry.client._calls import Call
+from tenantry.client._calls import Call, Download, Stream
 from tenantry.client.api import Api, TokensCallback
-from tenantry.client.errors import TenantryError, connection_failed
+from tenantry.client.errors import TenantryError, connection_failed, error_from_response
 from tenantry.client.models import Page
 
 T = TypeVar("T")
@@ -77,6 +77,52 @@ class Client(Api):
                 # The session is over; the caller gets the original 401, which says so.
                 return False
             return True
+
+    def _transmit_streamed(self, call: Call[Any]) -> httpx.Response:
+        try:
+            request = self._http.build_request(**self._request_args(call))
+            return self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise connection_failed(self.base_url, exc) from exc
+
+    def _open(self, call: Call[Any]) -> httpx.Response:
+        """A response whose body is still to be read; raises on an error status (the problem
+        body is small and read whole)."""
+        response = self._transmit_streamed(call)
+        if self._may_refresh(call, response):
+            response.read()
+            response.close()
+            if self._refreshed(response):
+                response = self._transmit_streamed(call)
+        if response.is_error:
+            response.read()
+            response.close()
+            raise error_from_response(response)
+        return response
+
+    def _stream(self, stream: Stream[T]) -> Iterator[T]:
+        response = self._open(stream.call)
+        decode = stream.decoder()
+        try:
+            for line in response.iter_lines():
+                yield from decode(line)
+        except httpx.TransportError as exc:
+            raise connection_failed(self.base_url, exc) from exc
+        finally:
+            response.close()
+
+    def _download(self, download: Download) -> int:
+        response = self._open(download.call)
+        written = 0
+        try:
+            for chunk in response.iter_bytes():
+                download.sink.write(chunk)
+                written += len(chunk)
+        except httpx.TransportError as exc:
+            raise connection_failed(self.base_url, exc) from exc
+        finally:
+            response.close()
+        return written
 
     def _iterate(self, call: Call[Page[T]]) -> Iterator[T]:
         while True:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -123,3 +123,33 @@ def api_keys_of_org(
 
 def touch_api_key(session: Session, *, key_id: str, now: datetime) -> None:
     session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+
+# ---- a person's data, for their export and their erasure ----
+
+
+def all_sessions_of(session: Session, *, user_id: str) -> list[LoginSession]:
+    """Every login session of the user, ended ones included (they still hold IPs)."""
+    return list(
+        session.scalars(
+            select(LoginSession).where(LoginSession.user_id == user_id).order_by(LoginSession.id)
+        )
+    )
+
+
+def api_keys_created_by(session: Session, *, user_id: str, org_id: str | None) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.created_by == user_id)
+    if org_id is not None:
+        query = query.where(ApiKey.org_id == org_id)
+    return list(session.scalars(query.order_by(ApiKey.id)))
+
+
+def delete_account(session: Session, *, user_id: str, email_normalized: str) -> None:
+    """The user row and everything of identity that points at it. Children first, so the
+    result does not depend on ON DELETE CASCADE being enforced."""
+    login_ids = select(LoginSession.id).where(LoginSession.user_id == user_id)
+    session.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(login_ids)))
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
+    session.execute(delete(ApiKey).where(ApiKey.created_by == user_id))
+    session.execute(delete(LoginThrottle).where(LoginThrottle.email_normalized == email_normalized))
+    session.execute(delete(User).where(User.id == user_id))

@@ -14,7 +14,7 @@ from tenantry.access.principal import Principal
 from tenantry.access.service import authorize, can, is_in_org
 from tenantry.audit import service as audit
 from tenantry.identity import repository
-from tenantry.identity.models import ApiKey, LoginSession, RefreshToken, User
+from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import (
     Conflict,
@@ -428,3 +428,40 @@ def revoke_api_key(ctx: Ctx, principal: Principal, key_id: str) -> ApiKey:
 
 def random_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+# ---- a person's data: export and erasure ----
+
+
+@dataclass(frozen=True)
+class AccountRecords:
+    """What identity holds about one person. Sessions and sign-in throttles belong to the
+    account, not to an org: an org's view of the person (`org_id` given) leaves them out."""
+
+    user: User
+    sessions: list[LoginSession]
+    api_keys: list[ApiKey]
+    login_throttles: list[LoginThrottle]
+
+
+def user_by_id(session: Session, user_id: str) -> User | None:
+    return repository.user_by_id(session, user_id)
+
+
+def account_records(session: Session, user: User, *, org_id: str | None) -> AccountRecords:
+    keys = repository.api_keys_created_by(session, user_id=user.id, org_id=org_id)
+    if org_id is not None:
+        return AccountRecords(user=user, sessions=[], api_keys=keys, login_throttles=[])
+    throttle = repository.throttle_for(session, user.email_normalized)
+    return AccountRecords(
+        user=user,
+        sessions=repository.all_sessions_of(session, user_id=user.id),
+        api_keys=keys,
+        login_throttles=[throttle] if throttle is not None else [],
+    )
+
+
+def delete_account(session: Session, user: User) -> None:
+    """Erasure: the account, its sessions and refresh tokens, the API keys it created (they
+    act for it, so they cannot outlive it) and the sign-in throttle of its email."""
+    repository.delete_account(session, user_id=user.id, email_normalized=user.email_normalized)

@@ -167,3 +167,12 @@ def store_response(
 ) -> None:
     record.status_code = status_code
     record.response_body = _seal(record, body, secret)
+
+
+def delete_expired(session: Session, *, now: datetime, ttl: timedelta) -> int:
+    """Forget records past their lifetime (their stored answers may carry personal data, even
+    encrypted); a record is otherwise only dropped when its key is used again."""
+    result = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - ttl)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

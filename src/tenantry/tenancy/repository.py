@@ -268,3 +268,60 @@ def delete_team(session: Session, *, org_id: str, team_id: str) -> None:
         )
     )
     session.execute(delete(Team).where(Team.org_id == org_id, Team.id == team_id))
+
+
+# ---- a person's data, for their export and their erasure ----
+
+
+def owned_org_ids(session: Session, *, user_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(OrgMembership.org_id)
+            .where(OrgMembership.user_id == user_id, OrgMembership.role == "owner")
+            .order_by(OrgMembership.org_id)
+        )
+    )
+
+
+def invitations_sent_by(session: Session, *, user_id: str, org_id: str | None) -> list[Invitation]:
+    query = select(Invitation).where(Invitation.invited_by == user_id)
+    if org_id is not None:
+        query = query.where(Invitation.org_id == org_id)
+    return list(session.scalars(query.order_by(Invitation.id)))
+
+
+def invitations_to(
+    session: Session, *, email_normalized: str, org_id: str | None
+) -> list[Invitation]:
+    query = select(Invitation).where(Invitation.email_normalized == email_normalized)
+    if org_id is not None:
+        query = query.where(Invitation.org_id == org_id)
+    return list(session.scalars(query.order_by(Invitation.id)))
+
+
+def unscoped_forget_member(session: Session, *, user_id: str, email_normalized: str) -> None:
+    """Everything of tenancy that points at the person, in every org (erasure is of a person,
+    not of one tenant's view of them). Invitations they sent stay, as the org's, with no sender.
+    """
+    session.execute(delete(TeamMembership).where(TeamMembership.user_id == user_id))
+    session.execute(delete(OrgMembership).where(OrgMembership.user_id == user_id))
+    session.execute(delete(Invitation).where(Invitation.email_normalized == email_normalized))
+    session.execute(
+        update(Invitation).where(Invitation.invited_by == user_id).values(invited_by=None)
+    )
+    # An org billed to the person's own address loses that address (an owner sets a new one).
+    session.execute(
+        update(Organization)
+        .where(func.lower(Organization.billing_email) == email_normalized)
+        .values(billing_email=None)
+    )
+
+
+def unscoped_orgs_by_ids(session: Session, org_ids: list[str]) -> dict[str, Organization]:
+    # Unscoped: background maintenance (audit retention) works for every org at once.
+    if not org_ids:
+        return {}
+    return {
+        org.id: org
+        for org in session.scalars(select(Organization).where(Organization.id.in_(org_ids)))
+    }

@@ -18,20 +18,18 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-MESSAGE = "audit events are append-only"
-
 SQLITE_UP = [
-    f"""
+    """
     CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
-    BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
     """,
-    f"""
+    """
     CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
     WHEN NOT EXISTS (
         SELECT 1 FROM audit_purge_permits p
         WHERE p.chain_id = OLD.chain_id AND p.through_seq >= OLD.seq
     )
-    BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
     """,
 ]
 SQLITE_DOWN = [
@@ -40,7 +38,7 @@ SQLITE_DOWN = [
 ]
 
 POSTGRES_UP = [
-    f"""
+    """
     CREATE FUNCTION audit_events_guard() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'DELETE' AND EXISTS (
@@ -49,7 +47,7 @@ POSTGRES_UP = [
         ) THEN
             RETURN OLD;
         END IF;
-        RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'insufficient_privilege';
+        RAISE EXCEPTION 'audit events are append-only' USING ERRCODE = 'insufficient_privilege';
     END
     $$
     """,

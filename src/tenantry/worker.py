@@ -1,0 +1,108 @@
+"""The background worker: the periodic work no request does by itself.
+
+Each pass (`run_once`) runs every task once, in order: audit retention purges (per plan, see
+`audit.retention`), periodic audit checkpoints for chains that moved, and forgetting expired
+`Idempotency-Key` records. `run` repeats passes every `interval` seconds until stopped.
+
+Any number of workers may run against one database: every task works one chain (or one batch)
+per transaction under the locks the request path uses, so two passes at once do each thing once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tenantry.audit import tasks as audit_tasks
+from tenantry.audit.service import Notary
+from tenantry.config import Settings
+from tenantry.kit import idempotency
+from tenantry.kit.clock import Clock, SystemClock
+from tenantry.kit.db import Database
+
+log = logging.getLogger("tenantry.worker")
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    started_at: datetime
+    retention: audit_tasks.RetentionReport
+    checkpoints: audit_tasks.CheckpointReport
+    expired_idempotency_records: int
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.retention.failed_chains or self.checkpoints.failed_chains)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["started_at"] = self.started_at.isoformat()
+        return out
+
+
+def _forget_expired_idempotency(database: Database, settings: Settings, *, now: datetime) -> int:
+    with database.session(write=True) as session:
+        removed = idempotency.delete_expired(
+            session, now=now, ttl=timedelta(seconds=settings.idempotency_ttl_seconds)
+        )
+        session.commit()
+    return removed
+
+
+def run_once(
+    settings: Settings, *, clock: Clock | None = None, database: Database | None = None
+) -> WorkerReport:
+    """One pass of every task. Pass `database` to share an engine; otherwise one is opened
+    from the settings and closed again."""
+    clock = clock or SystemClock()
+    db = database or Database(settings.resolved_database_url())
+    try:
+        notary = Notary(settings.server_secret())
+        started = clock.now()
+        retention = audit_tasks.purge_expired(db, notary, now=started)
+        # After the purges, so a chain's periodic checkpoint signs the head they left.
+        checkpoints = audit_tasks.checkpoint_moved(db, notary, now=clock.now())
+        expired = _forget_expired_idempotency(db, settings, now=clock.now())
+    finally:
+        if database is None:
+            db.dispose()
+    return WorkerReport(started, retention, checkpoints, expired)
+
+
+def run(
+    settings: Settings,
+    *,
+    interval: float,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    stop: threading.Event | None = None,
+    on_report: Callable[[WorkerReport], None] | None = None,
+    passes: int | None = None,
+) -> int:
+    """Run a pass every `interval` seconds until `stop` is set (or `passes` passes are done);
+    returns the number of passes. A pass that raises is logged and the loop goes on: the next
+    pass retries whatever it left undone."""
+    stop = stop or threading.Event()
+    db = database or Database(settings.resolved_database_url())
+    done = 0
+    try:
+        while not stop.is_set() and (passes is None or done < passes):
+            try:
+                report = run_once(settings, clock=clock, database=db)
+            except Exception:
+                log.exception("worker pass failed")
+            else:
+                if on_report is not None:
+                    on_report(report)
+            done += 1
+            if passes is not None and done >= passes:
+                break
+            stop.wait(interval)  # returns early when stopped
+    finally:
+        if database is None:
+            db.dispose()
+    return done
