@@ -245,6 +245,46 @@ def test_a_moved_timestamp_is_changed_content(
     assert_fault(client, app, database, acme, seq=2, kind="changed_content")
 
 
+def test_a_timestamp_stored_in_another_text_form_is_read_for_what_it_means(
+    client: TestClient, app: FastAPI, database: Database, acme: Tenant
+) -> None:
+    """SQLite keeps timestamps as text. The same instant written another way is the same event
+    (the ORM reads it so); another instant, however written, is a change."""
+    if database.dialect != "sqlite":
+        pytest.skip("PostgreSQL stores timestamps as timestamptz, not text")
+    at = event_at(database, acme.org_id, 3).occurred_at
+    same = at.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    with tampering(database) as conn:
+        conn.execute(
+            text("UPDATE audit_events SET occurred_at = :at WHERE chain_id = :org AND seq = 3"),
+            {"at": same, "org": acme.org_id},
+        )
+    assert_intact(client, app, database, acme)
+    later = (at + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    with tampering(database) as conn:
+        conn.execute(
+            text("UPDATE audit_events SET occurred_at = :at WHERE chain_id = :org AND seq = 3"),
+            {"at": later, "org": acme.org_id},
+        )
+    assert_fault(client, app, database, acme, seq=3, kind="changed_content")
+
+
+@pytest.mark.parametrize(
+    "stored", ['{"name": ', '{"name": 123456789012345678901234567890}', "not json", "null"]
+)
+def test_an_unreadable_stored_summary_is_changed_content_not_a_crash(
+    client: TestClient, app: FastAPI, database: Database, acme: Tenant, stored: str
+) -> None:
+    if database.dialect != "sqlite":
+        pytest.skip("PostgreSQL's jsonb column only holds valid JSON")
+    with tampering(database) as conn:
+        conn.execute(
+            text("UPDATE audit_events SET summary = :s WHERE chain_id = :org AND seq = 4"),
+            {"s": stored, "org": acme.org_id},
+        )
+    assert_fault(client, app, database, acme, seq=4, kind="changed_content")
+
+
 def test_an_edit_of_the_first_event_is_found_at_seq_1(
     client: TestClient, app: FastAPI, database: Database, acme: Tenant
 ) -> None:

@@ -237,7 +237,7 @@ def _loads(text: str) -> Any:
 def _odd_timestamp_reader(dialect: Dialect) -> Callable[[str | None], str | None]:
     """`occurred_at` that the query could not make canonical ("!" + the stored text), read as
     the ORM reads it."""
-    column_type = AuditEvent.__table__.c.occurred_at.type
+    column_type = AuditEvent.__table__.c.occurred_at.type.dialect_impl(dialect)
     process = column_type.result_processor(dialect, None)
 
     def read(marked: str | None) -> str | None:
