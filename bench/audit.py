@@ -323,7 +323,7 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def bench_verify(db: Database, size: dict[str, int]) -> dict[str, Any]:
+def bench_verify(db: Database, size: dict[str, int], *, in_memory: bool) -> dict[str, Any]:
     events = size["verify"]
     chain_id = f"org_verify_{secrets.token_hex(3)}"
     seconds, _ = timed(lambda: seed_chain(db, chain_id, events))
@@ -347,15 +347,17 @@ def bench_verify(db: Database, size: dict[str, int]) -> dict[str, Any]:
         seconds, count = timed(read)
         assert count == events
         read_times.append(seconds)
-    with db.session(write=False) as session:
-        rows = list(repository.chain_rows(session, chain_id=chain_id))
-    return {
+    figures = {
         "events": events,
         "db_events_per_s": round(events / statistics.median(verify_times)),
         "db_seconds": round(statistics.median(verify_times), 3),
         "read_events_per_s": round(events / statistics.median(read_times)),
-        "rows": rows,
     }
+    if in_memory:
+        with db.session(write=False) as session:
+            rows = list(repository.chain_rows(session, chain_id=chain_id))
+        figures["memory_events_per_s"] = verify_in_memory(rows, size["repeat"])
+    return figures
 
 
 def verify_in_memory(rows: list[Any], repeat: int) -> int:
@@ -373,13 +375,13 @@ def verify_in_memory(rows: list[Any], repeat: int) -> int:
 # ---- main ----
 
 
-def bench_database(url: str, size: dict[str, int]) -> dict[str, Any]:
+def bench_database(url: str, size: dict[str, int], *, in_memory: bool) -> dict[str, Any]:
     db = Database(url)
     try:
         log(f"{db.dialect}: appends")
         figures = bench_appends(db, size)
         log(f"{db.dialect}: verification")
-        figures["verify"] = bench_verify(db, size)
+        figures["verify"] = bench_verify(db, size, in_memory=in_memory)
     finally:
         db.dispose()
     return figures
@@ -408,28 +410,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--database-url must be a sqlite:/// or postgresql:// URL")
 
     report: dict[str, Any] = {"size": "quick" if args.quick else "full"}
+    load_before = os.getloadavg()[0]
     pg_version = None
-    memory_rows: list[Any] = []
-    for dialect, url in targets:
+    for n, (dialect, url) in enumerate(targets):
+        # The in-memory figure does not depend on the database: measured once, on the first.
         if dialect == "postgresql":
             assert url is not None
             with throwaway_postgres(url) as db_url:
                 pg_version = postgres_version(db_url)
-                report["postgresql"] = bench_database(db_url, size)
+                report["postgresql"] = bench_database(db_url, size, in_memory=n == 0)
         else:
             with scratch_sqlite(url) as db_url:
-                report["sqlite"] = bench_database(db_url, size)
-        rows = report[dialect]["verify"].pop("rows")
-        memory_rows = memory_rows or rows
-    log("in-memory verification")
-    verify_events = size["verify"]
-    memory_per_s = verify_in_memory(memory_rows, size["repeat"])
-    del memory_rows
+                report["sqlite"] = bench_database(db_url, size, in_memory=n == 0)
 
     databases = [d for d, _ in targets]
     report["verify"] = {
-        "events": verify_events,
-        "memory_events_per_s": memory_per_s,
+        "events": size["verify"],
+        "memory_events_per_s": report[databases[0]]["verify"].pop("memory_events_per_s"),
         **{f"{d}_events_per_s": report[d]["verify"]["db_events_per_s"] for d in databases},
     }
     report["targets"] = {
@@ -440,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
             d: report[d]["verify"]["db_events_per_s"] >= TARGET_VERIFY_PER_S for d in databases
         },
     }
-    report = {"machine": machine(pg_version), **report}
+    # The machine may be shared: a busy one gives lower figures, so say how busy it was.
+    load = {"load_average_before": load_before, "load_average_after": os.getloadavg()[0]}
+    report = {"machine": {**machine(pg_version), **load}, **report}
     print(json.dumps(report, indent=2))
     return 0
 
