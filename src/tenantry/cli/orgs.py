@@ -11,11 +11,12 @@ from tenantry.cli.output import (
     CliError,
     JsonFlag,
     done,
+    print_members,
     print_record,
     print_table,
     show,
 )
-from tenantry.client.models import Org, OrgCreated, OrgMember
+from tenantry.client.models import Org, OrgCreated
 
 app = typer.Typer(no_args_is_help=True, help="Create, inspect, change and delete organizations.")
 
@@ -143,24 +144,9 @@ def transfer(
     )
 
 
-def _member_rows(members: list[OrgMember]) -> None:
-    print_table(
-        members,
-        [
-            ("EMAIL", lambda m: m.email),
-            ("NAME", lambda m: m.full_name or m.username),
-            ("ROLE", lambda m: m.role),
-            ("JOINED", lambda m: m.joined_at),
-            ("USER ID", lambda m: m.user_id),
-        ],
-        empty="No members.",
-        keep_whole=("EMAIL",),
-    )
-
-
 @app.command("members")
 def members(org: OrgArg, json_output: JsonFlag = False) -> None:
     """List the members of an organization and their roles."""
     with connection.signed_in() as api:
         found = list(api.iter_org_members(org))
-    show(found, json_output, lambda: _member_rows(found))
+    show(found, json_output, lambda: print_members(found))

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from tenantry.client.models import OrgMember
+
 M = TypeVar("M", bound=BaseModel)
 
 JsonFlag = Annotated[
@@ -119,3 +121,19 @@ def done(json_output: bool, message: str, data: dict[str, Any]) -> None:
 def note(message: str) -> None:
     """A remark for the person at the terminal, kept out of stdout so pipes stay clean."""
     typer.echo(message, err=True)
+
+
+def print_members(members: Sequence[OrgMember]) -> None:
+    """People with their role (a team member is an org member with a team)."""
+    print_table(
+        members,
+        [
+            ("EMAIL", lambda m: m.email),
+            ("NAME", lambda m: m.full_name or m.username),
+            ("ROLE", lambda m: m.role),
+            ("JOINED", lambda m: m.joined_at),
+            ("USER ID", lambda m: m.user_id),
+        ],
+        empty="No members.",
+        keep_whole=("EMAIL",),
+    )

@@ -12,12 +12,13 @@ from tenantry.cli.output import (
     CliError,
     JsonFlag,
     done,
+    print_members,
     print_record,
     print_table,
     show,
 )
 from tenantry.client import Client
-from tenantry.client.models import Team, TeamMember
+from tenantry.client.models import Team
 
 app = typer.Typer(no_args_is_help=True, help="Create and inspect teams; manage their members.")
 
@@ -109,27 +110,12 @@ def delete(
     done(json_output, f"Deleted team {team}.", {"deleted": "team", "team": team_id})
 
 
-def _member_rows(members: list[TeamMember]) -> None:
-    print_table(
-        members,
-        [
-            ("EMAIL", lambda m: m.email),
-            ("NAME", lambda m: m.full_name or m.username),
-            ("ROLE", lambda m: m.role),
-            ("JOINED", lambda m: m.joined_at),
-            ("USER ID", lambda m: m.user_id),
-        ],
-        empty="No members.",
-        keep_whole=("EMAIL",),
-    )
-
-
 @app.command("members")
 def members(team: TeamArg, json_output: JsonFlag = False) -> None:
     """List the members of a team and their roles."""
     with connection.signed_in() as api:
         found = list(api.iter_team_members(resolve_team(api, team)))
-    show(found, json_output, lambda: _member_rows(found))
+    show(found, json_output, lambda: print_members(found))
 
 
 @app.command("add-member")

@@ -22,6 +22,7 @@ from typing import (
     IO,
     TYPE_CHECKING,
     Any,
+    ClassVar,
     Concatenate,
     Generic,
     Literal,
@@ -106,13 +107,35 @@ def fields(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-class endpoint(Generic[P, T]):  # lower case: it is used as a decorator
-    """Decorates a method returning `Call[T]`; see the module docstring."""
+class _Route:
+    """What the route decorators share: they keep the method that describes the request, and on
+    a client they become a call that hands that description to the client's `sender` method
+    (sync or async, whichever client it is). Subclasses only add the typed views of `__get__`."""
 
-    def __init__(self, build: Callable[Concatenate[Any, P], Call[T]]) -> None:
+    sender: ClassVar[str]
+
+    def __init__(self, build: Callable[..., Any]) -> None:
         self.build = build
         self.__doc__ = build.__doc__
         self.__name__ = build.__name__
+
+    def _bind(self, obj: Any) -> Callable[..., Any]:
+        build, send = self.build, getattr(obj, self.sender)
+
+        @functools.wraps(build)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return send(build(obj, *args, **kwargs))
+
+        return bound
+
+
+class endpoint(_Route, Generic[P, T]):  # lower case: it is used as a decorator
+    """Decorates a method returning `Call[T]`; see the module docstring."""
+
+    sender = "_send"
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        super().__init__(build)
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> endpoint[P, T]: ...
@@ -123,15 +146,7 @@ class endpoint(Generic[P, T]):  # lower case: it is used as a decorator
         self, obj: AsyncClient, owner: type[Any]
     ) -> Callable[P, Coroutine[Any, Any, T]]: ...
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        build = self.build
-
-        @functools.wraps(build)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._send(build(obj, *args, **kwargs))
-
-        return bound
+        return self if obj is None else self._bind(obj)
 
 
 class paged(Generic[P, T]):  # lower case: used like a decorator
@@ -179,14 +194,14 @@ class Download:
     sink: IO[bytes]
 
 
-class streaming(Generic[P, T]):  # lower case: used as a decorator
+class streaming(_Route, Generic[P, T]):  # lower case: used as a decorator
     """Decorates a method returning `Stream[T]`: the caller iterates over the items. The request
     is sent when iteration begins; errors are raised from the first step."""
 
+    sender = "_stream"
+
     def __init__(self, build: Callable[Concatenate[Any, P], Stream[T]]) -> None:
-        self.build = build
-        self.__doc__ = build.__doc__
-        self.__name__ = build.__name__
+        super().__init__(build)
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> streaming[P, T]: ...
@@ -195,24 +210,16 @@ class streaming(Generic[P, T]):  # lower case: used as a decorator
     @overload
     def __get__(self, obj: AsyncClient, owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        build = self.build
-
-        @functools.wraps(build)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._stream(build(obj, *args, **kwargs))
-
-        return bound
+        return self if obj is None else self._bind(obj)
 
 
-class download(Generic[P]):  # lower case: used as a decorator
+class download(_Route, Generic[P]):  # lower case: used as a decorator
     """Decorates a method returning `Download`: the caller gets the number of bytes written."""
 
+    sender = "_download"
+
     def __init__(self, build: Callable[Concatenate[Any, P], Download]) -> None:
-        self.build = build
-        self.__doc__ = build.__doc__
-        self.__name__ = build.__name__
+        super().__init__(build)
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> download[P]: ...
@@ -223,12 +230,4 @@ class download(Generic[P]):  # lower case: used as a decorator
         self, obj: AsyncClient, owner: type[Any]
     ) -> Callable[P, Coroutine[Any, Any, int]]: ...
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        build = self.build
-
-        @functools.wraps(build)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._download(build(obj, *args, **kwargs))
-
-        return bound
+        return self if obj is None else self._bind(obj)

@@ -147,14 +147,8 @@ class Team(Result):
     updated_at: datetime
 
 
-class TeamMember(Result):
-    user_id: str
+class TeamMember(OrgMember):
     team_id: str
-    email: str
-    username: str
-    full_name: str
-    role: str
-    joined_at: datetime
 
 
 class Invitation(Result):
