@@ -56,6 +56,19 @@ Rule = Permission | Literal["public", "self", "invitee"]
 
 
 @dataclass(frozen=True)
+class WorldExtra:
+    """What a later domain's routes need from a World (see tests/routes_<domain>.py): `seed`
+    makes its things (through `World.once`), `ids` names every id of them a response could
+    reveal. Both run in `World.seed_all` and `World.ids`."""
+
+    seed: Callable[[World], None]
+    ids: Callable[[World], set[str]]
+
+
+WORLD_EXTRAS: list[WorldExtra] = []
+
+
+@dataclass(frozen=True)
 class Account:
     id: str
     email: str
@@ -88,6 +101,13 @@ class World:
         self.factory = factory
         self.label = name.split()[0].lower()
         self.tenant: Tenant = factory.tenant(name)
+        self._made: dict[str, Any] = {}
+
+    def once(self, name: str, make: Callable[[World], Any]) -> Any:
+        """Something a domain's routes point at, made on first use and kept for this world."""
+        if name not in self._made:
+            self._made[name] = make(self)
+        return self._made[name]
 
     @property
     def org_id(self) -> str:
@@ -198,6 +218,8 @@ class World:
     def seed_all(self) -> None:
         for name in ("team_slug", "member", "spare", "invitation", "api_key", "login"):
             getattr(self, name)
+        for extra in WORLD_EXTRAS:
+            extra.seed(self)
         self.checkpoint  # noqa: B018 - signs the head over everything seeded above
 
     def ids(self) -> set[str]:
@@ -206,6 +228,8 @@ class World:
         for account in (self.owner, self.member, self.spare, self.invitee):
             found |= {account.id, account.email}
         found |= {self.invitation.id, self.api_key.id, self.login.id, self.checkpoint}
+        for extra in WORLD_EXTRAS:
+            found |= extra.ids(self)
         return found
 
     def headers_for(self, case: RouteCase) -> dict[str, str]:
@@ -487,6 +511,13 @@ CASES = [
     RouteCase("GET", "/metrics", PUBLIC),
 ]
 
+# Later domains list their routes in modules of their own; each may add to PARAMS and
+# WORLD_EXTRAS. Imported here, after everything they use from this module is defined.
+from routes_access import CASES as ACCESS_CASES  # noqa: E402
+from routes_metering import CASES as METERING_CASES  # noqa: E402
+from routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
+
+CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
+from tenantry.access.endpoints import router as access_router
 from tenantry.audit import service as audit
 from tenantry.audit.endpoints import router as audit_router
 from tenantry.config import Settings
@@ -38,8 +39,10 @@ from tenantry.kit.idempotency import Replay
 from tenantry.kit.limits import BodyLimit
 from tenantry.kit.observability import Metrics, RequestTracking
 from tenantry.kit.security import AccessTokens, Passwords
+from tenantry.metering.endpoints import router as metering_router
 from tenantry.privacy.endpoints import router as privacy_router
 from tenantry.tenancy.endpoints import router as tenancy_router
+from tenantry.throttling.endpoints import router as throttling_router
 
 log = logging.getLogger("tenantry")
 
@@ -207,7 +210,15 @@ def create_app(
     metrics = Metrics()
     app.state.metrics = metrics
 
-    for router in (identity_router, tenancy_router, audit_router, privacy_router):
+    for router in (
+        identity_router,
+        tenancy_router,
+        access_router,
+        audit_router,
+        privacy_router,
+        metering_router,
+        throttling_router,
+    ):
         app.include_router(router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)

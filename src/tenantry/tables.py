@@ -1,10 +1,22 @@
 """Imports every domain's tables so `Base.metadata` is complete (for Alembic and for tests)."""
 
+from tenantry.access import models as access_models
 from tenantry.audit import models as audit_models
 from tenantry.identity import models as identity_models
 from tenantry.kit import idempotency
 from tenantry.kit.db import Base
+from tenantry.metering import models as metering_models
 from tenantry.tenancy import models as tenancy_models
+from tenantry.throttling import models as throttling_models
 
 metadata = Base.metadata
-__all__ = ["audit_models", "idempotency", "identity_models", "metadata", "tenancy_models"]
+__all__ = [
+    "access_models",
+    "audit_models",
+    "idempotency",
+    "identity_models",
+    "metadata",
+    "metering_models",
+    "tenancy_models",
+    "throttling_models",
+]

@@ -35,6 +35,11 @@ class Permission(StrEnum):
     EXPERIMENT_UPDATE = "experiment:update"
     EXPERIMENT_DELETE = "experiment:delete"
     USAGE_READ = "usage:read"
+    USAGE_WRITE = "usage:write"
+    ROLE_READ = "role:read"
+    ROLE_MANAGE = "role:manage"
+    GRANT_READ = "grant:read"
+    GRANT_MANAGE = "grant:manage"
     APIKEY_READ = "apikey:read"
     APIKEY_CREATE = "apikey:create"
     APIKEY_REVOKE = "apikey:revoke"
@@ -64,7 +69,12 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.EXPERIMENT_CREATE: "Create experiments and runs",
     Permission.EXPERIMENT_UPDATE: "Update experiments and runs",
     Permission.EXPERIMENT_DELETE: "Delete experiments and runs",
-    Permission.USAGE_READ: "See usage",
+    Permission.USAGE_READ: "See usage, quotas and limits",
+    Permission.USAGE_WRITE: "Record usage, ask for admission and hold run leases",
+    Permission.ROLE_READ: "See custom roles",
+    Permission.ROLE_MANAGE: "Create, edit and delete custom roles (with permissions one holds)",
+    Permission.GRANT_READ: "See resource grants and ask who can do what",
+    Permission.GRANT_MANAGE: "Grant and revoke access (only with permissions one holds)",
     Permission.APIKEY_READ: "See API keys",
     Permission.APIKEY_CREATE: "Create API keys",
     Permission.APIKEY_REVOKE: "Revoke API keys",
@@ -93,7 +103,13 @@ P = Permission
 _VIEWER = frozenset(
     {P.ORG_READ, P.TEAM_READ, P.MEMBER_READ, P.MODEL_READ, P.EXPERIMENT_READ, P.USAGE_READ}
 )
-_EDITOR = _VIEWER | {P.MODEL_CREATE, P.MODEL_UPDATE, P.EXPERIMENT_CREATE, P.EXPERIMENT_UPDATE}
+_EDITOR = _VIEWER | {
+    P.MODEL_CREATE,
+    P.MODEL_UPDATE,
+    P.EXPERIMENT_CREATE,
+    P.EXPERIMENT_UPDATE,
+    P.USAGE_WRITE,
+}
 _ADMIN = _EDITOR | {
     P.MODEL_DELETE,
     P.EXPERIMENT_DELETE,
@@ -108,6 +124,10 @@ _ADMIN = _EDITOR | {
     P.AUDIT_READ,
     P.BILLING_VIEW,
     P.ORG_UPDATE,
+    P.ROLE_READ,
+    P.ROLE_MANAGE,
+    P.GRANT_READ,
+    P.GRANT_MANAGE,
 }
 _OWNER = _ADMIN | {P.BILLING_MANAGE, P.TEAM_DELETE, P.ORG_DELETE, P.ORG_TRANSFER}
 

@@ -13,7 +13,21 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from tenantry.cli import account, apikeys, audit, invites, orgs, teams
+from tenantry.cli import (
+    access,
+    account,
+    apikeys,
+    audit,
+    grants,
+    invites,
+    leases,
+    orgs,
+    quotas,
+    ratelimits,
+    roles,
+    teams,
+    usage,
+)
 from tenantry.cli import worker as worker_command
 from tenantry.cli.config import ConfigError
 from tenantry.cli.connection import NotSignedIn
@@ -102,6 +116,13 @@ app.add_typer(orgs.app, name="org")
 app.add_typer(teams.app, name="team")
 app.add_typer(invites.app, name="invite")
 app.add_typer(apikeys.app, name="apikey")
+app.add_typer(roles.app, name="role")
+app.add_typer(grants.app, name="grant")
+app.add_typer(access.app, name="access")
+app.add_typer(usage.app, name="usage")
+app.add_typer(quotas.app, name="quota")
+app.add_typer(leases.app, name="lease")
+app.add_typer(ratelimits.app, name="ratelimit")
 app.add_typer(audit.app, name="audit")
 app.add_typer(account.app, name="account")
 app.command("worker")(worker_command.worker)

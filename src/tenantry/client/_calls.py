@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import (
     IO,
     TYPE_CHECKING,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+API = "/api/v1"
 
 # What a successful call does to the client's own credentials.
 SessionEffect = Literal["adopt", "forget"]
@@ -231,3 +234,13 @@ class download(_Route, Generic[P]):  # lower case: used as a decorator
     ) -> Callable[P, Coroutine[Any, Any, int]]: ...
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
         return self if obj is None else self._bind(obj)
+
+
+def page_query(limit: int | None, cursor: str | None, **extra: str | None) -> dict[str, str]:
+    """The query of a list call: `limit`, `cursor` and the filters that are set."""
+    values = fields(limit=str(limit) if limit is not None else None, cursor=cursor, **extra)
+    return {key: str(value) for key, value in values.items()}
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

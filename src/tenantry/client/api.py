@@ -16,23 +16,28 @@ import httpx
 
 from tenantry import __version__
 from tenantry.client._calls import (
+    API,
     Call,
     Download,
     Stream,
     download,
     endpoint,
     fields,
+    iso,
     json_object,
     model,
     models,
     nothing,
+    page_query,
     paged,
     segment,
     streaming,
     text,
 )
 from tenantry.client._streams import ServerSentEvents, each_line
+from tenantry.client.access import AccessCalls
 from tenantry.client.errors import error_from_response
+from tenantry.client.metering import MeteringCalls
 from tenantry.client.models import (
     ApiKey,
     ApiKeyCreated,
@@ -56,22 +61,13 @@ from tenantry.client.models import (
     Tokens,
     User,
 )
+from tenantry.client.throttling import ThrottlingCalls
 
 T = TypeVar("T")
-API = "/api/v1"
 PlanName = Literal["free", "starter", "professional", "enterprise"]
 ExportFormat = Literal["ndjson", "json", "csv"]
 InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "all"]
 TokensCallback = Callable[[Tokens], None]
-
-
-def _page_query(limit: int | None, cursor: str | None, **extra: str | None) -> dict[str, str]:
-    values = fields(limit=str(limit) if limit is not None else None, cursor=cursor, **extra)
-    return {key: str(value) for key, value in values.items()}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
 
 
 def _audit_filters(
@@ -91,12 +87,12 @@ def _audit_filters(
         "target_id": target_id,
         "team": team,
         "result": result,
-        "since": _iso(since),
-        "until": _iso(until),
+        "since": iso(since),
+        "until": iso(until),
     }
 
 
-class Api:
+class Api(AccessCalls, MeteringCalls, ThrottlingCalls):
     """State and request handling shared by the sync and async clients."""
 
     def __init__(
@@ -222,7 +218,7 @@ class Api:
         self, *, limit: int | None = None, cursor: str | None = None
     ) -> Call[Page[Session]]:
         return Call(
-            "GET", f"{API}/me/sessions", model(Page[Session]), params=_page_query(limit, cursor)
+            "GET", f"{API}/me/sessions", model(Page[Session]), params=page_query(limit, cursor)
         )
 
     iter_sessions = paged(list_sessions)
@@ -286,7 +282,7 @@ class Api:
 
     @endpoint
     def list_orgs(self, *, limit: int | None = None, cursor: str | None = None) -> Call[Page[Org]]:
-        return Call("GET", f"{API}/orgs", model(Page[Org]), params=_page_query(limit, cursor))
+        return Call("GET", f"{API}/orgs", model(Page[Org]), params=page_query(limit, cursor))
 
     iter_orgs = paged(list_orgs)
 
@@ -333,7 +329,7 @@ class Api:
             "GET",
             f"{API}/orgs/{segment(org)}/members",
             model(Page[OrgMember]),
-            params=_page_query(limit, cursor),
+            params=page_query(limit, cursor),
         )
 
     iter_org_members = paged(list_org_members)
@@ -388,7 +384,7 @@ class Api:
             "GET",
             f"{API}/orgs/{segment(org)}/teams",
             model(Page[Team]),
-            params=_page_query(limit, cursor),
+            params=page_query(limit, cursor),
         )
 
     iter_teams = paged(list_teams)
@@ -430,7 +426,7 @@ class Api:
             "GET",
             f"{API}/teams/{segment(team)}/members",
             model(Page[TeamMember]),
-            params=_page_query(limit, cursor),
+            params=page_query(limit, cursor),
         )
 
     iter_team_members = paged(list_team_members)
@@ -497,7 +493,7 @@ class Api:
             "GET",
             f"{API}/orgs/{segment(org)}/invitations",
             model(Page[Invitation]),
-            params=_page_query(limit, cursor, status=status),
+            params=page_query(limit, cursor, status=status),
         )
 
     iter_invitations = paged(list_invitations)
@@ -530,7 +526,7 @@ class Api:
     ) -> Call[ApiKeyCreated]:
         """Create an API key; its `secret` is in this answer only."""
         body = fields(
-            name=name, team_id=team_id, permissions=permissions, expires_at=_iso(expires_at)
+            name=name, team_id=team_id, permissions=permissions, expires_at=iso(expires_at)
         )
         return Call(
             "POST",
@@ -548,7 +544,7 @@ class Api:
             "GET",
             f"{API}/orgs/{segment(org)}/api-keys",
             model(Page[ApiKey]),
-            params=_page_query(limit, cursor),
+            params=page_query(limit, cursor),
         )
 
     iter_api_keys = paged(list_api_keys)
@@ -578,7 +574,7 @@ class Api:
     ) -> Call[Page[AuditEvent]]:
         """Audit events of an organization, oldest first. `action` is exact, or a prefix when it
         ends in '.' (`team.` matches every team action)."""
-        params = _page_query(
+        params = page_query(
             limit,
             cursor,
             actor=actor,
@@ -587,8 +583,8 @@ class Api:
             target_id=target_id,
             team=team,
             result=result,
-            since=_iso(since),
-            until=_iso(until),
+            since=iso(since),
+            until=iso(until),
         )
         return Call(
             "GET",

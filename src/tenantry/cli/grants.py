@@ -1,0 +1,7 @@
+"""`tenantry grant ...`: Resource-level grants."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Resource-level grants.")

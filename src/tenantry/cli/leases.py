@@ -1,0 +1,7 @@
+"""`tenantry lease ...`: Concurrent-run leases."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Concurrent-run leases.")

@@ -1,0 +1,1 @@
+"""Usage metering: meters, usage events, hourly rollups, plan quotas and admission."""

@@ -1,0 +1,197 @@
+"""The plan catalog, as data: prices, quotas and rate limits of each plan.
+
+The catalog ships with the four public plans below. An organization's plan is
+`Organization.plan` (a key of the catalog); per-org custom plans and overrides are layered on top
+by `metering.service` (see docs/usage-and-quotas.md). Money is `Decimal`; `None` as a limit means
+unlimited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final
+
+
+class Enforcement(StrEnum):
+    HARD = "hard"  # refuse with 402 and an upgrade hint
+    SOFT = "soft"  # allow, warn in headers, alert at 80% and 100%, bill the overage
+
+
+class QuotaKind(StrEnum):
+    COUNT = "count"  # things that exist (models, members): checked at creation
+    METERED = "metered"  # usage in a period (compute hours per month): checked at admission
+    CONCURRENT = "concurrent"  # things running at once (runs): held as leases
+
+
+class Period(StrEnum):
+    NONE = "none"
+    DAY = "day"
+    MONTH = "month"
+
+
+@dataclass(frozen=True)
+class Quota:
+    key: str
+    kind: QuotaKind
+    limit: Decimal | None  # None: unlimited
+    enforcement: Enforcement
+    period: Period = Period.NONE
+    meter: str | None = None  # the meter a metered quota counts
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Requests per minute with a burst allowance, per organization and per API key."""
+
+    org_per_minute: int
+    org_burst: int
+    key_per_minute: int
+    key_burst: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    key: str
+    name: str
+    monthly_price: Decimal
+    yearly_price: Decimal
+    quotas: dict[str, Quota]
+    rate_limits: RateLimits
+    overage_rates: dict[str, Decimal] = field(default_factory=dict)
+    currency: str = "usd"
+
+    def quota(self, key: str) -> Quota | None:
+        return self.quotas.get(key)
+
+
+# Usage beyond a soft quota is billed per unit of its meter at these rates.
+OVERAGE_RATES: Final[dict[str, Decimal]] = {
+    "compute_hours": Decimal("0.50"),  # per hour
+    "storage_gb": Decimal("0.10"),  # per GB-month
+    "api_calls": Decimal("0.00001"),  # $0.01 per 1,000
+}
+
+# quota key -> (kind, period, meter)
+QUOTA_SHAPES: Final[dict[str, tuple[QuotaKind, Period, str | None]]] = {
+    "models": (QuotaKind.COUNT, Period.NONE, None),
+    "experiments": (QuotaKind.COUNT, Period.NONE, None),
+    "team_members": (QuotaKind.COUNT, Period.NONE, None),
+    "storage_gb": (QuotaKind.METERED, Period.MONTH, "storage_gb"),
+    "compute_hours": (QuotaKind.METERED, Period.MONTH, "compute_hours"),
+    "api_calls": (QuotaKind.METERED, Period.DAY, "api_calls"),
+    "concurrent_runs": (QuotaKind.CONCURRENT, Period.NONE, None),
+}
+
+
+def _plan(
+    key: str,
+    name: str,
+    monthly: str,
+    yearly: str,
+    limits: dict[str, int | None],
+    rate_limits: RateLimits,
+    *,
+    metered: Enforcement,
+) -> Plan:
+    quotas: dict[str, Quota] = {}
+    for quota_key, limit in limits.items():
+        kind, period, meter = QUOTA_SHAPES[quota_key]
+        enforcement = metered if kind is QuotaKind.METERED else Enforcement.HARD
+        quotas[quota_key] = Quota(
+            key=quota_key,
+            kind=kind,
+            limit=None if limit is None else Decimal(limit),
+            enforcement=enforcement,
+            period=period,
+            meter=meter,
+        )
+    overage = dict(OVERAGE_RATES) if metered is Enforcement.SOFT else {}
+    return Plan(
+        key,
+        name,
+        Decimal(monthly),
+        Decimal(yearly),
+        quotas,
+        rate_limits,
+        overage_rates=overage,
+    )
+
+
+def _limits(
+    models: int | None,
+    experiments: int | None,
+    storage_gb: int | None,
+    compute_hours: int | None,
+    team_members: int | None,
+    api_calls: int | None,
+    concurrent_runs: int,
+) -> dict[str, int | None]:
+    return {
+        "models": models,
+        "experiments": experiments,
+        "storage_gb": storage_gb,
+        "compute_hours": compute_hours,
+        "team_members": team_members,
+        "api_calls": api_calls,
+        "concurrent_runs": concurrent_runs,
+    }
+
+
+# Count quotas are hard everywhere; metered quotas are hard on Free and soft on paid plans.
+PLANS: Final[dict[str, Plan]] = {
+    plan.key: plan
+    for plan in (
+        _plan(
+            "free",
+            "Free",
+            "0",
+            "0",
+            _limits(10, 100, 10, 100, 5, 10_000, 5),
+            RateLimits(org_per_minute=600, org_burst=60, key_per_minute=300, key_burst=30),
+            metered=Enforcement.HARD,
+        ),
+        _plan(
+            "starter",
+            "Starter",
+            "29",
+            "290",
+            _limits(50, 500, 100, 1_000, 10, 100_000, 10),
+            RateLimits(org_per_minute=1_200, org_burst=120, key_per_minute=600, key_burst=60),
+            metered=Enforcement.SOFT,
+        ),
+        _plan(
+            "professional",
+            "Professional",
+            "99",
+            "990",
+            _limits(200, 2_000, 500, 5_000, 50, 1_000_000, 25),
+            RateLimits(org_per_minute=3_000, org_burst=300, key_per_minute=1_500, key_burst=150),
+            metered=Enforcement.SOFT,
+        ),
+        _plan(
+            "enterprise",
+            "Enterprise",
+            "499",
+            "4990",
+            _limits(None, None, None, None, None, None, 100),
+            RateLimits(org_per_minute=12_000, org_burst=1_200, key_per_minute=6_000, key_burst=600),
+            metered=Enforcement.SOFT,
+        ),
+    )
+}
+
+DEFAULT_PLAN: Final = "free"
+# The next plan up, for the upgrade hint of a 402.
+UPGRADE_PATH: Final[dict[str, str | None]] = {
+    "free": "starter",
+    "starter": "professional",
+    "professional": "enterprise",
+    "enterprise": None,
+}
+
+
+def catalog_plan(key: str) -> Plan:
+    """A plan of the shipped catalog; KeyError if there is none of that name."""
+    return PLANS[key]

@@ -1,0 +1,1 @@
+"""Throttling: rate limits (GCRA, in-process or Redis) and concurrent-run leases."""

@@ -1,0 +1,3 @@
+"""Tables of throttling. Every tenant-owned table leads with `org_id`."""
+
+from __future__ import annotations

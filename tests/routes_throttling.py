@@ -1,0 +1,7 @@
+"""Route-table entries of throttling (see tests/routes.py for what an entry says)."""
+
+from __future__ import annotations
+
+from routes import RouteCase
+
+CASES: list[RouteCase] = []
