@@ -318,6 +318,10 @@ class RouteCase:
     # For a SELF route whose path names the caller's own account: the path parameters and body
     # with which `account` makes the request about itself.
     own: Callable[[World, Account], tuple[dict[str, str], dict[str, Any] | None]] | None = None
+    # The audit events a valid request writes, all with the route's action: a number (a bulk
+    # change writes one per change it makes), or, for a high-volume data path whose rows are
+    # themselves the record (usage events, admission), the reason it writes none.
+    audit: int | str = 1
 
     @property
     def key(self) -> RouteKey:
