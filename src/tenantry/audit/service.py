@@ -141,16 +141,18 @@ def record(
     actor: tuple[str, str | None] | None = None,
     result: str = "success",
     personal_details: dict[str, Any] | None = None,
+    one_of_many: bool = False,
 ) -> AuditEvent:
     """Add this request's audit event; the action defaults to the route's declared action.
 
     `summary` is part of the chained record and must not hold personal details (names, emails);
-    those go in `personal_details`, which erasure can remove.
+    those go in `personal_details`, which erasure can remove. A request writes one event, except
+    a bulk change, which records each of its changes with `one_of_many=True`.
     """
     name = action or ctx.origin.action
     if not name:
         raise RuntimeError("audit event without an action")
-    if ctx.state.get("audited"):
+    if ctx.state.get("audited") and not (one_of_many and ctx.state.get("audited") == "many"):
         raise RuntimeError("a request writes exactly one audit event")
     if actor is None:
         actor = (principal.actor_type, principal.actor_id) if principal else ("anonymous", None)
@@ -171,7 +173,7 @@ def record(
         subject_id=subject,
         personal=Personal(ctx.origin.ip, ctx.origin.user_agent, personal_details or {}),
     )
-    ctx.state["audited"] = True
+    ctx.state["audited"] = "many" if one_of_many else True
     return event
 
 
