@@ -8,8 +8,9 @@ Appends: `service.append` (chained: subject key, HMAC of the personal details, t
 row lock, the hash) in transactions of 100 events and of 1 event, against plain inserts of the same
 rows (event + personal details) with precomputed dummy hashes in transactions of the same size.
 Verification: a chain seeded with precomputed chained rows, checked end to end by
-`service.verify_chain` (database read included), and by `chain.verify_events` over rows already in
-memory. Prints one JSON object on stdout; progress goes to stderr.
+`service.verify_chain` (database read included) as the server runs it (`db`: the fast pass, in up
+to four processes for a long chain), in one process (`one_process`), and by the exact pass alone
+(`exact_pass`); and by `chain.verify_events` over rows already in memory. Prints one JSON object on stdout; progress goes to stderr.
 
 A PostgreSQL URL names a server: the benchmark creates a throwaway database there and drops it.
 A SQLite URL names a scratch file (created and migrated if missing). Audit events cannot be
@@ -330,29 +331,40 @@ def bench_verify(db: Database, size: dict[str, int], *, in_memory: bool) -> dict
     log(f"  seeded {events} chained events in {seconds:.1f}s")
     notary = service.Notary("bench-secret-" + "x" * 40)
 
-    def verify() -> service.Verdict:
-        with db.session(write=False) as session:
-            return service.verify_chain(session, notary, chain_id=chain_id)
+    workers = min(4, os.cpu_count() or 1)  # the server's default (audit_verify_workers)
+
+    def verify(*, workers: int, fast: bool = True) -> Callable[[], service.Verdict]:
+        def run() -> service.Verdict:
+            with db.session(write=False) as session:
+                return service.verify_chain(
+                    session, notary, chain_id=chain_id, workers=workers, fast=fast
+                )
+
+        return run
 
     def read() -> int:
         with db.session(write=False) as session:
             return sum(1 for _ in repository.chain_rows(session, chain_id=chain_id))
 
-    verify_times, read_times = [], []
+    ways = {
+        "db": verify(workers=workers),
+        "one_process": verify(workers=1),
+        "exact_pass": verify(workers=1, fast=False),
+    }
+    times: dict[str, list[float]] = {way: [] for way in [*ways, "read"]}
     for _ in range(size["repeat"]):
-        seconds, verdict = timed(verify)
-        if not verdict.ok or verdict.events_checked != events:
-            raise SystemExit(f"verification of the seeded chain failed: {verdict}")
-        verify_times.append(seconds)
+        for way, run in ways.items():
+            seconds, verdict = timed(run)
+            if not verdict.ok or verdict.events_checked != events:
+                raise SystemExit(f"verification ({way}) of the seeded chain failed: {verdict}")
+            times[way].append(seconds)
         seconds, count = timed(read)
         assert count == events
-        read_times.append(seconds)
-    figures = {
-        "events": events,
-        "db_events_per_s": round(events / statistics.median(verify_times)),
-        "db_seconds": round(statistics.median(verify_times), 3),
-        "read_events_per_s": round(events / statistics.median(read_times)),
-    }
+        times["read"].append(seconds)
+    figures: dict[str, Any] = {"events": events, "workers": workers}
+    for way, taken in times.items():
+        figures[f"{way}_events_per_s"] = round(events / statistics.median(taken))
+    figures["db_seconds"] = round(statistics.median(times["db"]), 3)
     if in_memory:
         with db.session(write=False) as session:
             rows = list(repository.chain_rows(session, chain_id=chain_id))

@@ -32,11 +32,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
 from conftest import Factory, Tenant
-from tenantry.audit import chain, service
+from tenantry.audit import chain, fastverify, service
 from tenantry.audit.models import (
     AuditChainHead,
     AuditCheckpoint,
@@ -142,8 +142,16 @@ def stored_seqs(database: Database, chain_id: str) -> list[int]:
 
 
 def verify_service(app: FastAPI, database: Database, chain_id: str) -> service.Verdict:
+    """The verdict of one pass, checked to be the very verdict of a pass cut into spans that
+    separate processes verify (fastverify)."""
     with database.session(write=False) as session:
-        return service.verify_chain(session, app.state.notary, chain_id=chain_id)
+        one = service.verify_chain(session, app.state.notary, chain_id=chain_id)
+    with database.session(write=False) as session:
+        spans = service.verify_chain(
+            session, app.state.notary, chain_id=chain_id, workers=3, min_span=2
+        )
+    assert spans == one, "verification in spans disagrees with verification in one pass"
+    return one
 
 
 def verify_api(client: TestClient, tenant: Tenant) -> dict[str, Any]:
@@ -1051,3 +1059,77 @@ def test_the_documented_snippet_recomputes_exported_hashes(
         "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8"
     )
     assert [(int(seq), verdict) for seq, _, verdict in run() if verdict != "ok"] == [(4, "BAD")]
+
+
+# ---- (f) the fast pass proves sound chains, and only those ----
+
+
+def fast_pass(database: Database, chain_id: str, *, workers: int, min_span: int = 2) -> bool:
+    """What `fastverify` concludes about the whole chain (no purges, no checkpoints)."""
+    source = fastverify.source_of(make_url(database.url))
+    assert source is not None
+    return fastverify.chain_checks_out(
+        source,
+        chain_id=chain_id,
+        start_seq=1,
+        start_hash=chain.GENESIS_HASH,
+        through_seq=head_seq(database, chain_id),
+        checkpoint_hashes={},
+        workers=workers,
+        min_span=min_span,
+    )
+
+
+def relink(database: Database, org_id: str, *, at_seq: int) -> None:
+    """Cut the chain at `at_seq`: its link points nowhere and every hash from there on is
+    recomputed, so the parts before and after are each consistent on their own."""
+    with tampering(database) as conn:
+        with database.session(write=False) as session:
+            events = list(
+                session.scalars(
+                    select(AuditEvent)
+                    .where(AuditEvent.chain_id == org_id, AuditEvent.seq >= at_seq)
+                    .order_by(AuditEvent.seq)
+                )
+            )
+        prev = "f" * 64
+        for event in events:
+            event.prev_hash = prev
+            prev = event.hash = chain.event_hash(service.hashed_fields(event))
+            conn.execute(
+                update(EVENTS)
+                .where(EVENTS.c.chain_id == org_id, EVENTS.c.seq == event.seq)
+                .values(prev_hash=event.prev_hash, hash=event.hash)
+            )
+        conn.execute(update(HEADS).where(HEADS.c.chain_id == org_id).values(hash=prev))
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_fast_pass_proves_an_intact_chain(
+    client: TestClient, database: Database, acme: Tenant, workers: int
+) -> None:
+    write_teams(client, acme, [f"Team {n}" for n in range(8)])
+    assert head_seq(database, acme.org_id) >= 9
+    assert fast_pass(database, acme.org_id, workers=workers)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_fast_pass_does_not_prove_a_changed_event(
+    client: TestClient, app: FastAPI, database: Database, acme: Tenant, workers: int
+) -> None:
+    write_teams(client, acme, [f"Team {n}" for n in range(8)])
+    change(database, acme.org_id, 7, action="nothing.happened")
+    assert not fast_pass(database, acme.org_id, workers=workers)
+    assert_fault(client, app, database, acme, seq=7, kind="changed_content")
+
+
+def test_spans_that_each_hold_together_but_do_not_join_are_not_proven(
+    client: TestClient, app: FastAPI, database: Database, acme: Tenant
+) -> None:
+    write_teams(client, acme, [f"Team {n}" for n in range(7)])
+    total = head_seq(database, acme.org_id)
+    cut = fastverify.spans(0, total, 2)[1][0] + 1  # the first event of the second span
+    relink(database, acme.org_id, at_seq=cut)
+    assert not fast_pass(database, acme.org_id, workers=2)
+    assert not fast_pass(database, acme.org_id, workers=1)
+    assert_fault(client, app, database, acme, seq=cut, kind="reordered")

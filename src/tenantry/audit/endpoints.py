@@ -159,7 +159,10 @@ def stream_audit_events(
 def verify_audit_events(scope: AuditReader, request: Request) -> VerdictOut:
     """Recompute the org's chain: every hash, link and signed checkpoint, and the tail."""
     verdict = service.verify_chain(
-        scope.ctx.session, request.app.state.notary, chain_id=scope.org.id
+        scope.ctx.session,
+        request.app.state.notary,
+        chain_id=scope.org.id,
+        workers=scope.ctx.settings.audit_verify_workers,
     )
     return VerdictOut.of(verdict)
 
