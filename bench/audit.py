@@ -10,7 +10,8 @@ rows (event + personal details) with precomputed dummy hashes in transactions of
 Verification: a chain seeded with precomputed chained rows, checked end to end by
 `service.verify_chain` (database read included) as the server runs it (`db`: the fast pass, in up
 to four processes for a long chain), in one process (`one_process`), and by the exact pass alone
-(`exact_pass`); and by `chain.verify_events` over rows already in memory. Prints one JSON object on stdout; progress goes to stderr.
+(`exact_pass`); and by `chain.verify_events` over rows already in memory. Prints one JSON object
+on stdout; progress goes to stderr.
 
 A PostgreSQL URL names a server: the benchmark creates a throwaway database there and drops it.
 A SQLite URL names a scratch file (created and migrated if missing). Audit events cannot be

@@ -24,6 +24,10 @@ from tenantry.kit.migrations import upgrade
 from tenantry.tables import metadata
 
 PASSWORD = "correct horse battery staple"
+# No bucket refills under a FrozenClock, so every request of a test in one org adds up: the suite
+# runs with each plan's rate limits times 100 (every Settings reads it from the environment).
+# Tests about rate limits set `rate_limit_multiplier` back to 1.
+os.environ.setdefault("TENANTRY_RATE_LIMIT_MULTIPLIER", "100")
 
 
 def _postgres_database(server_url: str, name: str) -> str:
@@ -90,6 +94,33 @@ def _clean_tables(database: Database) -> Iterator[None]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
+
+
+@dataclass(frozen=True)
+class RedisForTests:
+    url: str
+    prefix: str  # every key this test writes starts with it
+
+
+@pytest.fixture
+def real_redis() -> Iterator[RedisForTests]:
+    """The real Redis named by TENANTRY_TEST_REDIS_URL (CI sets it; without it the test is
+    skipped), with a key prefix of this test's own. Afterwards this test's keys, and only
+    those, are deleted: the Redis may be shared."""
+    url = os.environ.get("TENANTRY_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("TENANTRY_TEST_REDIS_URL is not set")
+    import redis
+
+    prefix = f"tenantry-test:{secrets.token_hex(6)}:"
+    yield RedisForTests(url, prefix)
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -100,7 +100,9 @@ class World:
         self.client = client
         self.factory = factory
         self.label = name.split()[0].lower()
-        self.tenant: Tenant = factory.tenant(name)
+        # Starter: room for the members a world signs up (Free allows five); quotas have tests
+        # of their own.
+        self.tenant: Tenant = factory.tenant(name, plan="starter")
         self._made: dict[str, Any] = {}
 
     def once(self, name: str, make: Callable[[World], Any]) -> Any:

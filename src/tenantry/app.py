@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -43,6 +46,7 @@ from tenantry.metering.endpoints import router as metering_router
 from tenantry.privacy.endpoints import router as privacy_router
 from tenantry.tenancy.endpoints import router as tenancy_router
 from tenantry.throttling.endpoints import router as throttling_router
+from tenantry.throttling.limiter import RateLimitHeaders, RequestLimiter
 
 log = logging.getLogger("tenantry")
 
@@ -181,6 +185,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem_response(request, problem)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The API's own calls are recorded in batches: write what is buffered before stopping.
+    await anyio.to_thread.run_sync(app.state.throttle.ledger.flush)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -193,6 +204,7 @@ def create_app(
         title="Tenantry",
         version=__version__,
         description="Multi-tenant team and enterprise control plane for AI/ML platforms.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
@@ -207,6 +219,7 @@ def create_app(
         time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_cost_kib
     )
     app.state.notary = audit.Notary(secret)
+    app.state.throttle = RequestLimiter.from_settings(settings, app.state.db)
     metrics = Metrics()
     app.state.metrics = metrics
 
@@ -221,6 +234,7 @@ def create_app(
     ):
         app.include_router(router)
     _install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders, limiter=app.state.throttle, clock=app.state.clock)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestTracking, metrics=metrics)
 

@@ -36,8 +36,26 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = 300
 
     idempotency_ttl_seconds: int = 24 * 3600
+    # Processes that verify one long audit chain in parallel (docs/audit.md, "Verification").
+    audit_verify_workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1)
+    # How long an admission's reservation holds its estimate unless settled (metering).
+    reservation_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
     max_request_body_bytes: int = 1024 * 1024
     api_key_touch_interval_seconds: int = 60
+
+    # Rate limits, the daily API-calls quota and its usage records (docs/rate-limits.md).
+    # Without a Redis URL the counters live in each process: exact for one process only.
+    redis_url: str | None = None
+    redis_key_prefix: str = "tenantry:"
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # Every plan's rate limits times this (bursts and rates alike), for traffic the plans'
+    # figures do not fit. The test suite runs with 100: its clock stands still, so no bucket
+    # refills unless a test moves it.
+    rate_limit_multiplier: float = Field(default=1.0, gt=0, le=10_000)
+    # The API's own requests are recorded as `api_calls` usage in batches: at the start of the
+    # first request after this many seconds (by the service's clock) or this many calls.
+    api_calls_flush_seconds: float = Field(default=5.0, ge=0)
+    api_calls_flush_size: int = Field(default=1000, ge=1)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

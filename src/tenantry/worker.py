@@ -1,8 +1,9 @@
 """The background worker: the periodic work no request does by itself.
 
 Each pass (`run_once`) runs every task once, in order: audit retention purges (per plan, see
-`audit.retention`), periodic audit checkpoints for chains that moved, and forgetting expired
-`Idempotency-Key` records. `run` repeats passes every `interval` seconds until stopped.
+`audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
+`Idempotency-Key` records, sweeping expired run leases, and expiring unsettled admission
+reservations. `run` repeats passes every `interval` seconds until stopped.
 
 Any number of workers may run against one database: every task works one chain (or one batch)
 per transaction under the locks the request path uses, so two passes at once do each thing once.
@@ -13,16 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tenantry.access import tasks as access_tasks
 from tenantry.audit import tasks as audit_tasks
 from tenantry.audit.service import Notary
 from tenantry.config import Settings
 from tenantry.kit import idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
+from tenantry.metering import tasks as metering_tasks
+from tenantry.throttling import tasks as throttling_tasks
 
 log = logging.getLogger("tenantry.worker")
 
@@ -33,10 +37,23 @@ class WorkerReport:
     retention: audit_tasks.RetentionReport
     checkpoints: audit_tasks.CheckpointReport
     expired_idempotency_records: int
+    leases: throttling_tasks.LeaseSweepReport = field(
+        default_factory=throttling_tasks.LeaseSweepReport
+    )
+    reservations: metering_tasks.ReservationSweepReport = field(
+        default_factory=metering_tasks.ReservationSweepReport
+    )
+    expired_grants: access_tasks.ExpiryReport = field(default_factory=access_tasks.ExpiryReport)
 
     @property
     def failed(self) -> bool:
-        return bool(self.retention.failed_chains or self.checkpoints.failed_chains)
+        return bool(
+            self.retention.failed_chains
+            or self.checkpoints.failed_chains
+            or self.leases.failed_orgs
+            or self.reservations.failed_reservations
+            or self.expired_grants.failed
+        )
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -67,10 +84,22 @@ def run_once(
         # After the purges, so a chain's periodic checkpoint signs the head they left.
         checkpoints = audit_tasks.checkpoint_moved(db, notary, now=clock.now())
         expired = _forget_expired_idempotency(db, settings, now=clock.now())
+        leases = throttling_tasks.purge_expired_leases(db, now=clock.now())
+        reservations = metering_tasks.expire_reservations(db, now=clock.now())
+        # One `grant.expired` event per grant that expired (they stopped working on their own).
+        expired_grants = access_tasks.record_expired_grants(db, now=clock.now())
     finally:
         if database is None:
             db.dispose()
-    return WorkerReport(started, retention, checkpoints, expired)
+    return WorkerReport(
+        started,
+        retention,
+        checkpoints,
+        expired,
+        leases=leases,
+        reservations=reservations,
+        expired_grants=expired_grants,
+    )
 
 
 def run(

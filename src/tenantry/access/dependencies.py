@@ -16,12 +16,13 @@ from fastapi import Depends, Request
 
 from tenantry.access.catalog import Permission
 from tenantry.access.principal import Principal
-from tenantry.access.service import authorize
+from tenantry.access.service import authorize, bind_clock
 from tenantry.identity import service as identity
 from tenantry.kit.errors import Unauthenticated
 from tenantry.kit.http import Ctx, CtxDep, authenticating
 from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization, Team
+from tenantry.throttling.limiter import throttle_request
 
 
 @authenticating
@@ -31,11 +32,13 @@ def current_principal(request: Request, ctx: CtxDep) -> Principal:
     if scheme.lower() != "bearer" or not credential.strip():
         raise Unauthenticated("Send `Authorization: Bearer <access token or API key>`")
     state = request.app.state
+    bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
     touch = identity.TouchApiKey(ctx, None if ctx.write else state.db.session(write=True))
     principal = identity.authenticate(
         ctx, tokens=state.tokens, credential=credential.strip(), touch=touch
     )
     request.state.principal = principal
+    throttle_request(request, ctx, principal)  # an API key's org is known now
     if ctx.replay is not None:
         raise ctx.replay
     return principal
@@ -62,6 +65,7 @@ def org_scope(permission: Permission) -> Callable[..., OrgScope]:
     def dependency(org: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> OrgScope:
         found = tenancy.resolve_org(ctx.session, principal, org)
         request.state.audit_org_id = found.id
+        throttle_request(request, ctx, principal, org_id=found.id)
         authorize(ctx.session, principal, permission, org_id=found.id)
         return OrgScope(ctx=ctx, principal=principal, org=found)
 
@@ -72,6 +76,7 @@ def team_scope(permission: Permission) -> Callable[..., TeamScope]:
     def dependency(team: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> TeamScope:
         found = tenancy.resolve_team(ctx.session, principal, team)
         request.state.audit_org_id, request.state.audit_team_id = found.org_id, found.id
+        throttle_request(request, ctx, principal, org_id=found.org_id, team_id=found.id)
         authorize(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)
         return TeamScope(ctx=ctx, principal=principal, team=found)
 

@@ -35,6 +35,16 @@ def authenticating(dependency: _F) -> _F:
     return dependency
 
 
+_READS_ONLY = "_tenantry_reads_only"
+
+
+def reads_only(endpoint: _F) -> _F:
+    """Marks a POST that only answers a question (an access check): it runs on a read session,
+    so on SQLite it does not queue for the single write lock behind real changes."""
+    setattr(endpoint, _READS_ONLY, True)
+    return endpoint
+
+
 def _authenticates(route: Any) -> bool:
     pending = [getattr(route, "dependant", None)]
     while pending:
@@ -117,9 +127,11 @@ def unit_of_work(
     request: Request, fingerprint: Annotated[str, Depends(request_fingerprint)]
 ) -> Iterator[Ctx]:
     app_state = request.app.state
-    write = request.method in MUTATING_METHODS
-    session: Session = app_state.db.session(write=write)
     route = request.scope.get("route")
+    write = request.method in MUTATING_METHODS and not getattr(
+        getattr(route, "endpoint", None), _READS_ONLY, False
+    )
+    session: Session = app_state.db.session(write=write)
     origin = Origin(
         ip=_client_ip(request),
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,

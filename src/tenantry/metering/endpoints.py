@@ -1,7 +1,368 @@
-"""HTTP routes of metering."""
+"""HTTP routes of metering: usage ingestion, admission and settle, summaries, quotas, plans.
+
+Usage events, admissions and settles are a high-volume data path: their own rows (events,
+reservations) are the record, so they write no audit event per request (refusals still do).
+Changing an org's plan overrides is an admin change and is audited.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from tenantry.access.catalog import Permission
+from tenantry.access.dependencies import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
+from tenantry.kit.http import CtxDep
+from tenantry.metering import admission, service, summary
+from tenantry.metering.meters import METERS, plain
+from tenantry.metering.plans import Plan, upgrade_hint
+from tenantry.metering.schemas import (
+    AdmissionIn,
+    AdmissionOut,
+    EventResultOut,
+    OneUsageEventIn,
+    PlanOut,
+    PlanOverridesIn,
+    PlanQuotaOut,
+    QuotaAlertOut,
+    QuotaAlertsOut,
+    QuotaOut,
+    QuotasOut,
+    SettledOut,
+    SettleIn,
+    SummaryOut,
+    SummaryRowOut,
+    UsageBatchIn,
+    UsageRecordedOut,
+)
+from tenantry.metering.service import QuotaStatus
+from tenantry.metering.summary import Granularity, GroupBy
 
 router = APIRouter(prefix="/api/v1")
+
+OrgUsageRead = Annotated[OrgScope, Depends(org_scope(Permission.USAGE_READ))]
+TeamUsageRead = Annotated[TeamScope, Depends(team_scope(Permission.USAGE_READ))]
+OrgBillingManage = Annotated[OrgScope, Depends(org_scope(Permission.BILLING_MANAGE))]
+QUOTA_WARNING_HEADER = "Tenantry-Quota-Warning"
+
+
+def _quantity(value: Decimal | None) -> str | None:
+    return None if value is None else plain(value)
+
+
+# ---- usage events ----
+
+
+@router.post(
+    "/usage/events",
+    name="usage.recorded",
+    response_model=UsageRecordedOut,
+    tags=["usage"],
+)
+def record_usage_events(
+    body: UsageBatchIn | OneUsageEventIn, ctx: CtxDep, principal: PrincipalDep
+) -> Response:
+    """Record one event or a batch of up to 1,000. Each is accepted, a duplicate (its id was
+    recorded before: replays change nothing), or rejected with a reason; the rest go in."""
+    sent = body.events if isinstance(body, UsageBatchIn) else [body]
+    incoming = [
+        service.IncomingEvent(
+            event_id=e.id,
+            meter=e.meter,
+            quantity=e.quantity,
+            timestamp=e.timestamp,
+            team=e.team,
+            user=e.user,
+            api_key=e.api_key,
+            dimensions=e.dimensions,
+        )
+        for e in sent
+    ]
+    done = service.ingest(ctx, principal, org_ref=body.org, events=incoming)
+    out = UsageRecordedOut(
+        org_id=done.org_id,
+        accepted=done.count("accepted"),
+        duplicates=done.count("duplicate"),
+        rejected=done.count("rejected"),
+        results=[
+            EventResultOut(id=r.event_id, status=r.status, code=r.code, detail=r.detail)
+            for r in done.results
+        ],
+    )
+    response = ctx.done(out)
+    if done.over_limit:
+        response.headers[QUOTA_WARNING_HEADER] = ", ".join(done.over_limit)
+    return response
+
+
+# ---- admission ----
+
+
+def _admission_out(decided: admission.Admission, request: Request) -> AdmissionOut:
+    reservation = decided.reservation
+    return AdmissionOut(
+        decision=decided.decision,
+        reasons=[r.as_dict() for r in decided.reasons],
+        warnings=[r.as_dict() for r in decided.warnings],
+        reservation_id=reservation.id if reservation else None,
+        expires_at=reservation.expires_at if reservation else None,
+        remaining={k: _quantity(v) for k, v in decided.remaining.items()},
+        rate_limit=_rate_limit_seen(request),
+    )
+
+
+def _rate_limit_seen(request: Request) -> dict[str, Any] | None:
+    """What throttling's limiter said about this request, when it ran."""
+    seen = getattr(request.state, "rate_limit", None)
+    if seen is None:
+        return None
+    if isinstance(seen, dict):
+        return seen
+    fields = ("limit", "remaining", "reset")
+    return {name: getattr(seen, name) for name in fields if hasattr(seen, name)}
+
+
+@router.post("/admission", name="admission.decided", response_model=AdmissionOut, tags=["usage"])
+def admit(body: AdmissionIn, ctx: CtxDep, principal: PrincipalDep, request: Request) -> Response:
+    """May this principal do `action` on `team`, expecting to use `estimate`? An allowed
+    admission holds the estimate against the plan's quotas until settled or expired."""
+    ttl = timedelta(seconds=body.ttl_seconds or ctx.settings.reservation_ttl_seconds)
+    decided = admission.admit(
+        ctx,
+        principal,
+        team_ref=body.team,
+        action=body.action,
+        estimate=body.estimate,
+        provider=body.provider,
+        model=body.model,
+        ttl=ttl,
+    )
+    response = ctx.done(_admission_out(decided, request))
+    if decided.warnings:
+        response.headers[QUOTA_WARNING_HEADER] = ", ".join(
+            str(w.extra.get("quota")) for w in decided.warnings
+        )
+    return response
+
+
+@router.post(
+    "/admission/{reservation_id}/settle",
+    name="admission.settled",
+    response_model=SettledOut,
+    tags=["usage"],
+)
+def settle(reservation_id: str, body: SettleIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    """Record what the admitted action really used and release the rest of its hold."""
+    done = admission.settle(ctx, principal, reservation_id, body.usage)
+    reservation = done.reservation
+    out = SettledOut(
+        reservation_id=reservation.id,
+        status=reservation.status,
+        team_id=reservation.team_id,
+        usage={k: plain(v) for k, v in body.usage.items()},
+        recorded_events=done.recorded,
+        expired_before_settle=done.expired_before_settle,
+        remaining={k: _quantity(v) for k, v in done.remaining.items()},
+    )
+    return ctx.done(out)
+
+
+# ---- summaries ----
+
+SinceQ = Annotated[datetime | None, Query(description="Start (taken down to the hour)")]
+UntilQ = Annotated[datetime | None, Query(description="End, exclusive (taken up to the hour)")]
+GroupByQ = Annotated[GroupBy, Query()]
+GranularityQ = Annotated[Granularity | None, Query()]
+
+
+def _summary_out(found: summary.Summary) -> SummaryOut:
+    return SummaryOut(
+        org_id=found.org_id,
+        team_id=found.team_id,
+        since=found.since,
+        until=found.until,
+        group_by=found.group_by,
+        granularity=found.granularity,
+        totals={k: plain(v) for k, v in sorted(found.totals().items())},
+        rows=[
+            SummaryRowOut(
+                meter=r.meter,
+                unit=METERS[r.meter].unit,
+                group=r.group,
+                bucket=r.bucket,
+                quantity=plain(r.quantity),
+                events=r.events,
+            )
+            for r in found.rows
+        ],
+    )
+
+
+@router.get("/teams/{team}/usage", response_model=SummaryOut, tags=["usage"])
+def team_usage(
+    scope: TeamUsageRead,
+    since: SinceQ = None,
+    until: UntilQ = None,
+    group_by: GroupByQ = "meter",
+    granularity: GranularityQ = None,
+) -> SummaryOut:
+    """The team's usage per meter (and member, provider or model), from hourly rollups."""
+    found = summary.summarize(
+        scope.ctx.session,
+        org_id=scope.team.org_id,
+        team_id=scope.team.id,
+        since=since,
+        until=until,
+        group_by=group_by,
+        granularity=granularity,
+        now=scope.ctx.clock.now(),
+    )
+    return _summary_out(found)
+
+
+@router.get("/orgs/{org}/usage", response_model=SummaryOut, tags=["usage"])
+def org_usage(
+    scope: OrgUsageRead,
+    since: SinceQ = None,
+    until: UntilQ = None,
+    group_by: GroupByQ = "meter",
+    granularity: GranularityQ = None,
+) -> SummaryOut:
+    """The org's usage per meter (and member, provider or model), from hourly rollups."""
+    found = summary.summarize(
+        scope.ctx.session,
+        org_id=scope.org.id,
+        team_id=None,
+        since=since,
+        until=until,
+        group_by=group_by,
+        granularity=granularity,
+        now=scope.ctx.clock.now(),
+    )
+    return _summary_out(found)
+
+
+# ---- quotas and plans ----
+
+
+def _quota_out(status: QuotaStatus) -> QuotaOut:
+    quota = status.quota
+    return QuotaOut(
+        key=quota.key,
+        kind=quota.kind.value,
+        meter=quota.meter,
+        limit=_quantity(quota.limit),
+        used=_quantity(status.used),
+        reserved=plain(status.reserved),
+        remaining=_quantity(status.remaining),
+        enforcement=quota.enforcement.value,
+        period=quota.period.value,
+        period_start=status.period_start,
+        period_end=status.period_end,
+        team_used=_quantity(status.team_used),
+        overage=plain(status.overage),
+        overage_cost=_quantity(status.overage_cost),
+    )
+
+
+def _quotas_out(
+    scope_org_id: str, team_id: str | None, plan: Plan, rows: list[QuotaStatus]
+) -> QuotasOut:
+    return QuotasOut(
+        org_id=scope_org_id,
+        team_id=team_id,
+        plan=plan.key,
+        custom=plan.custom,
+        upgrade_to=upgrade_hint(plan.key),
+        quotas=[_quota_out(s) for s in rows],
+    )
+
+
+@router.get("/orgs/{org}/quotas", response_model=QuotasOut, tags=["usage"])
+def org_quotas(scope: OrgUsageRead) -> QuotasOut:
+    """Each quota of the org's plan: limit, used, reserved, remaining, enforcement, period."""
+    session, now = scope.ctx.session, scope.ctx.clock.now()
+    rows = service.quota_statuses(session, scope.org.id, now=now)
+    return _quotas_out(scope.org.id, None, service.effective_plan(session, scope.org.id), rows)
+
+
+@router.get("/teams/{team}/quotas", response_model=QuotasOut, tags=["usage"])
+def team_quotas(scope: TeamUsageRead) -> QuotasOut:
+    """The org's quotas (which its teams share), with this team's own part as `team_used`."""
+    session, now, team = scope.ctx.session, scope.ctx.clock.now(), scope.team
+    rows = service.quota_statuses(session, team.org_id, now=now, team_id=team.id)
+    return _quotas_out(team.org_id, team.id, service.effective_plan(session, team.org_id), rows)
+
+
+@router.get("/orgs/{org}/quota-alerts", response_model=QuotaAlertsOut, tags=["usage"])
+def quota_alerts(scope: OrgUsageRead) -> QuotaAlertsOut:
+    """Alerts raised when a metered quota passed 80% and 100% of its limit, oldest first."""
+    found = service.quota_alerts(scope.ctx.session, scope.org.id)
+    return QuotaAlertsOut(
+        org_id=scope.org.id,
+        alerts=[
+            QuotaAlertOut(
+                id=a.id,
+                quota=a.quota_key,
+                threshold=a.threshold,
+                used=plain(a.used),
+                limit=plain(a.limit),
+                enforcement=a.enforcement,
+                period_start=a.period_start,
+                created_at=a.created_at,
+            )
+            for a in found
+        ],
+    )
+
+
+def _plan_out(org_id: str, plan: Plan) -> PlanOut:
+    return PlanOut(
+        org_id=org_id,
+        key=plan.key,
+        name=plan.name,
+        custom=plan.custom,
+        monthly_price=plain(plan.monthly_price),
+        yearly_price=plain(plan.yearly_price),
+        currency=plan.currency,
+        quotas=[
+            PlanQuotaOut(
+                key=q.key,
+                kind=q.kind.value,
+                meter=q.meter,
+                limit=_quantity(q.limit),
+                enforcement=q.enforcement.value,
+                period=q.period.value,
+            )
+            for q in plan.quotas.values()
+        ],
+        rate_limits={
+            "org_per_minute": plan.rate_limits.org_per_minute,
+            "org_burst": plan.rate_limits.org_burst,
+            "key_per_minute": plan.rate_limits.key_per_minute,
+            "key_burst": plan.rate_limits.key_burst,
+        },
+        overage_rates={k: plain(v) for k, v in sorted(plan.overage_rates.items())},
+        upgrade_to=upgrade_hint(plan.key),
+    )
+
+
+@router.get("/orgs/{org}/plan", response_model=PlanOut, tags=["usage"])
+def org_plan(scope: OrgUsageRead) -> PlanOut:
+    """The org's effective plan: its catalog plan with any overrides applied."""
+    return _plan_out(scope.org.id, service.effective_plan(scope.ctx.session, scope.org.id))
+
+
+@router.put(
+    "/orgs/{org}/plan-overrides",
+    name="plan.overridden",
+    response_model=PlanOut,
+    tags=["usage"],
+)
+def set_plan_overrides(body: PlanOverridesIn, scope: OrgBillingManage) -> Response:
+    """Replace the org's overrides of its plan (a custom plan); `{}` goes back to the catalog."""
+    plan = service.set_overrides(scope.ctx, scope.principal, scope.org, body.as_overrides())
+    return scope.ctx.done(_plan_out(scope.org.id, plan))

@@ -8,10 +8,11 @@ unlimited.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 
 class Enforcement(StrEnum):
@@ -61,6 +62,9 @@ class Plan:
     rate_limits: RateLimits
     overage_rates: dict[str, Decimal] = field(default_factory=dict)
     currency: str = "usd"
+    # A custom plan is a catalog plan (`base`) with an org's overrides applied.
+    custom: bool = False
+    base: str | None = None
 
     def quota(self, key: str) -> Quota | None:
         return self.quotas.get(key)
@@ -78,7 +82,8 @@ QUOTA_SHAPES: Final[dict[str, tuple[QuotaKind, Period, str | None]]] = {
     "models": (QuotaKind.COUNT, Period.NONE, None),
     "experiments": (QuotaKind.COUNT, Period.NONE, None),
     "team_members": (QuotaKind.COUNT, Period.NONE, None),
-    "storage_gb": (QuotaKind.METERED, Period.MONTH, "storage_gb"),
+    # Storage is a level (GB held at once), not a monthly sum; its overage bills by GB-month.
+    "storage_gb": (QuotaKind.METERED, Period.NONE, "storage_gb"),
     "compute_hours": (QuotaKind.METERED, Period.MONTH, "compute_hours"),
     "api_calls": (QuotaKind.METERED, Period.DAY, "api_calls"),
     "concurrent_runs": (QuotaKind.CONCURRENT, Period.NONE, None),
@@ -195,3 +200,56 @@ UPGRADE_PATH: Final[dict[str, str | None]] = {
 def catalog_plan(key: str) -> Plan:
     """A plan of the shipped catalog; KeyError if there is none of that name."""
     return PLANS[key]
+
+
+def upgrade_hint(plan_key: str) -> str | None:
+    """The next plan up from `plan_key` (a custom or unknown plan suggests none)."""
+    return UPGRADE_PATH.get(plan_key)
+
+
+# ---- per-org overrides: a custom plan is the org's catalog plan with these applied ----
+
+
+def _override_quota(base: Quota | None, key: str, change: Mapping[str, Any]) -> Quota:
+    if key not in QUOTA_SHAPES:
+        raise ValueError(f"unknown quota {key!r}")
+    kind, period, meter = QUOTA_SHAPES[key]
+    if base is None:
+        base = Quota(
+            key=key, kind=kind, limit=None, enforcement=Enforcement.HARD, period=period, meter=meter
+        )
+    out = base
+    if "limit" in change:
+        raw = change["limit"]
+        out = replace(out, limit=None if raw is None else Decimal(str(raw)))
+    if change.get("enforcement") is not None:
+        out = replace(out, enforcement=Enforcement(change["enforcement"]))
+    return out
+
+
+def apply_overrides(plan: Plan, overrides: Mapping[str, Any]) -> Plan:
+    """`plan` with an org's overrides (as stored: `name`, `quotas`, `rate_limits`,
+    `overage_rates`) applied; keys not mentioned keep the plan's values."""
+    quotas = dict(plan.quotas)
+    for key, change in (overrides.get("quotas") or {}).items():
+        quotas[key] = _override_quota(quotas.get(key), key, change)
+    rate_limits = plan.rate_limits
+    if overrides.get("rate_limits"):
+        rate_limits = replace(
+            rate_limits, **{k: int(v) for k, v in overrides["rate_limits"].items()}
+        )
+    overage = dict(plan.overage_rates)
+    for meter, rate in (overrides.get("overage_rates") or {}).items():
+        if rate is None:
+            overage.pop(meter, None)
+        else:
+            overage[meter] = Decimal(str(rate))
+    return replace(
+        plan,
+        name=overrides.get("name") or plan.name,
+        quotas=quotas,
+        rate_limits=rate_limits,
+        overage_rates=overage,
+        custom=True,
+        base=plan.key,
+    )

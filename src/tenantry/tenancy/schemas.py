@@ -77,7 +77,7 @@ class TransferIn(Input):
 
 
 class MemberRoleIn(Input):
-    role: str = Field(min_length=1, max_length=16)
+    role: str = Field(min_length=1, max_length=64)  # a custom role by name or id
 
 
 class OrgMemberOut(Output):
@@ -123,7 +123,7 @@ class TeamOut(Output):
 
 class TeamMemberIn(Input):
     user: Ref = Field(description="User id or email")
-    role: str = Field(min_length=1, max_length=16)
+    role: str = Field(min_length=1, max_length=64)  # a custom role by name or id
 
 
 class TeamMemberOut(Output):
@@ -138,7 +138,7 @@ class TeamMemberOut(Output):
 
 class InvitationCreateIn(Input):
     email: Email
-    role: str = Field(default="member", min_length=1, max_length=16)
+    role: str = Field(default="member", min_length=1, max_length=64)
     team_id: str | None = Field(default=None, max_length=40)
 
 

@@ -11,19 +11,18 @@ from sqlalchemy.orm import Session
 
 from tenantry.access.catalog import (
     ORG_ROLE_RANK,
-    TEAM_ROLE_RANK,
     OrgRole,
     Permission,
     TeamRole,
     parse_org_role,
-    parse_team_role,
 )
 from tenantry.access.principal import Principal
 from tenantry.access.service import (
     authorize,
-    effective_team_role,
+    check_may_assign,
     is_in_org,
     org_role,
+    parse_team_role_ref,
 )
 from tenantry.audit import service as audit
 from tenantry.audit.retention import check_retention_setting
@@ -34,6 +33,7 @@ from tenantry.kit.http import Ctx
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.security import new_secret, token_hash
+from tenantry.metering import service as metering
 from tenantry.tenancy import repository
 from tenantry.tenancy.models import Invitation, Organization, OrgMembership, Team, TeamMembership
 
@@ -155,6 +155,8 @@ def _insert_org(
 
 
 def _add_org_member(ctx: Ctx, *, org_id: str, user_id: str, role: OrgRole) -> OrgMembership:
+    # Every way into an org comes through here: the plan's member quota is claimed atomically.
+    metering.claim_count(ctx.session, org_id, "team_members")
     membership = OrgMembership(
         id=new_id("mem"),
         org_id=org_id,
@@ -378,13 +380,9 @@ def _parse_org_role(name: str) -> OrgRole:
         ) from None
 
 
-def _parse_team_role(name: str) -> TeamRole:
-    try:
-        return parse_team_role(name)
-    except ValueError:
-        raise Unprocessable(
-            "Team role must be owner, admin, editor (or developer) or viewer", code="invalid_role"
-        ) from None
+def _parse_team_role(ctx: Ctx, org_id: str, name: str) -> str:
+    """A built-in team role's name, or the id of one of the org's custom roles."""
+    return parse_team_role_ref(ctx.session, org_id=org_id, name=name)
 
 
 # ---- teams ----
@@ -514,21 +512,15 @@ def list_team_members(
     return repository.team_members(session, org_id=team.org_id, team_id=team.id, page=page)
 
 
-def _check_team_role_grant(ctx: Ctx, principal: Principal, team: Team, role: TeamRole) -> None:
-    own = effective_team_role(ctx.session, principal, org_id=team.org_id, team_id=team.id)
-    if own is None or TEAM_ROLE_RANK[role] > TEAM_ROLE_RANK[own]:
-        raise Forbidden(
-            f"You cannot grant the role {role.value}, which is above your own",
-            code="role_above_own",
-            org_id=team.org_id,
-            team_id=team.id,
-        )
+def _check_team_role_grant(ctx: Ctx, principal: Principal, team: Team, role: str) -> None:
+    # A role (built-in or custom) may be given only by someone holding all it carries.
+    check_may_assign(ctx.session, principal, org_id=team.org_id, team_id=team.id, ref=role)
 
 
 def add_team_member(
     ctx: Ctx, principal: Principal, team: Team, *, user_ref: str, role_name: str
 ) -> TeamMembership:
-    role = _parse_team_role(role_name)
+    role = _parse_team_role(ctx, team.org_id, role_name)
     _check_team_role_grant(ctx, principal, team, role)
     user = repository.user_by_ref(ctx.session, user_ref)
     if (
@@ -554,18 +546,18 @@ def add_team_member(
         team_id=team.id,
         target_type="user",
         target_id=user.id,
-        summary={"role": role.value},
+        summary={"role": role},
     )
     return membership
 
 
-def _insert_team_member(ctx: Ctx, *, team: Team, user_id: str, role: TeamRole) -> TeamMembership:
+def _insert_team_member(ctx: Ctx, *, team: Team, user_id: str, role: str) -> TeamMembership:
     membership = TeamMembership(
         id=new_id("tmm"),
         org_id=team.org_id,
         team_id=team.id,
         user_id=user_id,
-        role=role.value,
+        role=role,
         created_at=ctx.clock.now(),
     )
     ctx.session.add(membership)
@@ -599,14 +591,14 @@ def update_team_member(
     ctx: Ctx, principal: Principal, team: Team, *, user_ref: str, role_name: str
 ) -> TeamMembership:
     repository.lock_org(ctx.session, org_id=team.org_id)
-    role = _parse_team_role(role_name)
+    role = _parse_team_role(ctx, team.org_id, role_name)
     membership = _team_member(ctx, team, user_ref)
     _check_team_role_grant(ctx, principal, team, role)
-    _check_team_role_grant(ctx, principal, team, TeamRole(membership.role))
-    if role is not TeamRole.OWNER:
+    _check_team_role_grant(ctx, principal, team, membership.role)
+    if role != TeamRole.OWNER.value:
         _guard_last_team_owner(ctx, team, membership)
-    summary = {"before": membership.role, "after": role.value}
-    membership.role = role.value
+    summary = {"before": membership.role, "after": role}
+    membership.role = role
     audit.record(
         ctx,
         principal,
@@ -626,7 +618,7 @@ def remove_team_member(ctx: Ctx, principal: Principal, team: Team, *, user_ref: 
         authorize(
             ctx.session, principal, Permission.MEMBER_REMOVE, org_id=team.org_id, team_id=team.id
         )
-        _check_team_role_grant(ctx, principal, team, TeamRole(membership.role))
+        _check_team_role_grant(ctx, principal, team, membership.role)
     _guard_last_team_owner(ctx, team, membership)
     ctx.session.delete(membership)
     audit.record(
@@ -699,8 +691,8 @@ def create_invitation(
         if team is None:
             raise NotFound("Team not found")
         authorize(ctx.session, principal, Permission.MEMBER_INVITE, org_id=org.id, team_id=team.id)
-        role = _parse_team_role(role_name).value
-        _check_team_role_grant(ctx, principal, team, TeamRole(role))
+        role = _parse_team_role(ctx, org.id, role_name)
+        _check_team_role_grant(ctx, principal, team, role)
         invitee = repository.user_by_ref(ctx.session, normalized)
         if invitee and repository.team_membership(
             ctx.session, org_id=org.id, team_id=team.id, user_id=invitee.id
@@ -781,7 +773,7 @@ def accept_invitation(ctx: Ctx, principal: Principal, token: str) -> Invitation:
             ctx.session, org_id=team.org_id, team_id=team.id, user_id=user.id
         ):
             raise Conflict("Already a member of this team", code="already_member")
-        _insert_team_member(ctx, team=team, user_id=user.id, role=TeamRole(invitation.role))
+        _insert_team_member(ctx, team=team, user_id=user.id, role=invitation.role)
     invitation.status = "accepted"
     invitation.responded_at = ctx.clock.now()
     audit.record(

@@ -1,0 +1,384 @@
+"""Where the engine's snapshots come from: an org's policy loaded, cached, and known stale.
+
+Each org has a version stamp (`access_versions`). Any change to what decides access — an org or
+team membership, a team (its parent, its inheritance setting), a custom role, a grant — bumps it
+in the same transaction, whatever code made the change: a session listener watches flushes of
+those tables and bulk UPDATE/DELETE statements on them. A request reads the stamp (one primary
+key lookup) and uses the process's cached snapshot only if it was built at that version, so a
+change committed by any process is seen by every other on its next request.
+
+A snapshot built inside a transaction that itself changed the org's policy is used by that
+transaction only and never cached: the transaction may still roll back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Final
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import and_, event, inspect, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+
+from tenantry.access.catalog import OrgRole
+from tenantry.access.engine import (
+    CustomRoleData,
+    GrantData,
+    PolicyData,
+    Snapshot,
+    TeamData,
+)
+from tenantry.access.models import AccessVersion, CustomRole, Grant
+from tenantry.tenancy.models import OrgMembership, Team, TeamMembership
+
+CACHE_CAPACITY: Final = 4096
+# Settings key by which a team stops inheriting roles from its parent team.
+INHERIT_SETTING: Final = "inherit_access"
+_TRACKED = (OrgMembership, TeamMembership, Team, CustomRole, Grant)
+# For a changed row: the columns that decide access (None: any column). Renaming a team, or
+# recording that a grant's expiry was audited, leaves every decision as it was.
+_DECIDING: dict[type, frozenset[str] | None] = {
+    OrgMembership: frozenset({"role", "user_id"}),
+    TeamMembership: frozenset({"role", "user_id", "team_id"}),
+    Team: frozenset({"parent_team_id", "settings"}),
+    CustomRole: None,
+    Grant: frozenset(
+        {"subject_type", "subject_id", "resource_type", "resource_id", "team_id"}
+        | {"role", "permissions", "expires_at"}
+    ),
+}
+_TRACKED_TABLES = frozenset(cls.__tablename__ for cls in _TRACKED)
+_DIRTY = "tenantry.access.dirty_orgs"  # orgs whose policy this transaction changed
+_LOCAL = "tenantry.access.snapshots"  # snapshots this transaction has used, by org
+
+
+# ---- loading ----
+
+
+def _org_roles(session: Session, org_id: str, user_id: str | None) -> dict[str, OrgRole]:
+    query = select(OrgMembership.user_id, OrgMembership.role).where(OrgMembership.org_id == org_id)
+    if user_id is not None:
+        query = query.where(OrgMembership.user_id == user_id)
+    return {
+        user: OrgRole(role)
+        for user, role in session.execute(query)
+        if role in OrgRole._value2member_map_
+    }
+
+
+def _teams(session: Session, org_id: str) -> dict[str, TeamData]:
+    return {
+        team_id: TeamData(team_id, parent, (settings or {}).get(INHERIT_SETTING, True) is not False)
+        for team_id, parent, settings in session.execute(
+            select(Team.id, Team.parent_team_id, Team.settings).where(Team.org_id == org_id)
+        )
+    }
+
+
+def _team_roles(session: Session, org_id: str, user_id: str | None) -> dict[tuple[str, str], str]:
+    query = select(TeamMembership.team_id, TeamMembership.user_id, TeamMembership.role).where(
+        TeamMembership.org_id == org_id
+    )
+    if user_id is not None:
+        query = query.where(TeamMembership.user_id == user_id)
+    return {(team_id, user): role for team_id, user, role in session.execute(query)}
+
+
+def _roles(session: Session, org_id: str) -> dict[str, CustomRoleData]:
+    return {
+        role_id: CustomRoleData(role_id, name, frozenset(perms or ()), tuple(inherits or ()))
+        for role_id, name, perms, inherits in session.execute(
+            select(
+                CustomRole.id, CustomRole.name, CustomRole.permissions, CustomRole.inherits
+            ).where(CustomRole.org_id == org_id)
+        )
+    }
+
+
+def _grants(
+    session: Session, org_id: str, subjects: list[tuple[str, str]] | None
+) -> list[GrantData]:
+    query = select(
+        Grant.id,
+        Grant.subject_type,
+        Grant.subject_id,
+        Grant.resource_type,
+        Grant.resource_id,
+        Grant.team_id,
+        Grant.role,
+        Grant.permissions,
+        Grant.expires_at,
+    ).where(Grant.org_id == org_id)
+    if subjects is not None:
+        # Served by the unique index (org_id, subject_type, subject_id, …).
+        query = query.where(
+            or_(
+                *(
+                    and_(Grant.subject_type == kind, Grant.subject_id == ident)
+                    for kind, ident in subjects
+                )
+            )
+        )
+    return [
+        GrantData(
+            id=row.id,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            resource_type=row.resource_type,
+            resource_id=row.resource_id,
+            team_id=row.team_id,
+            role=row.role,
+            permissions=frozenset(row.permissions) if row.permissions is not None else None,
+            expires_at=row.expires_at,
+        )
+        for row in session.execute(query)
+    ]
+
+
+def load_policy(session: Session, org_id: str) -> PolicyData:
+    """The org's policy rows as plain data (columns only, no ORM objects: this is the cold path)."""
+    return PolicyData(
+        org_id=org_id,
+        org_roles=_org_roles(session, org_id, None),
+        teams=_teams(session, org_id),
+        team_roles=_team_roles(session, org_id, None),
+        roles=_roles(session, org_id),
+        grants=_grants(session, org_id, None),
+    )
+
+
+def load_principal_policy(
+    session: Session, org_id: str, user_id: str, key_id: str | None
+) -> PolicyData:
+    """The part of the org's policy that can decide anything for one user (or their API key):
+    their org role, the team tree, their team memberships, the custom roles, and the grants to
+    them, to their teams and to the key. A few indexed reads, whatever the org's size."""
+    team_roles = _team_roles(session, org_id, user_id)
+    subjects = [("user", user_id)] + [("team", team) for team, _ in team_roles]
+    if key_id is not None:
+        subjects.append(("api_key", key_id))
+    return PolicyData(
+        org_id=org_id,
+        org_roles=_org_roles(session, org_id, user_id),
+        teams=_teams(session, org_id),
+        team_roles=team_roles,
+        roles=_roles(session, org_id),
+        grants=_grants(session, org_id, subjects),
+    )
+
+
+# ---- the process-local cache ----
+
+
+class SnapshotCache:
+    """Snapshots by org, each with the version it was built at; least recently used evicted."""
+
+    def __init__(self, capacity: int = CACHE_CAPACITY) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, tuple[int, Snapshot]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, org_id: str, version: int) -> Snapshot | None:
+        with self._lock:
+            entry = self._entries.get(org_id)
+            if entry is None or entry[0] != version:
+                return None
+            self._entries.move_to_end(org_id)
+            return entry[1]
+
+    def put(self, org_id: str, version: int, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._entries[org_id] = (version, snapshot)
+            self._entries.move_to_end(org_id)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# One cache per database engine: two `Database` objects on one database behave like two
+# processes (each has its own cache and sees the other's changes through the version stamp).
+_caches: WeakKeyDictionary[Engine, SnapshotCache] = WeakKeyDictionary()
+# Principal slices (see `principal_snapshot`), keyed "org|user|key", per engine likewise.
+_slices: WeakKeyDictionary[Engine, SnapshotCache] = WeakKeyDictionary()
+SLICE_CAPACITY: Final = 65_536
+_caches_lock = threading.Lock()
+
+
+def _cache_in(
+    registry: WeakKeyDictionary[Engine, SnapshotCache], session: Session, capacity: int
+) -> SnapshotCache:
+    bind: Any = session.get_bind()
+    engine: Engine = getattr(bind, "engine", bind)
+    with _caches_lock:
+        cache = registry.get(engine)
+        if cache is None:
+            cache = registry[engine] = SnapshotCache(capacity)
+        return cache
+
+
+def cache_for(session: Session) -> SnapshotCache:
+    return _cache_in(_caches, session, CACHE_CAPACITY)
+
+
+def slice_cache_for(session: Session) -> SnapshotCache:
+    return _cache_in(_slices, session, SLICE_CAPACITY)
+
+
+def clear_caches() -> None:
+    """Forget every cached snapshot in this process (benchmarks: the cold path)."""
+    with _caches_lock:
+        for cache in (*_caches.values(), *_slices.values()):
+            cache.clear()
+
+
+# ---- versions ----
+
+
+def version_of(session: Session, org_id: str) -> int:
+    return session.scalar(select(AccessVersion.version).where(AccessVersion.org_id == org_id)) or 0
+
+
+def _bump_statement(dialect: str, org_id: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(AccessVersion).values(org_id=org_id, version=1)
+    return statement.on_conflict_do_update(
+        index_elements=[AccessVersion.org_id], set_={"version": AccessVersion.version + 1}
+    )
+
+
+def bump(session: Session, org_ids: set[str]) -> None:
+    """Mark the orgs' policies changed, in the session's transaction."""
+    if not org_ids:
+        return
+    connection = session.connection()
+    for org_id in sorted(org_ids):  # a fixed order: two transactions cannot deadlock on them
+        connection.execute(_bump_statement(connection.dialect.name, org_id))
+    session.info.setdefault(_DIRTY, set()).update(org_ids)
+    local: dict[str, Snapshot] = session.info.get(_LOCAL, {})
+    for key in [k for k in local if k.split("|", 1)[0] in org_ids]:
+        del local[key]
+
+
+def _changed_orgs(session: Session) -> set[str]:
+    found: set[str] = set()
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, _TRACKED):
+            found.add(obj.org_id)
+    for obj in session.dirty:
+        if isinstance(obj, _TRACKED) and _decides_access(obj):
+            found.add(obj.org_id)
+    return found
+
+
+def _decides_access(obj: Any) -> bool:
+    deciding = _DECIDING[type(obj)]
+    state = inspect(obj)
+    return any(
+        attr.history.has_changes()
+        for attr in state.attrs
+        if deciding is None or attr.key in deciding
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _remember_changes(session: Session, flush_context: UOWTransaction, instances: Any) -> None:
+    # Read before the flush (afterwards `dirty` is empty); bumped after it, once rows exist.
+    orgs = _changed_orgs(session)
+    if orgs:
+        session.info.setdefault("tenantry.access.pending", set()).update(orgs)
+
+
+@event.listens_for(Session, "after_flush")
+def _bump_changed(session: Session, flush_context: UOWTransaction) -> None:
+    pending: set[str] = session.info.pop("tenantry.access.pending", set())
+    bump(session, {org for org in pending if org})
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _bump_bulk_changes(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if table is None or getattr(table, "name", None) not in _TRACKED_TABLES:
+        return
+    # Which orgs the statement touches: the same WHERE, asked before it runs.
+    query = select(table.c.org_id).distinct()
+    where = state.statement.whereclause  # type: ignore[attr-defined]
+    if where is not None:
+        query = query.where(where)
+    orgs = set(state.session.scalars(query))
+    bump(state.session, orgs)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_transaction(session: Session) -> None:
+    session.info.pop(_DIRTY, None)
+    session.info.pop(_LOCAL, None)
+    session.info.pop("tenantry.access.pending", None)
+
+
+# ---- the snapshot of a request ----
+
+
+def snapshot_for(session: Session, org_id: str) -> Snapshot:
+    """The org's compiled policy as of this transaction: the process's cached snapshot if its
+    version is current, else a fresh one (cached unless this transaction changed the policy)."""
+    if session.new or session.deleted or session.dirty:
+        session.flush()  # pending policy changes bump the version before it is read
+    local: dict[str, Snapshot] = session.info.setdefault(_LOCAL, {})
+    found = local.get(org_id)
+    if found is not None:
+        return found
+    version = version_of(session, org_id)
+    changed_here = org_id in session.info.get(_DIRTY, ())
+    cache = cache_for(session)
+    snapshot = None if changed_here else cache.get(org_id, version)
+    if snapshot is None:
+        snapshot = Snapshot(load_policy(session, org_id))
+        if not changed_here:
+            cache.put(org_id, version, snapshot)
+    local[org_id] = snapshot
+    return snapshot
+
+
+def principal_snapshot(
+    session: Session, org_id: str, user_id: str, key_id: str | None = None
+) -> Snapshot:
+    """A snapshot good for every decision about one user (or their API key) in the org: the
+    org's whole snapshot when it is cached and current, else a slice of the policy for that
+    principal alone (cached the same way). The request path uses this: a cold miss costs a few
+    indexed reads instead of compiling the whole org."""
+    if session.new or session.deleted or session.dirty:
+        session.flush()
+    local: dict[str, Snapshot] = session.info.setdefault(_LOCAL, {})
+    found = local.get(org_id)
+    if found is not None:
+        return found
+    slice_key = f"{org_id}|{user_id}|{key_id or ''}"
+    found = local.get(slice_key)
+    if found is not None:
+        return found
+    version = version_of(session, org_id)
+    changed_here = org_id in session.info.get(_DIRTY, ())
+    whole = None if changed_here else cache_for(session).get(org_id, version)
+    if whole is not None:
+        local[org_id] = whole
+        return whole
+    slices = slice_cache_for(session)
+    snapshot = None if changed_here else slices.get(slice_key, version)
+    if snapshot is None:
+        snapshot = Snapshot(load_principal_policy(session, org_id, user_id, key_id))
+        if not changed_here:
+            slices.put(slice_key, version, snapshot)
+    local[slice_key] = snapshot
+    return snapshot

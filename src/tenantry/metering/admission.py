@@ -1,0 +1,428 @@
+"""Admission: "may this principal do this, within plan and quota?" — answered before an expensive
+action, with what it is expected to use held until the action reports what it really used.
+
+    admit  -> checks (permission of the action; budgets and policies will plug in here), then
+              reserves the estimate against every metered quota it touches, atomically
+    settle -> records the actual usage as usage events and releases the holds, in one transaction
+    expire -> a reservation never settled frees its holds once (the worker, and lazily here)
+
+Holds on hard quotas are taken by one conditional UPDATE per counter (`used + reserved + q <=
+limit`), so any number of parallel admissions, on any number of processes, can never together
+pass a limit. Soft quotas always allow, and warn once the limit is passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tenantry.access.catalog import Permission, is_known_permission
+from tenantry.access.principal import Principal
+from tenantry.access.service import authorize, can
+from tenantry.kit.errors import Conflict, NotFound, Unprocessable
+from tenantry.kit.http import Ctx
+from tenantry.kit.ids import new_id
+from tenantry.metering import repository
+from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, plain, to_micros
+from tenantry.metering.models import Reservation
+from tenantry.metering.plans import PLANS, Enforcement, Plan, Quota, upgrade_hint
+from tenantry.metering.repository import CounterKey
+from tenantry.metering.service import (
+    UsageEvent,
+    effective_plan,
+    metered_quota,
+    period_start,
+    record_events,
+)
+from tenantry.tenancy import service as tenancy
+from tenantry.tenancy.models import Team
+
+LAZY_EXPIRY_BATCH = 20
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """What an admission check looks at."""
+
+    session: Session
+    principal: Principal
+    team: Team
+    plan: Plan
+    action: str
+    estimate: Mapping[str, Decimal]
+    provider: str | None
+    model: str | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.detail, **self.extra}
+
+
+# The extension point: each check returns the reasons it denies for (none: it allows). Budgets
+# and policies append theirs; checks run before anything is reserved and must not write.
+AdmissionCheck = Callable[[AdmissionRequest], list[Reason]]
+
+
+def action_permission(request: AdmissionRequest) -> list[Reason]:
+    """An action named like a permission (`model:create`) needs that permission on the team;
+    any other action is a label the product chooses (`llm.generate`)."""
+    if not is_known_permission(request.action):
+        return []
+    permission = Permission(request.action)
+    team = request.team
+    if can(request.session, request.principal, permission, org_id=team.org_id, team_id=team.id):
+        return []
+    return [
+        Reason(
+            "permission_denied",
+            f"Missing permission {permission.value} on this team",
+            {"missing_permission": permission.value},
+        )
+    ]
+
+
+ADMISSION_CHECKS: list[AdmissionCheck] = [action_permission]
+
+
+@dataclass(frozen=True)
+class Admission:
+    decision: str  # "allow" | "deny"
+    reasons: list[Reason]
+    warnings: list[Reason]
+    reservation: Reservation | None
+    remaining: dict[str, Decimal | None]
+
+
+def check_quantities(usage: Mapping[str, Decimal], *, what: str) -> None:
+    """Meters must be known and quantities non-negative with at most six decimals (422)."""
+    for key, quantity in usage.items():
+        if meter_of(key) is None:
+            raise Unprocessable(f"Unknown meter {key!r} in {what}", code="unknown_meter")
+        if not quantity.is_finite() or quantity < 0 or quantity > MAX_EVENT_QUANTITY:
+            raise Unprocessable(
+                f"The {what} of {key} must be between 0 and {MAX_EVENT_QUANTITY}",
+                code="invalid_quantity",
+            )
+        try:
+            to_micros(quantity)
+        except ValueError:
+            raise Unprocessable(
+                f"The {what} of {key} has more than six decimal places", code="invalid_quantity"
+            ) from None
+
+
+# ---- holds on counters ----
+
+
+@dataclass(frozen=True)
+class _Hold:
+    key: CounterKey
+    quota: Quota
+    quantity: Decimal
+
+
+def _holds_for(plan: Plan, estimate: Mapping[str, Decimal], now: datetime) -> list[_Hold]:
+    holds = []
+    for meter_key, quantity in estimate.items():
+        quota = metered_quota(plan, meter_key)
+        if quota is None or quantity == 0:
+            continue  # unlimited, or nothing to hold
+        key = (meter_key, quota.period.value, period_start(quota.period, now))
+        holds.append(_Hold(key, quota, quantity))
+    return sorted(holds, key=lambda h: h.key)
+
+
+def _held(holds: list[dict[str, Any]]) -> dict[CounterKey, Decimal]:
+    """A reservation's stored holds as counter amounts."""
+    out: dict[CounterKey, Decimal] = {}
+    for hold in holds:
+        key = (hold["meter"], hold["period"], datetime.fromisoformat(hold["period_start"]))
+        out[key] = out.get(key, Decimal(0)) + Decimal(hold["quantity"])
+    return out
+
+
+def _stored(hold: _Hold) -> dict[str, str]:
+    meter, period, start = hold.key
+    return {
+        "meter": meter,
+        "period": period,
+        "period_start": start.isoformat(),
+        "quantity": plain(hold.quantity),
+    }
+
+
+def _quota_reason(
+    plan: Plan, hold: _Hold, state: repository.CounterState | None, *, code: str
+) -> Reason:
+    quota = hold.quota
+    used = state.used if state else Decimal(0)
+    reserved = state.reserved if state else Decimal(0)
+    upgrade = upgrade_hint(plan.key) if quota.enforcement is Enforcement.HARD else None
+    hint = f"; upgrade to {PLANS[upgrade].name} for more" if upgrade else ""
+    verb = "would exceed" if code == "quota_exceeded" else "exceeds"
+    return Reason(
+        code,
+        f"{plain(hold.quantity)} more {quota.key} {verb} the {quota.enforcement.value} "
+        f"limit of {plain(quota.limit or Decimal(0))} per {quota.period.value}{hint}",
+        {
+            "quota": quota.key,
+            "enforcement": quota.enforcement.value,
+            "limit": plain(quota.limit or Decimal(0)),
+            "used": plain(used),
+            "reserved": plain(reserved),
+            "requested": plain(hold.quantity),
+            "period": quota.period.value,
+            "upgrade_to": upgrade,
+        },
+    )
+
+
+def _take_holds(
+    session: Session,
+    org_id: str,
+    plan: Plan,
+    holds: list[_Hold],
+    releases: dict[CounterKey, Decimal],
+) -> tuple[list[_Hold], list[Reason], list[Reason]]:
+    """Apply expired reservations' releases and take the new holds, counter by counter in key
+    order (each row is locked once, in the order every writer uses). Returns the holds taken,
+    the refusals of hard quotas and the warnings of soft ones."""
+    repository.ensure_counters(session, org_id=org_id, keys=[h.key for h in holds])
+    by_key = {h.key: h for h in holds}
+    taken: list[_Hold] = []
+    refused: list[Reason] = []
+    warnings: list[Reason] = []
+    for key in sorted(set(by_key) | set(releases)):
+        if key in releases:
+            repository.adjust_reserved(session, org_id=org_id, key=key, delta=-releases[key])
+        hold = by_key.get(key)
+        if hold is None:
+            continue
+        limit = hold.quota.limit
+        assert limit is not None
+        if hold.quota.enforcement is Enforcement.HARD:
+            if repository.reserve_within(
+                session, org_id=org_id, key=key, quantity=hold.quantity, limit=limit
+            ):
+                taken.append(hold)
+            else:
+                state = repository.counters(session, org_id=org_id, keys=[key]).get(key)
+                refused.append(_quota_reason(plan, hold, state, code="quota_exceeded"))
+            continue
+        repository.adjust_reserved(session, org_id=org_id, key=key, delta=hold.quantity)
+        taken.append(hold)
+        state = repository.counters(session, org_id=org_id, keys=[key]).get(key)
+        if state is not None and state.used + state.reserved > limit:
+            warnings.append(_quota_reason(plan, hold, state, code="quota_soft_limit_exceeded"))
+    return taken, refused, warnings
+
+
+def _give_back(session: Session, org_id: str, holds: list[_Hold]) -> None:
+    for hold in sorted(holds, key=lambda h: h.key):
+        repository.adjust_reserved(session, org_id=org_id, key=hold.key, delta=-hold.quantity)
+
+
+def _overdue_releases(session: Session, org_id: str, now: datetime) -> dict[CounterKey, Decimal]:
+    """Expire this org's overdue reservations (a few per call); what they held."""
+    releases: dict[CounterKey, Decimal] = {}
+    for reservation_id, holds in repository.overdue_reservations(
+        session, org_id=org_id, now=now, limit=LAZY_EXPIRY_BATCH
+    ):
+        if repository.move_reservation(
+            session,
+            org_id=org_id,
+            reservation_id=reservation_id,
+            from_status="held",
+            to_status="expired",
+            at=now,
+        ):
+            for key, quantity in _held(holds).items():
+                releases[key] = releases.get(key, Decimal(0)) + quantity
+    return releases
+
+
+def remaining(
+    session: Session, org_id: str, plan: Plan, now: datetime
+) -> dict[str, Decimal | None]:
+    """What each metered quota has left in its current period (None: unlimited)."""
+    keys: dict[str, CounterKey] = {}
+    out: dict[str, Decimal | None] = {}
+    for quota in plan.quotas.values():
+        if quota.meter is None:
+            continue
+        if quota.limit is None:
+            out[quota.key] = None
+        else:
+            keys[quota.key] = (quota.meter, quota.period.value, period_start(quota.period, now))
+    states = repository.counters(session, org_id=org_id, keys=keys.values())
+    for quota_key, key in keys.items():
+        limit = plan.quotas[quota_key].limit
+        assert limit is not None
+        state = states.get(key)
+        taken = (state.used + state.reserved) if state else Decimal(0)
+        out[quota_key] = max(Decimal(0), limit - taken)
+    return out
+
+
+# ---- admit, settle, expire ----
+
+
+def admit(
+    ctx: Ctx,
+    principal: Principal,
+    *,
+    team_ref: str,
+    action: str,
+    estimate: Mapping[str, Decimal],
+    provider: str | None,
+    model: str | None,
+    ttl: timedelta,
+) -> Admission:
+    session, now = ctx.session, ctx.clock.now()
+    team = tenancy.resolve_team(session, principal, team_ref)
+    authorize(session, principal, Permission.USAGE_WRITE, org_id=team.org_id, team_id=team.id)
+    check_quantities(estimate, what="estimate")
+    plan = effective_plan(session, team.org_id)
+    request = AdmissionRequest(
+        session, principal, team, plan, action, estimate, provider, model, now
+    )
+    reasons = [reason for check in ADMISSION_CHECKS for reason in check(request)]
+    releases = _overdue_releases(session, team.org_id, now)
+    holds = [] if reasons else _holds_for(plan, estimate, now)
+    taken, refused, warnings = _take_holds(session, team.org_id, plan, holds, releases)
+    reasons += refused
+    reservation = None
+    if reasons:
+        _give_back(session, team.org_id, taken)
+    else:
+        reservation = Reservation(
+            id=new_id("rsv"),
+            org_id=team.org_id,
+            team_id=team.id,
+            user_id=principal.user_id,
+            api_key_id=principal.api_key_id,
+            action=action,
+            provider=provider,
+            model=model,
+            status="held",
+            estimate={k: plain(v) for k, v in estimate.items()},
+            holds=[_stored(h) for h in taken],
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        session.add(reservation)
+        session.flush()
+    return Admission(
+        decision="deny" if reasons else "allow",
+        reasons=reasons,
+        warnings=warnings,
+        reservation=reservation,
+        remaining=remaining(session, team.org_id, plan, now),
+    )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    reservation: Reservation
+    recorded: list[str]
+    expired_before_settle: bool
+    remaining: dict[str, Decimal | None]
+
+
+def find_reservation(session: Session, principal: Principal, reservation_id: str) -> Reservation:
+    """A reservation of the principal's tenants (404 otherwise, as if it did not exist)."""
+    found = repository.reservation(session, reservation_id)
+    if found is None:
+        raise NotFound("Reservation not found")
+    try:
+        tenancy.resolve_team(session, principal, found.team_id)
+    except NotFound:
+        raise NotFound("Reservation not found") from None
+    return found
+
+
+def settle(
+    ctx: Ctx, principal: Principal, reservation_id: str, usage: Mapping[str, Decimal]
+) -> Settlement:
+    session, now = ctx.session, ctx.clock.now()
+    found = find_reservation(session, principal, reservation_id)
+    authorize(
+        session, principal, Permission.USAGE_WRITE, org_id=found.org_id, team_id=found.team_id
+    )
+    check_quantities(usage, what="usage")
+    stored = {k: plain(v) for k, v in usage.items()}
+
+    def settled_from(status: str) -> bool:
+        return repository.move_reservation(
+            session,
+            org_id=found.org_id,
+            reservation_id=found.id,
+            from_status=status,
+            to_status="settled",
+            at=now,
+            usage=stored,
+        )
+
+    # Exactly one of these transitions can succeed, once: the holds are released by whichever
+    # of settle or expiry moves the reservation out of "held".
+    if settled_from("held"):
+        late, release = False, _held(found.holds)
+    elif settled_from("expired"):
+        late, release = True, {}
+    else:
+        raise Conflict("This reservation was already settled", code="reservation_settled")
+    dimensions = {k: v for k, v in (("provider", found.provider), ("model", found.model)) if v}
+    events = [
+        UsageEvent(
+            event_id=f"{found.id}.{meter}",
+            meter=meter,
+            quantity=quantity,
+            timestamp=now,
+            team_id=found.team_id,
+            user_id=found.user_id,
+            api_key_id=found.api_key_id,
+            dimensions={**dimensions, "action": found.action[:100]},
+        )
+        for meter, quantity in sorted(usage.items())
+    ]
+    recorded = record_events(session, found.org_id, events, now=now, release=release)
+    session.refresh(found)
+    plan = effective_plan(session, found.org_id)
+    return Settlement(
+        found, sorted(recorded.inserted), late, remaining(session, found.org_id, plan, now)
+    )
+
+
+def expire(
+    session: Session,
+    org_id: str,
+    reservation_id: str,
+    holds: list[dict[str, Any]],
+    *,
+    now: datetime,
+) -> bool:
+    """Expire one held reservation and release its holds, if it is still held; whether it was."""
+    if not repository.move_reservation(
+        session,
+        org_id=org_id,
+        reservation_id=reservation_id,
+        from_status="held",
+        to_status="expired",
+        at=now,
+    ):
+        return False
+    for key, quantity in sorted(_held(holds).items()):
+        repository.adjust_reserved(session, org_id=org_id, key=key, delta=-quantity)
+    return True

@@ -1,0 +1,493 @@
+"""Every query of metering, always scoped to one org (the worker's sweep says so in its name).
+
+Writes on the hot paths are single set-based statements: `INSERT ... ON CONFLICT` for events,
+rollups and counters (both dialects), and one conditional `UPDATE` to reserve against a limit.
+Rows that several transactions may update (rollups, counters) are always written in key order,
+so two concurrent batches cannot deadlock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, case, func, insert, literal, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tenantry.metering.meters import to_micros
+from tenantry.metering.models import (
+    PlanOverride,
+    Quantity,
+    QuotaAlert,
+    QuotaLock,
+    Reservation,
+    UsageCounter,
+    UsageEvent,
+    UsageRollup,
+    UsageUniqueValue,
+)
+from tenantry.tenancy.models import Organization, OrgMembership, Team
+
+
+def _insert(session: Session, model: Any) -> Any:
+    """A Core `INSERT` of the session's dialect, which knows `ON CONFLICT` (SQLite and
+    PostgreSQL). Core, not ORM: bulk rows skip the ORM's per-row bookkeeping."""
+    table = model.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# ---- plans ----
+
+
+def org_plan(session: Session, org_id: str) -> tuple[str, PlanOverride | None] | None:
+    """The org's catalog plan key and its overrides, in one read; None if there is no such org."""
+    row = session.execute(
+        select(Organization.plan, PlanOverride)
+        .outerjoin(PlanOverride, PlanOverride.org_id == Organization.id)
+        .where(Organization.id == org_id)
+    ).first()
+    if row is None:
+        return None
+    return str(row[0]), row[1]
+
+
+def plan_override(session: Session, org_id: str) -> PlanOverride | None:
+    return session.get(PlanOverride, org_id)
+
+
+# ---- events ----
+
+
+# PostgreSQL takes a whole batch as one array per column: one short statement, parsed once,
+# where a multi-row VALUES list of 1,000 rows is a long statement the driver parses every time.
+_PG_NEW_EVENTS = text(
+    """
+    INSERT INTO usage_events
+        (org_id, event_id, meter, quantity, timestamp, team_id, user_id, api_key_id, provider,
+         model, dimensions)
+    SELECT e.org_id, e.event_id, e.meter, e.quantity, e.ts, e.team_id, e.user_id, e.api_key_id,
+           e.provider, e.model, CAST(e.dimensions AS jsonb)
+    FROM unnest(
+        CAST(:org_ids AS text[]), CAST(:event_ids AS text[]), CAST(:meters AS text[]),
+        CAST(:quantities AS bigint[]), CAST(:stamps AS timestamptz[]), CAST(:team_ids AS text[]),
+        CAST(:user_ids AS text[]), CAST(:api_key_ids AS text[]), CAST(:providers AS text[]),
+        CAST(:models AS text[]), CAST(:dimensions AS text[])
+    ) AS e(org_id, event_id, meter, quantity, ts, team_id, user_id, api_key_id, provider, model,
+           dimensions)
+    ON CONFLICT (org_id, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+
+
+def _pg_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {
+        "org_ids": [r["org_id"] for r in rows],
+        "event_ids": [r["event_id"] for r in rows],
+        "meters": [r["meter"] for r in rows],
+        "quantities": [to_micros(r["quantity"]) for r in rows],
+        "stamps": [r["timestamp"] for r in rows],
+        "team_ids": [r["team_id"] for r in rows],
+        "user_ids": [r["user_id"] for r in rows],
+        "api_key_ids": [r["api_key_id"] for r in rows],
+        "providers": [r["provider"] for r in rows],
+        "models": [r["model"] for r in rows],
+        "dimensions": [json.dumps(r["dimensions"]) for r in rows],
+    }
+
+
+def insert_new_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert the events not yet recorded for their org; the ids of those inserted."""
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        return set(session.scalars(_PG_NEW_EVENTS, _pg_columns(rows)))
+    stmt = (
+        _insert(session, UsageEvent)
+        .on_conflict_do_nothing(index_elements=["org_id", "event_id"])
+        .returning(UsageEvent.event_id)
+    )
+    return set(session.scalars(stmt, list(rows)))
+
+
+def insert_events_raw(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """A plain bulk insert, the physical limit the ingestion benchmark compares against."""
+    session.execute(insert(cast(Table, UsageEvent.__table__)), list(rows))
+
+
+def new_unique_values(
+    session: Session, *, org_id: str, values: Iterable[tuple[str, datetime, str]]
+) -> set[tuple[str, datetime, str]]:
+    """Record (meter, period start, value) triples; those not seen before."""
+    rows = [
+        {"org_id": org_id, "meter": m, "period_start": start, "value": v}
+        for m, start, v in sorted(set(values))
+    ]
+    if not rows:
+        return set()
+    stmt = (
+        _insert(session, UsageUniqueValue)
+        .on_conflict_do_nothing()
+        .returning(UsageUniqueValue.meter, UsageUniqueValue.period_start, UsageUniqueValue.value)
+    )
+    return {(r[0], r[1], r[2]) for r in session.execute(stmt, rows)}
+
+
+# ---- rollups ----
+
+
+def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    stmt = _insert(session, UsageRollup)
+    new = stmt.excluded
+    t = UsageRollup
+    later = new.last_at >= t.last_at
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["org_id", "hour", "meter", "team_id", "user_id", "provider", "model"],
+        set_={
+            "quantity": t.quantity + new.quantity,
+            "events": t.events + new.events,
+            "max_quantity": case(
+                (new.max_quantity > t.max_quantity, new.max_quantity), else_=t.max_quantity
+            ),
+            "last_quantity": case((later, new.last_quantity), else_=t.last_quantity),
+            "last_at": case((later, new.last_at), else_=t.last_at),
+            "weighted": t.weighted + new.weighted,
+        },
+    )
+    session.execute(stmt, list(rows))
+
+
+_GROUP_COLUMNS = {
+    "meter": None,
+    "member": UsageRollup.user_id,
+    "provider": UsageRollup.provider,
+    "model": UsageRollup.model,
+    "team": UsageRollup.team_id,
+}
+
+
+def rollup_rows(
+    session: Session,
+    *,
+    org_id: str,
+    team_id: str | None,
+    since: datetime | None,
+    until: datetime,
+    group_by: str,
+    by_hour: bool,
+    meters: Sequence[str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rollups of [since, until) grouped by meter, the `group_by` column and (if `by_hour`) hour:
+    (meter, group, hour | None, quantity, events, max, last_at_max)."""
+    t = UsageRollup
+    group = _GROUP_COLUMNS[group_by]
+    group_col = group if group is not None else t.meter
+    hour_col = t.hour if by_hour else func.min(t.hour)
+    query = select(
+        t.meter,
+        group_col,
+        hour_col,
+        func.sum(t.quantity),
+        func.sum(t.events),
+        func.max(t.max_quantity),
+        func.sum(t.weighted),
+    ).where(t.org_id == org_id, t.hour < until)
+    if since is not None:
+        query = query.where(t.hour >= since)
+    if team_id is not None:
+        query = query.where(t.team_id == team_id)
+    if meters is not None:
+        query = query.where(t.meter.in_(meters))
+    keys: list[Any] = [t.meter, group_col] if group is not None else [t.meter]
+    if by_hour:
+        keys.append(t.hour)
+    return [tuple(row) for row in session.execute(query.group_by(*keys))]
+
+
+def team_total(
+    session: Session, *, org_id: str, team_id: str, meter: str, since: datetime | None
+) -> Decimal:
+    """What one team contributed to a meter since `since` (all time if None), from rollups."""
+    query = select(func.coalesce(func.sum(UsageRollup.quantity), 0)).where(
+        UsageRollup.org_id == org_id, UsageRollup.team_id == team_id, UsageRollup.meter == meter
+    )
+    if since is not None:
+        query = query.where(UsageRollup.hour >= since)
+    return Decimal(session.execute(query).scalar_one())
+
+
+def latest_rollups(
+    session: Session,
+    *,
+    org_id: str,
+    team_id: str | None,
+    since: datetime,
+    until: datetime,
+    meters: Sequence[str],
+) -> Sequence[UsageRollup]:
+    """Rollup rows of `latest` meters, whose totals are picked, not added."""
+    query = select(UsageRollup).where(
+        UsageRollup.org_id == org_id,
+        UsageRollup.meter.in_(meters),
+        UsageRollup.hour >= since,
+        UsageRollup.hour < until,
+    )
+    if team_id is not None:
+        query = query.where(UsageRollup.team_id == team_id)
+    return session.scalars(query).all()
+
+
+# ---- counters ----
+
+
+CounterKey = tuple[str, str, datetime]  # (meter, period, period start)
+
+
+@dataclass(frozen=True)
+class CounterState:
+    used: Decimal
+    reserved: Decimal
+
+
+def change_counters(
+    session: Session,
+    *,
+    org_id: str,
+    used: Mapping[CounterKey, Decimal],
+    reserved_release: Mapping[CounterKey, Decimal],
+) -> None:
+    """Add to counters' `used` and take from their `reserved`, creating counters as needed:
+    one upsert, rows in key order."""
+    keys = sorted(set(used) | set(reserved_release))
+    if not keys:
+        return
+    rows = [
+        {
+            "org_id": org_id,
+            "meter": m,
+            "period": p,
+            "period_start": s,
+            "used": used.get((m, p, s), Decimal(0)),
+            "reserved": -reserved_release.get((m, p, s), Decimal(0)),
+        }
+        for m, p, s in keys
+    ]
+    stmt = _insert(session, UsageCounter)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["org_id", "meter", "period", "period_start"],
+        set_={
+            "used": UsageCounter.used + stmt.excluded.used,
+            "reserved": UsageCounter.reserved + stmt.excluded.reserved,
+        },
+    )
+    session.execute(stmt, rows)
+
+
+def ensure_counters(session: Session, *, org_id: str, keys: Iterable[CounterKey]) -> None:
+    rows = [
+        {"org_id": org_id, "meter": m, "period": p, "period_start": s, "used": 0, "reserved": 0}
+        for m, p, s in sorted(set(keys))
+    ]
+    if rows:
+        session.execute(_insert(session, UsageCounter).on_conflict_do_nothing(), rows)
+
+
+def counters(
+    session: Session, *, org_id: str, keys: Iterable[CounterKey]
+) -> dict[CounterKey, CounterState]:
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    c = UsageCounter
+    query = select(c.meter, c.period, c.period_start, c.used, c.reserved).where(
+        or_(*(_counter_is(org_id, key) for key in sorted(wanted)))
+    )
+    return {(m, p, s): CounterState(u, r) for m, p, s, u, r in session.execute(query)}
+
+
+def _quantity(value: Decimal) -> Any:
+    """A bound quantity in millionths: arithmetic on columns does not carry their type to
+    plain Python values, so quantities in expressions are bound explicitly."""
+    return literal(value, type_=Quantity())
+
+
+def _counter_is(org_id: str, key: CounterKey) -> Any:
+    meter, period, start = key
+    return and_(
+        UsageCounter.org_id == org_id,
+        UsageCounter.meter == meter,
+        UsageCounter.period == period,
+        UsageCounter.period_start == start,
+    )
+
+
+def reserve_within(
+    session: Session, *, org_id: str, key: CounterKey, quantity: Decimal, limit: Decimal
+) -> bool:
+    """Hold `quantity` if used + reserved + quantity stays within `limit`, in one statement:
+    concurrent callers are serialized by the row lock and each sees the others' holds."""
+    c = UsageCounter
+    q = _quantity(quantity)
+    result = session.execute(
+        update(c)
+        .where(_counter_is(org_id, key), c.used + c.reserved + q <= _quantity(limit))
+        .values(reserved=c.reserved + q)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def adjust_reserved(session: Session, *, org_id: str, key: CounterKey, delta: Decimal) -> None:
+    c = UsageCounter
+    session.execute(
+        update(c)
+        .where(_counter_is(org_id, key))
+        .values(reserved=c.reserved + _quantity(delta))
+        .execution_options(synchronize_session=False)
+    )
+
+
+# ---- alerts ----
+
+
+def insert_alerts(session: Session, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Insert the alerts not raised yet (once per quota, period and threshold); their ids."""
+    if not rows:
+        return []
+    stmt = _insert(session, QuotaAlert).on_conflict_do_nothing().returning(QuotaAlert.id)
+    return list(session.scalars(stmt, list(rows)))
+
+
+def alerts_of(session: Session, *, org_id: str, since: datetime | None = None) -> list[QuotaAlert]:
+    query = select(QuotaAlert).where(QuotaAlert.org_id == org_id)
+    if since is not None:
+        query = query.where(QuotaAlert.created_at >= since)
+    return list(session.scalars(query.order_by(QuotaAlert.id)))
+
+
+# ---- reservations ----
+
+
+def reservation(session: Session, reservation_id: str) -> Reservation | None:
+    """Unscoped by design: the caller checks the principal's standing in its org (404 if none)."""
+    return session.get(Reservation, reservation_id)
+
+
+def move_reservation(
+    session: Session,
+    *,
+    org_id: str,
+    reservation_id: str,
+    from_status: str,
+    to_status: str,
+    at: datetime,
+    usage: dict[str, str] | None = None,
+) -> bool:
+    """Change a reservation's status if it still has `from_status`: the one transition that
+    releases its holds happens exactly once, however many settles and sweeps race for it."""
+    values: dict[str, Any] = {"status": to_status}
+    if to_status == "settled":
+        values.update(settled_at=at, usage=usage)
+    result = session.execute(
+        update(Reservation)
+        .where(
+            Reservation.org_id == org_id,
+            Reservation.id == reservation_id,
+            Reservation.status == from_status,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def overdue_reservations(
+    session: Session, *, org_id: str, now: datetime, limit: int
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    query = (
+        select(Reservation.id, Reservation.holds)
+        .where(
+            Reservation.org_id == org_id,
+            Reservation.status == "held",
+            Reservation.expires_at <= now,
+        )
+        .order_by(Reservation.expires_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in session.execute(query)]
+
+
+def unscoped_overdue_reservations(
+    session: Session, *, now: datetime, limit: int
+) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """Held reservations past their expiry in every org: the worker's sweep is cross-tenant by
+    nature, and each one found is then released within its own org."""
+    query = (
+        select(Reservation.org_id, Reservation.id, Reservation.holds)
+        .where(Reservation.status == "held", Reservation.expires_at <= now)
+        .order_by(Reservation.expires_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2]) for r in session.execute(query)]
+
+
+# ---- count quotas ----
+
+
+def lock_quota(session: Session, *, org_id: str, quota_key: str) -> None:
+    """Take the org's lock row for `quota_key` until the transaction ends (made on first use)."""
+    session.execute(
+        _insert(session, QuotaLock).on_conflict_do_nothing(),
+        [{"org_id": org_id, "quota_key": quota_key}],
+    )
+    query = select(QuotaLock.org_id).where(
+        QuotaLock.org_id == org_id, QuotaLock.quota_key == quota_key
+    )
+    # SQLite has no row locks; its writers hold the database lock from BEGIN IMMEDIATE instead.
+    session.execute(query.with_for_update())
+
+
+def count_org_members(session: Session, *, org_id: str) -> int:
+    query = select(func.count()).select_from(OrgMembership).where(OrgMembership.org_id == org_id)
+    return int(session.execute(query).scalar_one())
+
+
+# ---- references named in events ----
+
+
+def teams_in_org(session: Session, *, org_id: str, team_ids: Iterable[str]) -> set[str]:
+    wanted = set(team_ids)
+    if not wanted:
+        return set()
+    query = select(Team.id).where(Team.org_id == org_id, Team.id.in_(wanted))
+    return set(session.scalars(query))
+
+
+def members_in_org(session: Session, *, org_id: str, user_ids: Iterable[str]) -> set[str]:
+    wanted = set(user_ids)
+    if not wanted:
+        return set()
+    query = select(OrgMembership.user_id).where(
+        OrgMembership.org_id == org_id, OrgMembership.user_id.in_(wanted)
+    )
+    return set(session.scalars(query))
+
+
+def api_keys_in_org(session: Session, *, org_id: str, key_ids: Iterable[str]) -> set[str]:
+    from tenantry.identity.models import ApiKey
+
+    wanted = set(key_ids)
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(select(ApiKey.id).where(ApiKey.org_id == org_id, ApiKey.id.in_(wanted)))
+    )

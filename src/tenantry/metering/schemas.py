@@ -1,0 +1,236 @@
+"""Bodies of the metering endpoints. Quantities travel as decimal strings (numbers are accepted
+on the way in) so that no float ever rounds them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from tenantry.kit.schemas import Input
+
+MAX_BATCH = 1000
+MAX_DIMENSIONS = 20
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+IdRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Action = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DimensionValue = Annotated[str, StringConstraints(max_length=256)]
+
+
+def _check_dimensions(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_DIMENSIONS:
+        raise ValueError(f"at most {MAX_DIMENSIONS} dimensions")
+    return value
+
+
+def _check_meters(value: dict[str, Decimal]) -> dict[str, Decimal]:
+    if len(value) > MAX_DIMENSIONS:
+        raise ValueError(f"at most {MAX_DIMENSIONS} meters")
+    return value
+
+
+class UsageEventIn(Input):
+    id: EventId = Field(description="Your id for the event: sending it again records nothing")
+    meter: Key
+    quantity: Decimal
+    timestamp: datetime
+    team: IdRef | None = None
+    user: IdRef | None = None
+    api_key: IdRef | None = None
+    dimensions: dict[Key, DimensionValue] = Field(
+        default_factory=dict, description="provider, model, resource_type, ..."
+    )
+
+    _dims = field_validator("dimensions")(_check_dimensions)
+
+
+class OneUsageEventIn(UsageEventIn):
+    org: IdRef | None = Field(default=None, description="Needed only with a user's token")
+
+
+class UsageBatchIn(Input):
+    org: IdRef | None = Field(default=None, description="Needed only with a user's token")
+    events: list[UsageEventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class EventResultOut(BaseModel):
+    id: str
+    status: Literal["accepted", "duplicate", "rejected"]
+    code: str | None = None
+    detail: str | None = None
+
+
+class UsageRecordedOut(BaseModel):
+    org_id: str
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResultOut]
+
+
+class AdmissionIn(Input):
+    team: IdRef
+    action: Action = Field(description="A permission (model:create) or a label (llm.generate)")
+    estimate: dict[Key, Decimal] = Field(default_factory=dict)
+    provider: Key | None = None
+    model: Label | None = None
+    ttl_seconds: int | None = Field(default=None, ge=1, le=86_400)
+
+    _meters = field_validator("estimate")(_check_meters)
+
+
+class ReasonOut(BaseModel):
+    code: str
+    detail: str
+    model_config = {"extra": "allow"}
+
+
+class AdmissionOut(BaseModel):
+    decision: Literal["allow", "deny"]
+    reasons: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    reservation_id: str | None
+    expires_at: datetime | None
+    remaining: dict[str, str | None]
+    rate_limit: dict[str, Any] | None = None
+
+
+class SettleIn(Input):
+    usage: dict[Key, Decimal]
+
+    _meters = field_validator("usage")(_check_meters)
+
+
+class SettledOut(BaseModel):
+    reservation_id: str
+    status: str
+    team_id: str
+    usage: dict[str, str]
+    recorded_events: list[str]
+    expired_before_settle: bool
+    remaining: dict[str, str | None]
+
+
+class SummaryRowOut(BaseModel):
+    meter: str
+    unit: str
+    group: str | None
+    bucket: datetime | None
+    quantity: str
+    events: int
+
+
+class SummaryOut(BaseModel):
+    org_id: str
+    team_id: str | None
+    since: datetime
+    until: datetime
+    group_by: str
+    granularity: str | None
+    totals: dict[str, str]
+    rows: list[SummaryRowOut]
+
+
+class QuotaOut(BaseModel):
+    key: str
+    kind: str
+    meter: str | None
+    limit: str | None
+    used: str | None
+    reserved: str
+    remaining: str | None
+    enforcement: str
+    period: str
+    period_start: datetime | None
+    period_end: datetime | None
+    team_used: str | None = None
+    overage: str
+    overage_cost: str | None
+
+
+class QuotasOut(BaseModel):
+    org_id: str
+    team_id: str | None
+    plan: str
+    custom: bool
+    upgrade_to: str | None
+    quotas: list[QuotaOut]
+
+
+class QuotaOverrideIn(Input):
+    limit: Decimal | None = Field(default=None, ge=0)
+    enforcement: Literal["hard", "soft"] | None = None
+
+
+class RateLimitsIn(Input):
+    org_per_minute: int | None = Field(default=None, ge=1, le=10_000_000)
+    org_burst: int | None = Field(default=None, ge=1, le=10_000_000)
+    key_per_minute: int | None = Field(default=None, ge=1, le=10_000_000)
+    key_burst: int | None = Field(default=None, ge=1, le=10_000_000)
+
+
+class PlanOverridesIn(Input):
+    """The org's whole set of overrides (PUT replaces it; `{}` removes every override)."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    quotas: dict[Key, QuotaOverrideIn] = Field(default_factory=dict)
+    rate_limits: RateLimitsIn | None = None
+    overage_rates: dict[Key, Annotated[Decimal, Field(ge=0)] | None] = Field(default_factory=dict)
+
+    def as_overrides(self) -> dict[str, Any]:
+        return {
+            "name": self.name or None,
+            "quotas": {
+                k: v.model_dump(mode="json", exclude_unset=True) for k, v in self.quotas.items()
+            },
+            "rate_limits": self.rate_limits.model_dump(exclude_none=True)
+            if self.rate_limits
+            else {},
+            "overage_rates": {
+                k: None if v is None else str(v) for k, v in self.overage_rates.items()
+            },
+        }
+
+
+class PlanQuotaOut(BaseModel):
+    key: str
+    kind: str
+    meter: str | None
+    limit: str | None
+    enforcement: str
+    period: str
+
+
+class PlanOut(BaseModel):
+    org_id: str
+    key: str
+    name: str
+    custom: bool
+    monthly_price: str
+    yearly_price: str
+    currency: str
+    quotas: list[PlanQuotaOut]
+    rate_limits: dict[str, int]
+    overage_rates: dict[str, str]
+    upgrade_to: str | None
+
+
+class QuotaAlertOut(BaseModel):
+    id: str
+    quota: str
+    threshold: int
+    used: str
+    limit: str
+    enforcement: str
+    period_start: datetime
+    created_at: datetime
+
+
+class QuotaAlertsOut(BaseModel):
+    org_id: str
+    alerts: list[QuotaAlertOut]
