@@ -6,8 +6,10 @@ response for `Idempotency-Key` replays and commits. Nothing is acknowledged befo
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -123,14 +125,42 @@ async def request_fingerprint(request: Request) -> str:
     return idempotency.request_fingerprint(request.method, request.url.path, body)
 
 
+def _writes(request: Request) -> bool:
+    route = request.scope.get("route")
+    reads = getattr(getattr(route, "endpoint", None), _READS_ONLY, False)
+    return request.method in MUTATING_METHODS and not reads
+
+
+async def write_turn(request: Request) -> AsyncIterator[None]:
+    """On SQLite, one process's writing requests take turns here, on the event loop, before they
+    take a worker thread. SQLite lets one writer in at a time; without this, requests blocked on
+    its lock could fill the thread pool while the one holding the lock waits for a thread to
+    finish in, until the busy timeout fails them all."""
+    state = request.app.state
+    if not _writes(request) or state.db.dialect != "sqlite":
+        yield
+        return
+    gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = getattr(
+        state, "write_gates", None
+    )
+    if gates is None:
+        gates = state.write_gates = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    gate = gates.get(loop)
+    if gate is None:
+        gate = gates[loop] = asyncio.Lock()
+    async with gate:
+        yield
+
+
 def unit_of_work(
-    request: Request, fingerprint: Annotated[str, Depends(request_fingerprint)]
+    request: Request,
+    fingerprint: Annotated[str, Depends(request_fingerprint)],
+    _turn: Annotated[None, Depends(write_turn)],
 ) -> Iterator[Ctx]:
     app_state = request.app.state
     route = request.scope.get("route")
-    write = request.method in MUTATING_METHODS and not getattr(
-        getattr(route, "endpoint", None), _READS_ONLY, False
-    )
+    write = _writes(request)
     session: Session = app_state.db.session(write=write)
     origin = Origin(
         ip=_client_ip(request),
