@@ -36,7 +36,7 @@ from tenantry.access.schemas import (
 )
 from tenantry.access.service import policy
 from tenantry.kit.http import CtxDep, reads_only
-from tenantry.kit.pagination import PageDep, PageOut
+from tenantry.kit.pagination import PageDep, PageOut, PageRequest
 
 router = APIRouter(prefix="/api/v1")
 
@@ -175,6 +175,13 @@ def _filters(
     )
 
 
+def _grant_page(
+    scope: OrgScope | TeamScope, org_id: str, filters: GrantFilters, page: PageRequest
+) -> PageOut[GrantOut]:
+    found = grants_of_org(scope.ctx.session, org_id=org_id, filters=filters, page=page)
+    return PageOut(items=[_grant_out(g) for g in found.items], next_cursor=found.next_cursor)
+
+
 SubjectTypeQuery = Annotated[str | None, Query(max_length=16)]
 IdQuery = Annotated[str | None, Query(max_length=40)]
 TypeQuery = Annotated[str | None, Query(max_length=32)]
@@ -216,8 +223,7 @@ def list_team_grants(
     filters = _filters(
         subject_type, subject_id, resource_type, resource_id, include_expired, scope, scope.team.id
     )
-    found = grants_of_org(scope.ctx.session, org_id=scope.team.org_id, filters=filters, page=page)
-    return PageOut(items=[_grant_out(g) for g in found.items], next_cursor=found.next_cursor)
+    return _grant_page(scope, scope.team.org_id, filters, page)
 
 
 @router.get("/orgs/{org}/grants", response_model=PageOut[GrantOut], tags=["access"])
@@ -234,8 +240,7 @@ def list_org_grants(
     filters = _filters(
         subject_type, subject_id, resource_type, resource_id, include_expired, scope, team
     )
-    found = grants_of_org(scope.ctx.session, org_id=scope.org.id, filters=filters, page=page)
-    return PageOut(items=[_grant_out(g) for g in found.items], next_cursor=found.next_cursor)
+    return _grant_page(scope, scope.org.id, filters, page)
 
 
 @router.delete("/grants/{grant_id}", name="grant.revoked", status_code=204, tags=["access"])
@@ -375,13 +380,8 @@ def _resource_out(resource: Resource) -> ResourceOut:
     return ResourceOut(type=resource.type, id=resource.id, team_id=resource.team_id)
 
 
-@router.post(
-    "/orgs/{org}/access/check", name="access.checked", response_model=CheckOut, tags=["access"]
-)
-@reads_only
-def check_access(body: CheckIn, scope: OrgMember) -> Response:
-    """May the subject (default: the caller) do `permission` on `resource` (default: the org)?"""
-    asked = questions.question(
+def _question(body: CheckIn, scope: OrgScope) -> questions.Question:
+    return questions.question(
         scope.ctx,
         scope.principal,
         scope.org,
@@ -389,6 +389,15 @@ def check_access(body: CheckIn, scope: OrgMember) -> Response:
         permission=body.permission,
         resource=body.resource,
     )
+
+
+@router.post(
+    "/orgs/{org}/access/check", name="access.checked", response_model=CheckOut, tags=["access"]
+)
+@reads_only
+def check_access(body: CheckIn, scope: OrgMember) -> Response:
+    """May the subject (default: the caller) do `permission` on `resource` (default: the org)?"""
+    asked = _question(body, scope)
     decision = questions.check(scope.ctx, asked)
     out = CheckOut(
         allowed=decision.allowed,
@@ -409,14 +418,7 @@ def check_access(body: CheckIn, scope: OrgMember) -> Response:
 @reads_only
 def explain_access(body: CheckIn, scope: OrgMember) -> Response:
     """As check; for a denial, what is missing and which role or grant would give it."""
-    asked = questions.question(
-        scope.ctx,
-        scope.principal,
-        scope.org,
-        subject=body.subject,
-        permission=body.permission,
-        resource=body.resource,
-    )
+    asked = _question(body, scope)
     found = questions.explain(scope.ctx, asked)
     out = ExplainOut(
         allowed=found.allowed,

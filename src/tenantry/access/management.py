@@ -146,6 +146,11 @@ def find_role(ctx: Ctx, org: Organization, ref: str) -> CustomRole:
     return role
 
 
+def _check_role_name_free(ctx: Ctx, org_id: str, name: str) -> None:
+    if repository.role_name_taken(ctx.session, org_id=org_id, name=name):
+        raise Conflict(f"A role named {name!r} exists in this organization", code="role_exists")
+
+
 def create_role(
     ctx: Ctx,
     principal: Principal,
@@ -159,8 +164,7 @@ def create_role(
     name = _check_name(name, "role")
     own = _permissions(permissions)
     parents = _inherit_refs(ctx, org.id, inherits)
-    if repository.role_name_taken(ctx.session, org_id=org.id, name=name):
-        raise Conflict(f"A role named {name!r} exists in this organization", code="role_exists")
+    _check_role_name_free(ctx, org.id, name)
     role_id = new_id("role")
     roles = dict(policy(ctx.session, org.id).custom_roles)
     roles[role_id] = CustomRoleData(role_id, name, frozenset(own), tuple(parents))
@@ -200,8 +204,8 @@ def update_role(
     role = find_role(ctx, org, ref)
     before = role.describe()
     name = _check_name(changes["name"], "role") if changes.get("name") is not None else role.name
-    if name != role.name and repository.role_name_taken(ctx.session, org_id=org.id, name=name):
-        raise Conflict(f"A role named {name!r} exists in this organization", code="role_exists")
+    if name != role.name:
+        _check_role_name_free(ctx, org.id, name)
     own = (
         _permissions(changes["permissions"])
         if changes.get("permissions") is not None
@@ -549,6 +553,19 @@ def _subjects(ctx: Ctx, team: Team, subjects: Sequence[SubjectIn]) -> list[tuple
     return resolved
 
 
+def _grants_on(
+    ctx: Ctx, team: Team, target: Target, resolved: list[tuple[str, str]]
+) -> dict[tuple[str, str], Grant]:
+    """The grants on `target` that these subjects hold already, by subject."""
+    return repository.grants_on(
+        ctx.session,
+        org_id=team.org_id,
+        resource_type=target.resource_type,
+        resource_id=target.resource_id,
+        subjects=resolved,
+    )
+
+
 def grant_many(
     ctx: Ctx,
     principal: Principal,
@@ -574,13 +591,7 @@ def grant_many(
         permissions=content.effective,
         resource=target.as_resource,
     )
-    existing = repository.grants_on(
-        ctx.session,
-        org_id=team.org_id,
-        resource_type=target.resource_type,
-        resource_id=target.resource_id,
-        subjects=resolved,
-    )
+    existing = _grants_on(ctx, team, target, resolved)
     if existing:
         taken = [f"{kind}:{ident}" for kind, ident in existing]
         raise Conflict(
@@ -616,13 +627,7 @@ def grant_many(
 def _grants_of(
     ctx: Ctx, team: Team, target: Target, resolved: list[tuple[str, str]]
 ) -> list[Grant]:
-    existing = repository.grants_on(
-        ctx.session,
-        org_id=team.org_id,
-        resource_type=target.resource_type,
-        resource_id=target.resource_id,
-        subjects=resolved,
-    )
+    existing = _grants_on(ctx, team, target, resolved)
     missing = [f"{kind}:{ident}" for kind, ident in resolved if (kind, ident) not in existing]
     if missing:
         raise NotFound(

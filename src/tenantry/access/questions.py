@@ -27,6 +27,7 @@ from tenantry.access.principal import Principal
 from tenantry.access.resources import has_valid_shape, is_known_type, resolver_of
 from tenantry.access.schemas import ResourceIn, SubjectIn
 from tenantry.access.service import authorize, key_of, policy
+from tenantry.identity.models import ApiKey
 from tenantry.kit.errors import NotFound, Unprocessable
 from tenantry.kit.http import Ctx
 from tenantry.kit.pagination import Page, PageRequest, encode_cursor
@@ -57,6 +58,16 @@ def _caller(principal: Principal) -> tuple[Subject, KeyData | None]:
     return Subject("user", principal.user_id), None
 
 
+def _key_data(key: ApiKey) -> KeyData:
+    """An API key as the engine sees it (permissions this version does not know are dropped)."""
+    permissions = (
+        frozenset(Permission(p) for p in key.permissions if is_known_permission(p))
+        if key.permissions is not None
+        else None
+    )
+    return KeyData(key.id, key.created_by, key.team_id, permissions)
+
+
 def subject_of(
     ctx: Ctx, org: Organization, snapshot: Snapshot, subject: SubjectIn | None, caller: Principal
 ) -> tuple[Subject, KeyData | None]:
@@ -81,15 +92,7 @@ def subject_of(
     )
     if key is None:
         raise missing
-    data = KeyData(
-        key.id,
-        key.created_by,
-        key.team_id,
-        frozenset(Permission(p) for p in key.permissions if is_known_permission(p))
-        if key.permissions is not None
-        else None,
-    )
-    return Subject("api_key", key.id), data
+    return Subject("api_key", key.id), _key_data(key)
 
 
 def resource_of(
@@ -221,14 +224,7 @@ def who_can(
     subjects = snapshot.subjects()
     key_ids = [s.id for s in subjects if s.type == "api_key"]
     keys = {
-        k.id: KeyData(
-            k.id,
-            k.created_by,
-            k.team_id,
-            frozenset(Permission(p) for p in k.permissions if is_known_permission(p))
-            if k.permissions is not None
-            else None,
-        )
+        k.id: _key_data(k)
         for k in repository.live_api_keys(ctx.session, org_id=org.id, key_ids=key_ids, now=now)
     }
     found: list[tuple[Subject, Decision]] = []

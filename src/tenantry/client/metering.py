@@ -171,6 +171,12 @@ def _quantities(values: dict[str, Quantity]) -> dict[str, str]:
     return {meter: str(q) for meter, q in values.items()}
 
 
+def _usage_params(
+    since: datetime | None, until: datetime | None, group_by: str | None, granularity: str | None
+) -> dict[str, Any]:
+    return fields(since=iso(since), until=iso(until), group_by=group_by, granularity=granularity)
+
+
 class MeteringCalls:
     """Routes of metering, described once for both clients."""
 
@@ -226,9 +232,7 @@ class MeteringCalls:
         group_by: str | None = None,
         granularity: str | None = None,
     ) -> Call[UsageSummary]:
-        params = fields(
-            since=iso(since), until=iso(until), group_by=group_by, granularity=granularity
-        )
+        params = _usage_params(since, until, group_by, granularity)
         return Call("GET", f"{API}/teams/{segment(team)}/usage", model(UsageSummary), params=params)
 
     @endpoint
@@ -241,9 +245,7 @@ class MeteringCalls:
         group_by: str | None = None,
         granularity: str | None = None,
     ) -> Call[UsageSummary]:
-        params = fields(
-            since=iso(since), until=iso(until), group_by=group_by, granularity=granularity
-        )
+        params = _usage_params(since, until, group_by, granularity)
         return Call("GET", f"{API}/orgs/{segment(org)}/usage", model(UsageSummary), params=params)
 
     @endpoint

@@ -234,20 +234,26 @@ def _give_back(session: Session, org_id: str, holds: list[_Hold]) -> None:
         repository.adjust_reserved(session, org_id=org_id, key=hold.key, delta=-hold.quantity)
 
 
+def _mark_expired(session: Session, org_id: str, reservation_id: str, *, now: datetime) -> bool:
+    """Move a held reservation to expired; whether it was still held (its holds are the
+    caller's to release)."""
+    return repository.move_reservation(
+        session,
+        org_id=org_id,
+        reservation_id=reservation_id,
+        from_status="held",
+        to_status="expired",
+        at=now,
+    )
+
+
 def _overdue_releases(session: Session, org_id: str, now: datetime) -> dict[CounterKey, Decimal]:
     """Expire this org's overdue reservations (a few per call); what they held."""
     releases: dict[CounterKey, Decimal] = {}
     for reservation_id, holds in repository.overdue_reservations(
         session, org_id=org_id, now=now, limit=LAZY_EXPIRY_BATCH
     ):
-        if repository.move_reservation(
-            session,
-            org_id=org_id,
-            reservation_id=reservation_id,
-            from_status="held",
-            to_status="expired",
-            at=now,
-        ):
+        if _mark_expired(session, org_id, reservation_id, now=now):
             for key, quantity in _held(holds).items():
                 releases[key] = releases.get(key, Decimal(0)) + quantity
     return releases
@@ -414,14 +420,7 @@ def expire(
     now: datetime,
 ) -> bool:
     """Expire one held reservation and release its holds, if it is still held; whether it was."""
-    if not repository.move_reservation(
-        session,
-        org_id=org_id,
-        reservation_id=reservation_id,
-        from_status="held",
-        to_status="expired",
-        at=now,
-    ):
+    if not _mark_expired(session, org_id, reservation_id, now=now):
         return False
     for key, quantity in sorted(_held(holds).items()):
         repository.adjust_reserved(session, org_id=org_id, key=key, delta=-quantity)

@@ -122,7 +122,7 @@ def summarize(
             Aggregation.TIME_WEIGHTED_SUM,
         ):
             continue
-        key = (meter_key, None if group_by == "meter" else group, _bucket(hour, granularity))
+        key = (meter_key, _group(group, group_by), _bucket(hour, granularity))
         entry = acc.setdefault(key, [_ZERO, 0])
         if meter.aggregation is Aggregation.MAX:
             entry[0] = max(entry[0], max_quantity)
@@ -134,6 +134,12 @@ def summarize(
     out += _time_weighted_rows(session, org_id, team_id, start, end, group_by, granularity)
     out.sort(key=lambda r: (r.meter, r.group or "", r.bucket or start))
     return Summary(org_id, team_id, start, end, group_by, granularity, out)
+
+
+def _group(group: str | None, group_by: GroupBy) -> str | None:
+    """A `rollup_rows` row's group as a summary shows it: none when grouping by meter alone
+    (the group column is then the meter again)."""
+    return None if group_by == "meter" else group
 
 
 def _group_value(row: UsageRollup, group_by: GroupBy) -> str | None:
@@ -197,7 +203,7 @@ def _time_weighted_rows(
         by_hour=False,
         meters=meters,
     ):
-        levels[(meter_key, None if group_by == "meter" else group)] = quantity
+        levels[(meter_key, _group(group, group_by))] = quantity
     hours = repository.rollup_rows(
         session,
         org_id=org_id,
@@ -210,7 +216,7 @@ def _time_weighted_rows(
     )
     changes: dict[tuple[str, str | None], list[tuple[datetime, Decimal, Decimal, int]]] = {}
     for meter_key, group, hour, quantity, events, _max, weighted in hours:
-        series = (meter_key, None if group_by == "meter" else group)
+        series = (meter_key, _group(group, group_by))
         changes.setdefault(series, []).append((hour, quantity, weighted, int(events)))
         levels.setdefault(series, _ZERO)
     out: list[SummaryRow] = []

@@ -197,20 +197,26 @@ class RequestLimiter:
 
     def used_today(self, org_id: str, *, now: datetime) -> int | None:
         """The org's API calls so far today, as the quota counts them (None: store down)."""
+        count = self._add_api_calls(org_id, now, amount=0, limit=None, refuse_over=False)
+        return None if count is None else count.count
+
+    def _add_api_calls(
+        self, org_id: str, now: datetime, *, amount: int, limit: int | None, refuse_over: bool
+    ) -> WindowCount | None:
+        """Add `amount` to the org's API calls of today (UTC); None when the store is down."""
         day, ends = service.day_window(now)
         try:
-            count = self.store.add_to_window(
+            return self.store.add_to_window(
                 api_calls_key(org_id, day),
-                amount=0,
-                limit=None,
-                refuse_over=False,
+                amount=amount,
+                limit=limit,
+                refuse_over=refuse_over,
                 expires_at=ends.timestamp(),
                 now=now.timestamp(),
             )
         except StoreUnavailable as exc:
             self._warn(exc)
             return None
-        return count.count
 
     def _throttle(self, buckets: list[Bucket], now: datetime) -> Decision | None:
         try:
@@ -225,20 +231,11 @@ class RequestLimiter:
             return  # unlimited: nothing to count against (usage is still recorded)
         limit = int(quota.limit)
         hard = quota.enforcement is Enforcement.HARD
-        day, ends = service.day_window(now)
-        try:
-            count: WindowCount = self.store.add_to_window(
-                api_calls_key(org_id, day),
-                amount=1,
-                limit=limit,
-                refuse_over=hard,
-                expires_at=ends.timestamp(),
-                now=now.timestamp(),
-            )
-        except StoreUnavailable as exc:
-            self._warn(exc)
+        count = self._add_api_calls(org_id, now, amount=1, limit=limit, refuse_over=hard)
+        if count is None:
             return
         if not count.allowed:
+            _, ends = service.day_window(now)
             raise PaymentRequired(
                 f"The {plan.name} plan's {limit} API calls of today (UTC) are used up",
                 code="quota_exceeded",
