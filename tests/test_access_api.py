@@ -122,6 +122,21 @@ def test_a_custom_role_gives_access_and_an_edit_changes_it_on_the_next_request(
     assert names[:4] == ["viewer", "editor", "admin", "owner"] and "model-curator" in names
 
 
+def test_an_empty_role_update_is_refused_and_changes_nothing(
+    client: TestClient, acme: Tenant, database: Database, clock: FrozenClock
+) -> None:
+    url = f"{API}/orgs/{acme.org_id}/roles"
+    role = client.post(url, headers=acme.headers, json={"name": "analyst", "permissions": []})
+    assert role.status_code == 201, role.text
+    clock.advance(seconds=60)
+    for body in ({}, {"name": None, "description": None}):
+        resp = client.patch(f"{url}/analyst", headers=acme.headers, json=body)
+        assert_problem(resp, 422, "nothing_to_update")
+    shown = client.get(f"{url}/analyst", headers=acme.headers).json()
+    assert shown["updated_at"] == role.json()["updated_at"]
+    assert events(database, "role.updated") == []
+
+
 def test_role_inheritance_cycles_are_refused(client: TestClient, acme: Tenant) -> None:
     url = f"{API}/orgs/{acme.org_id}/roles"
     first = client.post(url, headers=acme.headers, json={"name": "first"}).json()
@@ -225,6 +240,31 @@ def test_a_grant_to_a_team_reaches_each_of_its_members(
         {"subject": {"type": "team", "id": research["id"]}, "role": "admin"},
     )
     assert rename_team(client, acme.team_id, researcher) == 200
+
+
+def test_grants_can_be_listed_by_a_users_email(
+    client: TestClient, factory: Factory, acme: Tenant
+) -> None:
+    analyst_id, analyst = member(factory, acme)
+    email = client.get(f"{API}/me", headers=analyst).json()["user"]["email"]
+    made = grant(client, acme, acme.team_id, {"subject": user(email), "role": "viewer"})
+    assert made["subject_id"] == analyst_id
+    for path in (f"orgs/{acme.org_id}", f"teams/{acme.team_id}"):
+        for ref in (email, email.upper(), analyst_id):
+            resp = client.get(
+                f"{API}/{path}/grants",
+                headers=acme.headers,
+                params={"subject_type": "user", "subject_id": ref},
+            )
+            assert resp.status_code == 200, resp.text
+            assert [g["id"] for g in resp.json()["items"]] == [made["id"]], (path, ref)
+    stranger = "someone-who-is-not-a-member-of-this-organization@example.com"
+    resp = client.get(
+        f"{API}/orgs/{acme.org_id}/grants",
+        headers=acme.headers,
+        params={"subject_type": "user", "subject_id": stranger},
+    )
+    assert_problem(resp, 404, "subject_not_found")
 
 
 def test_an_expired_grant_stops_at_its_instant_with_the_cache_warm(

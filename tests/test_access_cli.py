@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from conftest import Factory
+from conftest import Factory, Tenant, bearer
 from tenantry.client import Client
 from tenantry.client.errors import TenantryError
 from tenantry.kit.ids import new_id
@@ -146,3 +146,101 @@ def test_the_cli_manages_roles_and_grants_and_answers_questions(
     assert one_error_line(
         owner.run("access", "check", "acme-ai", "usage:read", "--subject", "nobody")
     )
+
+
+def _email(client: TestClient, token: str) -> str:
+    email: str = client.get("/api/v1/me", headers=bearer(token)).json()["user"]["email"]
+    return email
+
+
+def _signed_in_owner(clis: dict[str, Cli], factory: Factory) -> tuple[Tenant, Cli]:
+    acme = factory.tenant("Acme AI", plan=PLAN)
+    owner = clis["owner"]
+    assert owner.login(acme.owner_email).exit_code == 0
+    return acme, owner
+
+
+def test_grant_list_finds_a_user_named_by_email(
+    client: TestClient,
+    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    factory: Factory,
+) -> None:
+    acme, owner = _signed_in_owner(people, factory)
+    analyst_id, token = factory.member(acme)
+    email = _email(client, token)
+    made = owner.json("grant", "create", "acme-ai/default", f"user:{email}", "--role", "viewer")
+    assert made["subject_id"] == analyst_id
+    listed = owner.json("grant", "list", "acme-ai", "--subject", f"user:{email}")
+    assert [g["id"] for g in listed] == [made["id"]]
+    error = one_error_line(
+        owner.run("grant", "list", "acme-ai", "--subject", "user:nobody@example.com")
+    )
+    assert "404 subject_not_found" in error
+
+
+def test_a_team_is_written_org_slash_slug_as_subject_and_resource(
+    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    factory: Factory,
+) -> None:
+    acme, owner = _signed_in_owner(people, factory)
+    team_grant = owner.json(
+        "grant", "create", "acme-ai/default", "team:acme-ai/default", "--role", "viewer"
+    )
+    assert (team_grant["subject_type"], team_grant["subject_id"]) == ("team", acme.team_id)
+    out = owner.ok("access", "check", "acme-ai", "usage:read", "--on", "team:acme-ai/default")
+    assert out.startswith("allowed:")
+    checked = owner.json(
+        "access",
+        "check",
+        "acme-ai",
+        "team:read",
+        "--on",
+        "team:acme-ai/default",
+        "--subject",
+        "team:acme-ai/default",
+    )
+    assert checked["allowed"]
+    error = one_error_line(
+        owner.run("access", "check", "acme-ai", "team:read", "--on", "team:acme-ai/nope")
+    )
+    assert "no team 'nope'" in error
+
+
+def test_a_team_admin_lists_the_teams_grants_with_team(
+    client: TestClient,
+    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    factory: Factory,
+) -> None:
+    acme, owner = _signed_in_owner(people, factory)
+    analyst_id, _ = factory.member(acme)
+    made = owner.json(
+        "grant", "create", "acme-ai/default", f"user:{analyst_id}", "--role", "viewer"
+    )
+    _, admin_token = factory.member(acme, team_role="admin")
+    admin = people["admin"]
+    assert admin.login(_email(client, admin_token)).exit_code == 0
+    assert "403" in one_error_line(admin.run("grant", "list", "acme-ai"))
+    mine = admin.json("grant", "list", "acme-ai", "--team", "acme-ai/default")
+    assert made["id"] in {g["id"] for g in mine}
+    only = admin.json(
+        "grant", "list", "acme-ai", "--team", acme.team_id, "--subject", f"user:{analyst_id}"
+    )
+    assert [g["id"] for g in only] == [made["id"]]
+
+
+def test_a_role_update_that_changes_nothing_is_refused(
+    client: TestClient,
+    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    factory: Factory,
+) -> None:
+    acme, owner = _signed_in_owner(people, factory)
+    owner.json("role", "create", "acme-ai", "analyst", "--permissions", "usage:read")
+    error = one_error_line(owner.run("role", "update", "acme-ai", "analyst"))
+    assert "nothing to change" in error
+    with Client(SERVER, acme.token, http=client) as api:
+        try:
+            api.update_role(acme.org_slug, "analyst")
+        except TenantryError as exc:
+            assert (exc.status, exc.code) == (422, "nothing_to_update")
+        else:
+            raise AssertionError("an empty update was accepted")

@@ -114,6 +114,41 @@ def test_an_expired_lease_frees_its_slot_at_once(
     assert held(database, acme.org_id) == 1
 
 
+def test_the_quota_view_counts_live_leases_as_concurrent_runs(
+    client: TestClient, factory: Factory, clock: FrozenClock
+) -> None:
+    acme = factory.tenant("Acme")
+
+    def runs(path: str) -> dict[str, Any]:
+        quotas = client.get(path, headers=acme.headers).json()["quotas"]
+        found: dict[str, Any] = next(q for q in quotas if q["key"] == "concurrent_runs")
+        return found
+
+    org_quotas = f"/api/v1/orgs/{acme.org_id}/quotas"
+    team_quotas = f"/api/v1/teams/{acme.team_id}/quotas"
+    assert runs(org_quotas)["used"] == "0" and runs(org_quotas)["remaining"] == "5"
+    assert acquire(client, acme, ttl_seconds=30).status_code == 201
+    for _ in range(2):
+        assert acquire(client, acme, ttl_seconds=60).status_code == 201
+    assert runs(org_quotas)["used"] == "3" and runs(org_quotas)["remaining"] == "2"
+    assert runs(team_quotas)["used"] == "3"
+    clock.advance(seconds=30)  # the first lease expired; no acquire or worker has swept it
+    assert runs(org_quotas)["used"] == "2" and runs(org_quotas)["remaining"] == "3"
+
+
+def test_releasing_an_expired_lease_is_gone_and_writes_nothing(
+    client: TestClient, factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    acme = factory.tenant("Acme")
+    lease = acquire(client, acme, ttl_seconds=30).json()
+    clock.advance(seconds=30)
+    tables = ("audit_events", "run_leases")
+    before = {t: count_rows(database)[t] for t in tables}
+    late = client.delete(f"{leases_url(acme)}/{lease['id']}", headers=acme.headers)
+    assert_problem(late, 410, "lease_expired")
+    assert {t: count_rows(database)[t] for t in tables} == before
+
+
 def test_a_heartbeat_extends_a_lease_until_it_has_expired(
     client: TestClient, factory: Factory, clock: FrozenClock
 ) -> None:

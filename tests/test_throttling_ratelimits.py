@@ -232,6 +232,30 @@ def test_the_daily_api_calls_quota_is_hard_on_free_until_midnight_utc(
     assert limiter(limited_app).used_today(acme.org_id, now=clock.now()) == 1
 
 
+def test_an_org_past_its_hard_quota_can_still_read_its_limits_and_change_its_plan(
+    api: TestClient, limited_app: FastAPI, people: Factory, clock: FrozenClock
+) -> None:
+    clock.set(datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC))
+    acme = people.tenant("Acme")
+    org = f"/api/v1/orgs/{acme.org_id}"
+    _use_up(limited_app, acme.org_id, clock.now(), 10_000)
+    assert_problem(api.get(teams_url(acme), headers=acme.headers), 402, "quota_exceeded")
+    # Reading the quotas, the limits and the plan, and changing the plan, are never refused by
+    # the daily quota: they are how an org gets out of it. They are still counted and limited.
+    for path in ("/quotas", "/rate-limits", "/plan"):
+        read = api.get(org + path, headers=acme.headers)
+        assert read.status_code == 200, (path, read.text)
+        assert "RateLimit-Remaining" in read.headers
+        assert "state=exceeded" in read.headers["Tenantry-Quota-Warning"]
+    overrides = api.put(org + "/plan-overrides", json={}, headers=acme.headers)
+    assert overrides.status_code == 200, overrides.text
+    upgraded = api.patch(org, json={"plan": "starter"}, headers=acme.headers)
+    assert upgraded.status_code == 200, upgraded.text
+    assert limiter(limited_app).used_today(acme.org_id, now=clock.now()) == 10_005
+    # The upgrade took effect: Starter's quota is soft (and larger).
+    assert api.get(teams_url(acme), headers=acme.headers).status_code == 200
+
+
 def test_the_daily_api_calls_quota_is_soft_on_paid_plans(
     api: TestClient, limited_app: FastAPI, people: Factory, clock: FrozenClock
 ) -> None:

@@ -165,6 +165,11 @@ def _filters(
     scope: OrgScope | TeamScope,
     team_id: str | None,
 ) -> GrantFilters:
+    if subject_id is not None:  # a user may be named by email, as when granting
+        org_id = scope.org.id if isinstance(scope, OrgScope) else scope.team.org_id
+        subject_id = management.subject_filter_id(
+            scope.ctx.session, org_id, subject_type, subject_id
+        )
     return GrantFilters(
         team_id=team_id,
         subject_type=subject_type,
@@ -184,6 +189,9 @@ def _grant_page(
 
 SubjectTypeQuery = Annotated[str | None, Query(max_length=16)]
 IdQuery = Annotated[str | None, Query(max_length=40)]
+SubjectIdQuery = Annotated[
+    str | None, Query(max_length=254, description="A subject's id, or a user's email")
+]
 TypeQuery = Annotated[str | None, Query(max_length=32)]
 ExpiredQuery = Annotated[bool, Query(description="Also list grants that have expired")]
 
@@ -215,7 +223,7 @@ def list_team_grants(
     scope: TeamGrantReader,
     page: PageDep,
     subject_type: SubjectTypeQuery = None,
-    subject_id: IdQuery = None,
+    subject_id: SubjectIdQuery = None,
     resource_type: TypeQuery = None,
     resource_id: IdQuery = None,
     include_expired: ExpiredQuery = False,
@@ -232,7 +240,7 @@ def list_org_grants(
     page: PageDep,
     team: IdQuery = None,
     subject_type: SubjectTypeQuery = None,
-    subject_id: IdQuery = None,
+    subject_id: SubjectIdQuery = None,
     resource_type: TypeQuery = None,
     resource_id: IdQuery = None,
     include_expired: ExpiredQuery = False,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from sqlalchemy.orm import Session
+
 from tenantry.access import repository
 from tenantry.access.catalog import Permission, is_known_permission, parse_team_role
 from tenantry.access.engine import (
@@ -202,6 +204,11 @@ def update_role(
 ) -> CustomRole:
     _refuse_builtin(ref, org.id)
     role = find_role(ctx, org, ref)
+    if all(value is None for value in changes.values()):
+        raise Unprocessable(
+            "Nothing to update: give name, description, permissions or inherits",
+            code="nothing_to_update",
+        )
     before = role.describe()
     name = _check_name(changes["name"], "role") if changes.get("name") is not None else role.name
     if name != role.name:
@@ -393,6 +400,17 @@ def resolve_subject(
             code="outside_key_team",
         )
     return ("api_key", key.id)
+
+
+def subject_filter_id(session: Session, org_id: str, subject_type: str | None, ref: str) -> str:
+    """The subject id a grant listing filters on: a user may be named by email, as when
+    granting (404 `subject_not_found` if no member has it); any other id is taken as it is."""
+    if subject_type in (None, "user") and "@" in ref:
+        user = repository.member_by_ref(session, org_id=org_id, ref=ref)
+        if user is None:
+            raise NotFound("No such user in this organization", code="subject_not_found")
+        return user.id
+    return ref
 
 
 @dataclass(frozen=True)

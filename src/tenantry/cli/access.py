@@ -1,8 +1,8 @@
 """`tenantry access ...`: Ask who may do what: check, explain, who-can, what-can.
 
-Subjects are written `user:EMAIL-OR-ID`, `team:TEAM-ID` or `api_key:KEY-ID` (a bare email or id
-says which by its form); resources `org`, `team:TEAM-ID` or `TYPE:ID@TEAM-ID` for a team-owned
-resource such as `model:mdl_…@team_…`.
+Subjects are written `user:EMAIL-OR-ID`, `team:TEAM` or `api_key:KEY-ID` (a bare email or id
+says which by its form); resources `org`, `team:TEAM` or `TYPE:ID@TEAM` for a team-owned
+resource such as `model:mdl_…@team_…`. TEAM is a team id or ORG/TEAM-SLUG, as everywhere.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ import typer
 
 from tenantry.cli import connection
 from tenantry.cli.output import CliError, JsonFlag, print_record, print_table, show
+from tenantry.cli.teams import resolve_team
+from tenantry.client import Client
 from tenantry.client.access import Explanation, ResourceRef, SubjectRef, WhatCan, WhoCan
 
 app = typer.Typer(
     no_args_is_help=True, help="Ask who may do what: check, explain, who-can, what-can."
 )
 
-SUBJECT_HELP = "user:EMAIL-OR-ID, team:TEAM-ID or api_key:KEY-ID; default: yourself."
-RESOURCE_HELP = "org, team:TEAM-ID or TYPE:ID@TEAM-ID (e.g. model:mdl_…@team_…); default: the org."
+SUBJECT_HELP = "user:EMAIL-OR-ID, team:TEAM or api_key:KEY-ID; default: yourself."
+RESOURCE_HELP = "org, team:TEAM or TYPE:ID@TEAM (e.g. model:mdl_…@team_…); default: the org."
 _PREFIXES = {"usr": "user", "team": "team", "key": "api_key"}
 
 OrgArg = Annotated[str, typer.Argument(help="Organization id or slug.", show_default=False)]
@@ -53,15 +55,31 @@ def parse_resource(text: str) -> ResourceRef:
     return (kind, ident, team) if at else (kind, ident)
 
 
-def _resource(text: str | None) -> ResourceRef | None:
+def resolve_subject(api: Client, text: str) -> SubjectRef:
+    """`parse_subject`, with a team written ORG/TEAM-SLUG resolved to its id."""
+    kind, ident = parse_subject(text)
+    return (kind, resolve_team(api, ident)) if kind == "team" else (kind, ident)
+
+
+def resolve_resource(api: Client, text: str) -> ResourceRef:
+    """`parse_resource`, with a team written ORG/TEAM-SLUG (`team:…`, `TYPE:ID@…`) resolved."""
+    parsed = parse_resource(text)
+    if len(parsed) == 3:
+        return (parsed[0], parsed[1], resolve_team(api, parsed[2]))
+    if parsed[0] == "team":
+        return ("team", resolve_team(api, parsed[1]))
+    return parsed
+
+
+def _resource(api: Client, text: str | None) -> ResourceRef | None:
     if text is None:
         return None
-    parsed = parse_resource(text)
+    parsed = resolve_resource(api, text)
     return None if parsed[0] == "org" else parsed
 
 
-def _subject(text: str | None) -> SubjectRef | None:
-    return parse_subject(text) if text is not None else None
+def _subject(api: Client, text: str | None) -> SubjectRef | None:
+    return resolve_subject(api, text) if text is not None else None
 
 
 @app.command("check")
@@ -75,7 +93,7 @@ def check(
     """May the subject do PERMISSION on the resource? Prints what allows it."""
     with connection.signed_in() as api:
         decision = api.check_access(
-            org, permission, resource=_resource(on), subject=_subject(subject)
+            org, permission, resource=_resource(api, on), subject=_subject(api, subject)
         )
 
     def render() -> None:
@@ -116,7 +134,7 @@ def explain(
     """Why the subject may or may not do PERMISSION, and what role or grant would give it."""
     with connection.signed_in() as api:
         found = api.explain_access(
-            org, permission, resource=_resource(on), subject=_subject(subject)
+            org, permission, resource=_resource(api, on), subject=_subject(api, subject)
         )
     show(found, json_output, lambda: _render_explanation(found))
 
@@ -130,7 +148,7 @@ def who_can(
 ) -> None:
     """Every user, team and API key that may do PERMISSION on the resource."""
     with connection.signed_in() as api:
-        found: list[WhoCan] = list(api.iter_who_can(org, permission, resource=_resource(on)))
+        found: list[WhoCan] = list(api.iter_who_can(org, permission, resource=_resource(api, on)))
     show(
         found,
         json_output,
@@ -161,7 +179,7 @@ def what_can(
     with connection.signed_in() as api:
         found: list[WhatCan] = list(
             api.iter_what_can(
-                org, permission, resource_type=resource_type, subject=_subject(subject)
+                org, permission, resource_type=resource_type, subject=_subject(api, subject)
             )
         )
     show(

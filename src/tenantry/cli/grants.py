@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 
 from tenantry.cli import connection, values
-from tenantry.cli.access import RESOURCE_HELP, SUBJECT_HELP, parse_resource, parse_subject
+from tenantry.cli.access import RESOURCE_HELP, SUBJECT_HELP, resolve_resource, resolve_subject
 from tenantry.cli.output import CliError, JsonFlag, done, print_record, print_table, show
 from tenantry.cli.teams import TEAM_HELP, resolve_team
+from tenantry.client import Client
 from tenantry.client.access import BulkAction, BulkResult, Grant, ResourceRef
 
 app = typer.Typer(no_args_is_help=True, help="Resource-level grants.")
@@ -41,10 +42,10 @@ ExpiresOpt = Annotated[
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit trail).")]
 
 
-def _on(text: str | None) -> ResourceRef | None:
+def _on(api: Client, text: str | None) -> ResourceRef | None:
     if text is None:
         return None
-    parsed = parse_resource(text)
+    parsed = resolve_resource(api, text)
     return (parsed[0], parsed[1])
 
 
@@ -79,8 +80,8 @@ def create(
     with connection.signed_in() as api:
         grant = api.create_grant(
             resolve_team(api, team),
-            parse_subject(subject),
-            resource=_on(on),
+            resolve_subject(api, subject),
+            resource=_on(api, on),
             role=role,
             permissions=values.comma_list(permissions),
             expires_at=expires_at,
@@ -100,19 +101,32 @@ def list_(
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """List an organization's grants."""
-    resource = _on(on)
+    """List an organization's grants, or with --team one team's (a team admin may list these)."""
     with connection.signed_in() as api:
-        grants: list[Grant] = list(
-            api.iter_grants(
-                org,
-                team=resolve_team(api, team) if team else None,
-                subject=parse_subject(subject) if subject else None,
-                resource_type=resource[0] if resource else None,
-                resource_id=resource[1] if resource else None,
-                include_expired=include_expired,
+        resource = _on(api, on)
+        who = resolve_subject(api, subject) if subject else None
+        resource_type = resource[0] if resource else None
+        resource_id = resource[1] if resource else None
+        if team:
+            grants: list[Grant] = list(
+                api.iter_team_grants(
+                    resolve_team(api, team),
+                    subject=who,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                    include_expired=include_expired,
+                )
             )
-        )
+        else:
+            grants = list(
+                api.iter_grants(
+                    org,
+                    subject=who,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                    include_expired=include_expired,
+                )
+            )
     show(grants, json_output, lambda: _grant_rows(grants))
 
 
@@ -156,13 +170,13 @@ def bulk(
         raise CliError(f"action: expected grant, revoke or change_role, not {action!r}")
     chosen: BulkAction = action  # type: ignore[assignment]
     expires_at = values.expires_at(expires)
-    parsed = [parse_subject(s) for s in values.comma_list(subjects) or []]
     with connection.signed_in() as api:
+        parsed = [resolve_subject(api, s) for s in values.comma_list(subjects) or []]
         result = api.bulk_grants(
             resolve_team(api, team),
             chosen,
             parsed,
-            resource=_on(on),
+            resource=_on(api, on),
             role=role,
             permissions=values.comma_list(permissions),
             expires_at=expires_at,
@@ -184,8 +198,8 @@ def apply(
     json_output: JsonFlag = False,
 ) -> None:
     """Apply a grant template to many subjects in the team."""
-    parsed = [parse_subject(s) for s in values.comma_list(subjects) or []]
     with connection.signed_in() as api:
+        parsed = [resolve_subject(api, s) for s in values.comma_list(subjects) or []]
         result = api.apply_grant_template(
             resolve_team(api, team), template, parsed, resource_id=resource_id, reason=reason
         )

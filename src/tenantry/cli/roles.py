@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tenantry.cli import connection, values
-from tenantry.cli.output import JsonFlag, done, print_record, print_table, show
+from tenantry.cli.output import CliError, JsonFlag, done, print_record, print_table, show
 from tenantry.client.access import Role
 
 app = typer.Typer(no_args_is_help=True, help="Custom roles of an organization.")
@@ -107,6 +107,8 @@ def update(
     json_output: JsonFlag = False,
 ) -> None:
     """Change a custom role; its holders have the new permissions on their next request."""
+    if name is None and permissions is None and inherits is None and description is None:
+        raise CliError("nothing to change: give --name, --permissions, --inherits or --description")
     with connection.signed_in() as api:
         updated = api.update_role(
             org,

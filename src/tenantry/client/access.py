@@ -282,11 +282,22 @@ class AccessCalls:
         self,
         team: str,
         *,
+        subject: SubjectRef | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
         include_expired: bool = False,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Call[Page[Grant]]:
-        params = page_query(limit, cursor, include_expired="true" if include_expired else None)
+        params = page_query(
+            limit,
+            cursor,
+            subject_type=subject[0] if subject else None,
+            subject_id=subject[1] if subject else None,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            include_expired="true" if include_expired else None,
+        )
         return Call("GET", f"{API}/teams/{segment(team)}/grants", model(Page[Grant]), params=params)
 
     iter_team_grants = paged(list_team_grants)

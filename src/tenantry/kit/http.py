@@ -47,6 +47,22 @@ def reads_only(endpoint: _F) -> _F:
     return endpoint
 
 
+_QUOTA_EXEMPT = "_tenantry_quota_exempt"
+
+
+def quota_exempt(endpoint: _F) -> _F:
+    """Marks an endpoint that a hard daily API-calls quota never refuses: changing the plan and
+    reading the quotas, limits and plan, which an org needs to get out of a used-up quota. Its
+    requests still count as API calls and still pass the rate limits (docs/rate-limits.md)."""
+    setattr(endpoint, _QUOTA_EXEMPT, True)
+    return endpoint
+
+
+def is_quota_exempt(request: Request) -> bool:
+    route = request.scope.get("route")
+    return bool(getattr(getattr(route, "endpoint", None), _QUOTA_EXEMPT, False))
+
+
 def _authenticates(route: Any) -> bool:
     pending = [getattr(route, "dependant", None)]
     while pending:

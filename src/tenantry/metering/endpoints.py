@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tenantry.access.catalog import Permission
 from tenantry.access.dependencies import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
-from tenantry.kit.http import CtxDep
+from tenantry.kit.http import CtxDep, quota_exempt
 from tenantry.metering import admission, service, summary
 from tenantry.metering.meters import METERS, plain
 from tenantry.metering.plans import Plan, upgrade_hint
@@ -282,6 +282,7 @@ def _quotas_out(
 
 
 @router.get("/orgs/{org}/quotas", response_model=QuotasOut, tags=["usage"])
+@quota_exempt
 def org_quotas(scope: OrgUsageRead) -> QuotasOut:
     """Each quota of the org's plan: limit, used, reserved, remaining, enforcement, period."""
     session, now = scope.ctx.session, scope.ctx.clock.now()
@@ -290,6 +291,7 @@ def org_quotas(scope: OrgUsageRead) -> QuotasOut:
 
 
 @router.get("/teams/{team}/quotas", response_model=QuotasOut, tags=["usage"])
+@quota_exempt
 def team_quotas(scope: TeamUsageRead) -> QuotasOut:
     """The org's quotas (which its teams share), with this team's own part as `team_used`."""
     session, now, team = scope.ctx.session, scope.ctx.clock.now(), scope.team
@@ -351,6 +353,7 @@ def _plan_out(org_id: str, plan: Plan) -> PlanOut:
 
 
 @router.get("/orgs/{org}/plan", response_model=PlanOut, tags=["usage"])
+@quota_exempt
 def org_plan(scope: OrgUsageRead) -> PlanOut:
     """The org's effective plan: its catalog plan with any overrides applied."""
     return _plan_out(scope.org.id, service.effective_plan(scope.ctx.session, scope.org.id))
@@ -362,6 +365,7 @@ def org_plan(scope: OrgUsageRead) -> PlanOut:
     response_model=PlanOut,
     tags=["usage"],
 )
+@quota_exempt
 def set_plan_overrides(body: PlanOverridesIn, scope: OrgBillingManage) -> Response:
     """Replace the org's overrides of its plan (a custom plan); `{}` goes back to the catalog."""
     plan = service.set_overrides(scope.ctx, scope.principal, scope.org, body.as_overrides())

@@ -468,7 +468,7 @@ def _audit_alert(session: Session, row: dict[str, Any], *, now: datetime) -> Non
 @dataclass(frozen=True)
 class QuotaStatus:
     quota: Quota
-    used: Decimal | None  # None: not tracked here (concurrent runs are throttling's leases)
+    used: Decimal | None  # None: not counted (a quota with no count source)
     reserved: Decimal
     period_start: datetime | None
     period_end: datetime | None
@@ -520,8 +520,22 @@ def quota_statuses(
     states = repository.counters(session, org_id=org_id, keys=keys.values())
     out = []
     for quota in plan.quotas.values():
+        if quota.kind is QuotaKind.CONCURRENT:
+            out.append(_concurrent_status(session, org_id, quota, now=now))
+            continue
         out.append(_status(session, org_id, plan, quota, keys.get(quota.key), states, team_id))
     return out
+
+
+def _concurrent_status(
+    session: Session, org_id: str, quota: Quota, *, now: datetime
+) -> QuotaStatus:
+    """Concurrent runs are throttling's leases: used = the org's live leases now."""
+    # Imported here: throttling's service imports this module.
+    from tenantry.throttling import service as throttling
+
+    used = throttling.live_leases(session, org_id, now=now)
+    return QuotaStatus(quota, Decimal(used), Decimal(0), None, None)
 
 
 def _status(

@@ -11,7 +11,7 @@ from tenantry.access.dependencies import OrgScope, PrincipalDep, TeamScope, org_
 from tenantry.identity import repository as identity_repository
 from tenantry.identity import service as identity
 from tenantry.identity.models import User
-from tenantry.kit.http import Ctx, CtxDep
+from tenantry.kit.http import Ctx, CtxDep, quota_exempt
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.tenancy import service
 from tenantry.tenancy.models import Invitation, OrgMembership, TeamMembership
@@ -121,6 +121,7 @@ def show_org(scope: OrgRead) -> OrgOut:
 @router.patch(
     "/orgs/{org}", name="organization.updated", response_model=OrgOut, tags=["organizations"]
 )
+@quota_exempt
 def update_org(body: OrgUpdateIn, scope: OrgUpdate) -> Response:
     org = service.update_org(
         scope.ctx, scope.principal, scope.org, body.model_dump(exclude_unset=True)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from tenantry.access.catalog import Permission
 from tenantry.access.dependencies import OrgScope, TeamScope, org_scope, team_scope
+from tenantry.kit.http import quota_exempt
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.metering.plans import RateLimits
 from tenantry.throttling import service
@@ -70,6 +71,7 @@ def _limits_out(request: Request, scope: OrgScope, view: service.RateLimitView) 
 
 
 @router.get("/orgs/{org}/rate-limits", response_model=RateLimitsOut, tags=["rate limits"])
+@quota_exempt
 def show_rate_limits(request: Request, scope: LimitsRead) -> RateLimitsOut:
     """The org's rate limits (plan, own override, effective) and today's API calls."""
     multiplier = scope.ctx.settings.rate_limit_multiplier

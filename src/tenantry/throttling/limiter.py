@@ -9,7 +9,9 @@ resolves its org or team (`org_scope` / `team_scope`). Requests that name no org
 1. the rate limits: the org's bucket, and the key's bucket for an API key, charged together or
    not at all → 429 `rate_limited` with `Retry-After`;
 2. the daily `api_calls` quota (UTC days): hard → 402 `quota_exceeded` with the next plan;
-   soft → allowed, with a `Tenantry-Quota-Warning` header from 80 % on;
+   soft → allowed, with a `Tenantry-Quota-Warning` header from 80 % on. Endpoints marked
+   `kit.http.quota_exempt` (changing the plan, reading quotas, limits and the plan) are counted
+   but never refused, so an org can get out of a used-up hard quota;
 3. the request is counted as one `api_calls` usage event (buffered, see `ledger`).
 
 `RateLimitHeaders` (middleware) adds `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
@@ -39,7 +41,7 @@ from tenantry.config import Settings
 from tenantry.kit.clock import Clock
 from tenantry.kit.db import Database
 from tenantry.kit.errors import PaymentRequired, TooManyRequests
-from tenantry.kit.http import Ctx
+from tenantry.kit.http import Ctx, is_quota_exempt
 from tenantry.kit.ids import new_id
 from tenantry.kit.ratelimit import (
     Bucket,
@@ -230,7 +232,9 @@ class RequestLimiter:
         if quota is None or quota.limit is None:
             return  # unlimited: nothing to count against (usage is still recorded)
         limit = int(quota.limit)
-        hard = quota.enforcement is Enforcement.HARD
+        # A quota-exempt route (plan changes; reading quotas, limits and the plan) is counted
+        # but never refused: an org must be able to get out of a used-up quota.
+        hard = quota.enforcement is Enforcement.HARD and not is_quota_exempt(request)
         count = self._add_api_calls(org_id, now, amount=1, limit=limit, refuse_over=hard)
         if count is None:
             return

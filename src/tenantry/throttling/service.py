@@ -162,6 +162,12 @@ class AcquiredLease:
     in_use: int
 
 
+def live_leases(session: Session, org_id: str, *, now: datetime) -> int:
+    """How many of the org's `concurrent_runs` slots are held now: its unexpired leases (by the
+    caller's clock), across its teams. Read-only: an expired lease is not counted, swept or not."""
+    return repository.count_active_leases(session, org_id=org_id, now=now)
+
+
 def _concurrent_runs(plan: Plan) -> Quota | None:
     return plan.quota("concurrent_runs")
 
@@ -228,16 +234,23 @@ def _lease(session: Session, team: Team, lease_id: str) -> RunLease:
     return lease
 
 
-def heartbeat_lease(ctx: Ctx, team: Team, lease_id: str, *, ttl_seconds: int | None) -> RunLease:
-    """Extend the lease by its TTL (or a new one) from now. Not audited: a run heartbeats every
-    few seconds, and the lease row's `heartbeat_at` is the record."""
+def _live_lease(ctx: Ctx, team: Team, lease_id: str) -> RunLease:
+    """The lease, unless it has expired by the clock: 410 `lease_expired` then (its slot may be
+    taken already; the next acquire or the worker deletes it)."""
     lease = _lease(ctx.session, team, lease_id)
-    now = ctx.clock.now()
-    if as_utc(lease.expires_at) <= now:
+    if as_utc(lease.expires_at) <= ctx.clock.now():
         raise Gone(
             "The lease expired and its slot may be taken; acquire a new one",
             code="lease_expired",
         )
+    return lease
+
+
+def heartbeat_lease(ctx: Ctx, team: Team, lease_id: str, *, ttl_seconds: int | None) -> RunLease:
+    """Extend the lease by its TTL (or a new one) from now. Not audited: a run heartbeats every
+    few seconds, and the lease row's `heartbeat_at` is the record."""
+    lease = _live_lease(ctx, team, lease_id)
+    now = ctx.clock.now()
     if ttl_seconds is not None:
         lease.ttl_seconds = ttl_seconds
     lease.heartbeat_at = now
@@ -247,8 +260,9 @@ def heartbeat_lease(ctx: Ctx, team: Team, lease_id: str, *, ttl_seconds: int | N
 
 
 def release_lease(ctx: Ctx, principal: Principal, team: Team, lease_id: str) -> None:
-    lease = _lease(ctx.session, team, lease_id)
-    expired = as_utc(lease.expires_at) <= ctx.clock.now()
+    """Free the lease's slot. An expired lease answers 410 like a heartbeat and writes nothing:
+    its slot was freed by the expiry, which is not an action of anyone's."""
+    lease = _live_lease(ctx, team, lease_id)
     repository.delete_lease(ctx.session, org_id=team.org_id, lease_id=lease.id)
     audit.record(
         ctx,
@@ -257,7 +271,7 @@ def release_lease(ctx: Ctx, principal: Principal, team: Team, lease_id: str) -> 
         team_id=team.id,
         target_type="run_lease",
         target_id=lease.id,
-        summary={"run_id": lease.run_id, "had_expired": expired},
+        summary={"run_id": lease.run_id},
     )
 
 
