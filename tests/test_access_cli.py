@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from conftest import Factory, Tenant, bearer
+from tenantry.cli.output import EXIT_DENIED
 from tenantry.client import Client
 from tenantry.client.errors import TenantryError
 from tenantry.kit.ids import new_id
@@ -131,7 +132,7 @@ def test_the_cli_manages_roles_and_grants_and_answers_questions(
     error = one_error_line(owner.run("role", "delete", "acme-ai", "viewer"))
     assert "403 builtin_role" in error
     owner.ok("grant", "revoke", made["id"])
-    out = owner.ok(
+    denied = owner.run(
         "access",
         "check",
         "acme-ai",
@@ -141,7 +142,9 @@ def test_the_cli_manages_roles_and_grants_and_answers_questions(
         "--subject",
         analyst_id,
     )
-    assert out.startswith("denied:")
+    # A "no" is an answer, printed, with its own exit code for scripts.
+    assert denied.exit_code == EXIT_DENIED, denied.output
+    assert denied.stdout.startswith("denied:")
     owner.ok("role", "delete", "acme-ai", "analyst")
     assert one_error_line(
         owner.run("access", "check", "acme-ai", "usage:read", "--subject", "nobody")

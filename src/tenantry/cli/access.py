@@ -12,7 +12,14 @@ from typing import Annotated
 import typer
 
 from tenantry.cli import connection
-from tenantry.cli.output import CliError, JsonFlag, print_record, print_table, show
+from tenantry.cli.output import (
+    EXIT_DENIED,
+    CliError,
+    JsonFlag,
+    print_record,
+    print_table,
+    show,
+)
 from tenantry.cli.teams import resolve_team
 from tenantry.client import Client
 from tenantry.client.access import Explanation, ResourceRef, SubjectRef, WhatCan, WhoCan
@@ -90,7 +97,8 @@ def check(
     subject: SubjectOpt = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """May the subject do PERMISSION on the resource? Prints what allows it."""
+    """May the subject do PERMISSION on the resource? Prints what allows it; exits with code 6
+    when the answer is no."""
     with connection.signed_in() as api:
         decision = api.check_access(
             org, permission, resource=_resource(api, on), subject=_subject(api, subject)
@@ -105,6 +113,8 @@ def check(
             typer.echo(f"denied: {who} may not {permission} on {where}")
 
     show(decision, json_output, render)
+    if not decision.allowed:
+        raise typer.Exit(EXIT_DENIED)
 
 
 def _render_explanation(found: Explanation) -> None:

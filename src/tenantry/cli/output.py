@@ -26,6 +26,7 @@ EXIT_USAGE = 2
 EXIT_UNAUTHENTICATED = 3
 EXIT_UNREACHABLE = 4
 EXIT_VERIFY_FAILED = 5  # an audit chain or export that is not intact
+EXIT_DENIED = 6  # `access check` answered no (like `kubectl auth can-i`, for scripts)
 
 
 class CliError(Exception):
