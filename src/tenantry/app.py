@@ -20,6 +20,8 @@ from tenantry import __version__
 from tenantry.access.endpoints import router as access_router
 from tenantry.audit import service as audit
 from tenantry.audit.endpoints import router as audit_router
+from tenantry.billing.endpoints import router as billing_router
+from tenantry.billing.providers import provider_from_settings
 from tenantry.config import Settings
 from tenantry.identity.endpoints import router as identity_router
 from tenantry.kit.clock import Clock, SystemClock
@@ -220,6 +222,7 @@ def create_app(
     )
     app.state.notary = audit.Notary(secret)
     app.state.throttle = RequestLimiter.from_settings(settings, app.state.db)
+    app.state.payments = provider_from_settings(settings)
     metrics = Metrics()
     app.state.metrics = metrics
 
@@ -231,6 +234,7 @@ def create_app(
         privacy_router,
         metering_router,
         throttling_router,
+        billing_router,
     ):
         app.include_router(router)
     _install_error_handlers(app)

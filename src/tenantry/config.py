@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,22 @@ class Settings(BaseSettings):
     # first request after this many seconds (by the service's clock) or this many calls.
     api_calls_flush_seconds: float = Field(default=5.0, ge=0)
     api_calls_flush_size: int = Field(default=1000, ge=1)
+
+    # Billing (docs/billing.md). `local` records payments without a processor; `stripe` uses
+    # the official library with the API key below. The webhook endpoint verifies signatures
+    # whenever the webhook secret is set, whichever provider is active, and answers 503 without.
+    payment_provider: Literal["local", "stripe"] = "local"
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    # A signed webhook older than this is refused (a replayed capture).
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    # A period's invoice is made this long after the period ends, so usage reported late (up
+    # to this much) is still on it.
+    billing_invoice_delay_seconds: int = Field(default=3600, ge=0)
+    # Days after a failed automatic payment at which it is tried again; then no more.
+    billing_retry_days: tuple[int, ...] = (1, 3, 5)
+    # Days an invoice is due after it is finalized (manual payment).
+    billing_due_days: int = Field(default=14, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

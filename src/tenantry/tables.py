@@ -2,6 +2,7 @@
 
 from tenantry.access import models as access_models
 from tenantry.audit import models as audit_models
+from tenantry.billing import models as billing_models
 from tenantry.identity import models as identity_models
 from tenantry.kit import idempotency
 from tenantry.kit.db import Base
@@ -13,6 +14,7 @@ metadata = Base.metadata
 __all__ = [
     "access_models",
     "audit_models",
+    "billing_models",
     "idempotency",
     "identity_models",
     "metadata",

@@ -2,8 +2,9 @@
 
 Each pass (`run_once`) runs every task once, in order: audit retention purges (per plan, see
 `audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
-`Idempotency-Key` records, sweeping expired run leases, and expiring unsettled admission
-reservations. `run` repeats passes every `interval` seconds until stopped.
+`Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
+reservations, recording expired grants, and billing (period invoices, then automatic
+payments). `run` repeats passes every `interval` seconds until stopped.
 
 Any number of workers may run against one database: every task works one chain (or one batch)
 per transaction under the locks the request path uses, so two passes at once do each thing once.
@@ -21,6 +22,8 @@ from typing import Any
 from tenantry.access import tasks as access_tasks
 from tenantry.audit import tasks as audit_tasks
 from tenantry.audit.service import Notary
+from tenantry.billing import tasks as billing_tasks
+from tenantry.billing.providers import PaymentProvider, provider_from_settings
 from tenantry.config import Settings
 from tenantry.kit import idempotency
 from tenantry.kit.clock import Clock, SystemClock
@@ -44,6 +47,7 @@ class WorkerReport:
         default_factory=metering_tasks.ReservationSweepReport
     )
     expired_grants: access_tasks.ExpiryReport = field(default_factory=access_tasks.ExpiryReport)
+    billing: billing_tasks.BillingReport = field(default_factory=billing_tasks.BillingReport)
 
     @property
     def failed(self) -> bool:
@@ -53,6 +57,7 @@ class WorkerReport:
             or self.leases.failed_orgs
             or self.reservations.failed_reservations
             or self.expired_grants.failed
+            or self.billing.failed
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,7 +76,11 @@ def _forget_expired_idempotency(database: Database, settings: Settings, *, now: 
 
 
 def run_once(
-    settings: Settings, *, clock: Clock | None = None, database: Database | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    payments: PaymentProvider | None = None,
 ) -> WorkerReport:
     """One pass of every task. Pass `database` to share an engine; otherwise one is opened
     from the settings and closed again."""
@@ -88,6 +97,10 @@ def run_once(
         reservations = metering_tasks.expire_reservations(db, now=clock.now())
         # One `grant.expired` event per grant that expired (they stopped working on their own).
         expired_grants = access_tasks.record_expired_grants(db, now=clock.now())
+        # Period invoices, then automatic payments of what is due.
+        billing = billing_tasks.run(
+            db, settings, payments or provider_from_settings(settings), now=clock.now()
+        )
     finally:
         if database is None:
             db.dispose()
@@ -99,6 +112,7 @@ def run_once(
         leases=leases,
         reservations=reservations,
         expired_grants=expired_grants,
+        billing=billing,
     )
 
 

@@ -1,0 +1,1 @@
+"""Billing: plans and prices, subscriptions, rating, invoices, payments and payment providers."""
