@@ -274,13 +274,12 @@ def authenticate(
 ) -> Principal:
     now = ctx.clock.now()
     if credential.startswith(API_KEY_PREFIX):
-        key = repository.api_key_by_hash(ctx.session, token_hash(credential))
+        key = repository.api_key_credential(ctx.session, token_hash(credential))
         if key is None or key.revoked_at is not None:
             raise Unauthenticated("API key is not valid", code="invalid_api_key")
         if key.expires_at is not None and as_utc(key.expires_at) <= now:
             raise Unauthenticated("API key has expired", code="api_key_expired")
-        creator = repository.user_by_id(ctx.session, key.created_by)
-        if creator is None or creator.status != "active":
+        if key.creator_status != "active":
             raise Unauthenticated("API key is not valid", code="invalid_api_key")
         last = as_utc(key.last_used_at) if key.last_used_at else None
         if (

@@ -31,7 +31,7 @@ from tenantry.metering import repository
 from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, plain, to_micros
 from tenantry.metering.models import Reservation
 from tenantry.metering.plans import PLANS, Enforcement, Plan, Quota, upgrade_hint
-from tenantry.metering.repository import CounterKey
+from tenantry.metering.repository import CounterKey, CounterState
 from tenantry.metering.service import (
     UsageEvent,
     effective_plan,
@@ -97,11 +97,19 @@ ADMISSION_CHECKS: list[AdmissionCheck] = [action_permission]
 
 
 @dataclass(frozen=True)
+class Held:
+    """The reservation an allowed admission made."""
+
+    id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Admission:
     decision: str  # "allow" | "deny"
     reasons: list[Reason]
     warnings: list[Reason]
-    reservation: Reservation | None
+    reservation: Held | None
     remaining: dict[str, Decimal | None]
 
 
@@ -195,15 +203,16 @@ def _take_holds(
     plan: Plan,
     holds: list[_Hold],
     releases: dict[CounterKey, Decimal],
-) -> tuple[list[_Hold], list[Reason], list[Reason]]:
+) -> tuple[list[_Hold], list[Reason], list[Reason], dict[CounterKey, CounterState]]:
     """Apply expired reservations' releases and take the new holds, counter by counter in key
     order (each row is locked once, in the order every writer uses). Returns the holds taken,
-    the refusals of hard quotas and the warnings of soft ones."""
-    repository.ensure_counters(session, org_id=org_id, keys=[h.key for h in holds])
+    the refusals of hard quotas, the warnings of soft ones, and the counters as the holds left
+    them."""
     by_key = {h.key: h for h in holds}
     taken: list[_Hold] = []
     refused: list[Reason] = []
     warnings: list[Reason] = []
+    seen: dict[CounterKey, CounterState] = {}
     for key in sorted(set(by_key) | set(releases)):
         if key in releases:
             repository.adjust_reserved(session, org_id=org_id, key=key, delta=-releases[key])
@@ -213,20 +222,42 @@ def _take_holds(
         limit = hold.quota.limit
         assert limit is not None
         if hold.quota.enforcement is Enforcement.HARD:
-            if repository.reserve_within(
-                session, org_id=org_id, key=key, quantity=hold.quantity, limit=limit
-            ):
+            held, state = _hold_within(session, org_id, hold, limit)
+            if held and state is not None:
                 taken.append(hold)
+                seen[key] = state
             else:
-                state = repository.counters(session, org_id=org_id, keys=[key]).get(key)
                 refused.append(_quota_reason(plan, hold, state, code="quota_exceeded"))
             continue
-        repository.adjust_reserved(session, org_id=org_id, key=key, delta=hold.quantity)
+        state = repository.add_reserved(session, org_id=org_id, key=key, delta=hold.quantity)
+        if state is None:  # the first use of this counter in its period
+            repository.ensure_counters(session, org_id=org_id, keys=[key])
+            state = repository.add_reserved(session, org_id=org_id, key=key, delta=hold.quantity)
+        assert state is not None
         taken.append(hold)
-        state = repository.counters(session, org_id=org_id, keys=[key]).get(key)
-        if state is not None and state.used + state.reserved > limit:
+        seen[key] = state
+        if state.used + state.reserved > limit:
             warnings.append(_quota_reason(plan, hold, state, code="quota_soft_limit_exceeded"))
-    return taken, refused, warnings
+    return taken, refused, warnings, seen
+
+
+def _hold_within(
+    session: Session, org_id: str, hold: _Hold, limit: Decimal
+) -> tuple[bool, CounterState | None]:
+    """The conditional hold: whether it was taken, and the counter as it stands. A counter not
+    made yet for this period is made first; then the same conditional UPDATE decides, so racing
+    for the first hold of a period is exact too."""
+    for attempt in range(2):
+        state = repository.hold_within(
+            session, org_id=org_id, key=hold.key, quantity=hold.quantity, limit=limit
+        )
+        if state is not None:
+            return True, state
+        state = repository.counters(session, org_id=org_id, keys=[hold.key]).get(hold.key)
+        if state is not None or attempt:
+            return False, state  # there is a counter, and the hold does not fit in it
+        repository.ensure_counters(session, org_id=org_id, keys=[hold.key])
+    raise AssertionError("unreachable")
 
 
 def _give_back(session: Session, org_id: str, holds: list[_Hold]) -> None:
@@ -260,9 +291,15 @@ def _overdue_releases(session: Session, org_id: str, now: datetime) -> dict[Coun
 
 
 def remaining(
-    session: Session, org_id: str, plan: Plan, now: datetime
+    session: Session,
+    org_id: str,
+    plan: Plan,
+    now: datetime,
+    *,
+    known: Mapping[CounterKey, CounterState] | None = None,
 ) -> dict[str, Decimal | None]:
-    """What each metered quota has left in its current period (None: unlimited)."""
+    """What each metered quota has left in its current period (None: unlimited). Counters in
+    `known` (as this transaction's own holds left them) are not read again."""
     keys: dict[str, CounterKey] = {}
     out: dict[str, Decimal | None] = {}
     for quota in plan.quotas.values():
@@ -272,7 +309,10 @@ def remaining(
             out[quota.key] = None
         else:
             keys[quota.key] = (quota.meter, quota.period.value, period_start(quota.period, now))
-    states = repository.counters(session, org_id=org_id, keys=keys.values())
+    states = dict(known or {})
+    missing = [key for key in keys.values() if key not in states]
+    if missing:
+        states.update(repository.counters(session, org_id=org_id, keys=missing))
     for quota_key, key in keys.items():
         limit = plan.quotas[quota_key].limit
         assert limit is not None
@@ -307,35 +347,37 @@ def admit(
     reasons = [reason for check in ADMISSION_CHECKS for reason in check(request)]
     releases = _overdue_releases(session, team.org_id, now)
     holds = [] if reasons else _holds_for(plan, estimate, now)
-    taken, refused, warnings = _take_holds(session, team.org_id, plan, holds, releases)
+    taken, refused, warnings, seen = _take_holds(session, team.org_id, plan, holds, releases)
     reasons += refused
-    reservation = None
+    held = None
     if reasons:
         _give_back(session, team.org_id, taken)
+        seen = {}  # given back: read what is left afresh
     else:
-        reservation = Reservation(
-            id=new_id("rsv"),
-            org_id=team.org_id,
-            team_id=team.id,
-            user_id=principal.user_id,
-            api_key_id=principal.api_key_id,
-            action=action,
-            provider=provider,
-            model=model,
-            status="held",
-            estimate={k: plain(v) for k, v in estimate.items()},
-            holds=[_stored(h) for h in taken],
-            created_at=now,
-            expires_at=now + ttl,
+        held = Held(new_id("rsv"), now + ttl)
+        repository.insert_held_reservation(
+            session,
+            {
+                "id": held.id,
+                "org_id": team.org_id,
+                "team_id": team.id,
+                "user_id": principal.user_id,
+                "api_key_id": principal.api_key_id,
+                "action": action,
+                "provider": provider,
+                "model": model,
+                "estimate": {k: plain(v) for k, v in estimate.items()},
+                "holds": [_stored(h) for h in taken],
+                "created_at": now,
+                "expires_at": held.expires_at,
+            },
         )
-        session.add(reservation)
-        session.flush()
     return Admission(
         decision="deny" if reasons else "allow",
         reasons=reasons,
         warnings=warnings,
-        reservation=reservation,
-        remaining=remaining(session, team.org_id, plan, now),
+        reservation=held,
+        remaining=remaining(session, team.org_id, plan, now, known=seen),
     )
 
 

@@ -9,16 +9,31 @@ so two concurrent batches cannot deadlock on PostgreSQL.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, literal, or_, select, text, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tenantry.kit.db import JSONType, UTCDateTime
 from tenantry.metering.meters import to_micros
 from tenantry.metering.models import (
     PlanOverride,
@@ -56,6 +71,35 @@ def org_plan(session: Session, org_id: str) -> tuple[str, PlanOverride | None] |
     if row is None:
         return None
     return str(row[0]), row[1]
+
+
+# The hot paths (every request's rate limits, every admission) read the plan through this: plain
+# SQL, the overrides as the JSON text they are stored as, which also keys the cache of built
+# plans (metering.service.effective_plan).
+_PLAN_SOURCE_SQL = """
+SELECT o.plan, p.org_id, p.name, TXT(p.quotas), TXT(p.rate_limits), TXT(p.overage_rates)
+FROM organizations o LEFT JOIN plan_overrides p ON p.org_id = o.id
+WHERE o.id = :org
+"""
+_PLAN_SOURCE = {
+    "sqlite": text(_PLAN_SOURCE_SQL.replace("TXT(", "(")),
+    "postgresql": text(re.sub(r"TXT\((.+?)\)", r"CAST(\1 AS TEXT)", _PLAN_SOURCE_SQL)),
+}
+
+# (catalog plan key, override name, quotas, rate limits, overage rates as JSON text); the
+# override's parts are all None when the org has no override row.
+PlanSource = tuple[str, str | None, str | None, str | None, str | None]
+
+
+def org_plan_source(session: Session, org_id: str) -> PlanSource | None:
+    """The org's catalog plan key and its overrides as stored; None if there is no such org."""
+    row = session.execute(_PLAN_SOURCE[session.get_bind().dialect.name], {"org": org_id}).first()
+    if row is None:
+        return None
+    plan, override_org, name, quotas, rate_limits, overage = row
+    if override_org is None:
+        return (str(plan), None, None, None, None)
+    return (str(plan), name, quotas or "{}", rate_limits or "{}", overage or "{}")
 
 
 def plan_override(session: Session, org_id: str) -> PlanOverride | None:
@@ -301,17 +345,45 @@ def ensure_counters(session: Session, *, org_id: str, keys: Iterable[CounterKey]
         session.execute(_insert(session, UsageCounter).on_conflict_do_nothing(), rows)
 
 
+def _counters_statement(n: int) -> Any:
+    """The read of `n` counters by key (plain SQL, made once per `n`)."""
+    found = _COUNTERS_BY_SIZE.get(n)
+    if found is None:
+        matches = " OR ".join(
+            f"(meter = :m{i} AND period = :p{i} AND period_start = :s{i})" for i in range(n)
+        )
+        found = (
+            text(
+                # Only placeholders are put together here, never a value.
+                "SELECT meter, period, period_start, used, reserved FROM usage_counters "  # noqa: S608
+                f"WHERE org_id = :org AND ({matches})"
+            )
+            .bindparams(*(bindparam(f"s{i}", type_=UTCDateTime()) for i in range(n)))
+            .columns(
+                column("meter", String),
+                column("period", String),
+                column("period_start", UTCDateTime()),
+                *_COUNTER_COLUMNS,
+            )
+        )
+        _COUNTERS_BY_SIZE[n] = found
+    return found
+
+
+_COUNTERS_BY_SIZE: dict[int, Any] = {}
+
+
 def counters(
     session: Session, *, org_id: str, keys: Iterable[CounterKey]
 ) -> dict[CounterKey, CounterState]:
-    wanted = set(keys)
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    c = UsageCounter
-    query = select(c.meter, c.period, c.period_start, c.used, c.reserved).where(
-        or_(*(_counter_is(org_id, key) for key in sorted(wanted)))
-    )
-    return {(m, p, s): CounterState(u, r) for m, p, s, u, r in session.execute(query)}
+    params: dict[str, Any] = {"org": org_id}
+    for i, (meter, period, start) in enumerate(wanted):
+        params.update({f"m{i}": meter, f"p{i}": period, f"s{i}": start})
+    rows = session.execute(_counters_statement(len(wanted)), params)
+    return {(m, p, s): CounterState(u, r) for m, p, s, u, r in rows}
 
 
 def _quantity(value: Decimal) -> Any:
@@ -346,14 +418,66 @@ def reserve_within(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def adjust_reserved(session: Session, *, org_id: str, key: CounterKey, delta: Decimal) -> None:
-    c = UsageCounter
-    session.execute(
-        update(c)
-        .where(_counter_is(org_id, key))
-        .values(reserved=c.reserved + _quantity(delta))
-        .execution_options(synchronize_session=False)
+# Admission's statements, as plain SQL with typed parameters and result columns: each runs once or
+# twice per admission, where building ORM statements would cost more than the database work.
+_COUNTER_PARAMS = (bindparam("start", type_=UTCDateTime()),)
+_COUNTER_COLUMNS = (column("used", Quantity()), column("reserved", Quantity()))
+_HOLD_WITHIN = (
+    text(
+        """
+        UPDATE usage_counters SET reserved = reserved + :q
+        WHERE org_id = :org AND meter = :meter AND period = :period AND period_start = :start
+          AND used + reserved + :q <= :limit
+        RETURNING used, reserved
+        """
     )
+    .bindparams(*_COUNTER_PARAMS)
+    .columns(*_COUNTER_COLUMNS)
+)
+_ADD_RESERVED = (
+    text(
+        """
+        UPDATE usage_counters SET reserved = reserved + :q
+        WHERE org_id = :org AND meter = :meter AND period = :period AND period_start = :start
+        RETURNING used, reserved
+        """
+    )
+    .bindparams(*_COUNTER_PARAMS)
+    .columns(*_COUNTER_COLUMNS)
+)
+
+
+def _counter_params(org_id: str, key: CounterKey) -> dict[str, Any]:
+    meter, period, start = key
+    return {"org": org_id, "meter": meter, "period": period, "start": start}
+
+
+def hold_within(
+    session: Session, *, org_id: str, key: CounterKey, quantity: Decimal, limit: Decimal
+) -> CounterState | None:
+    """Hold `quantity` if used + reserved + quantity stays within `limit`, in one conditional
+    UPDATE: concurrent callers are serialized by the row lock (PostgreSQL) or the database
+    lock (SQLite), and each re-checks the condition against the others' holds. Returns the
+    counter after the hold; None if it was not held (over the limit, or no counter yet)."""
+    params = _counter_params(org_id, key)
+    params.update(q=to_micros(quantity), limit=to_micros(limit))
+    row = session.execute(_HOLD_WITHIN, params).first()
+    return None if row is None else CounterState(row[0], row[1])
+
+
+def add_reserved(
+    session: Session, *, org_id: str, key: CounterKey, delta: Decimal
+) -> CounterState | None:
+    """Add `delta` (negative: release) to a counter's `reserved`; the counter afterwards (None
+    if there is no such counter)."""
+    params = _counter_params(org_id, key)
+    params["q"] = to_micros(delta)
+    row = session.execute(_ADD_RESERVED, params).first()
+    return None if row is None else CounterState(row[0], row[1])
+
+
+def adjust_reserved(session: Session, *, org_id: str, key: CounterKey, delta: Decimal) -> None:
+    add_reserved(session, org_id=org_id, key=key, delta=delta)
 
 
 # ---- alerts ----
@@ -410,20 +534,46 @@ def move_reservation(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_INSERT_RESERVATION = text(
+    """
+    INSERT INTO usage_reservations
+        (id, org_id, team_id, user_id, api_key_id, action, provider, model, status, estimate,
+         holds, created_at, expires_at)
+    VALUES (:id, :org_id, :team_id, :user_id, :api_key_id, :action, :provider, :model, 'held',
+            :estimate, :holds, :created_at, :expires_at)
+    """
+).bindparams(
+    bindparam("estimate", type_=JSONType),
+    bindparam("holds", type_=JSONType),
+    bindparam("created_at", type_=UTCDateTime()),
+    bindparam("expires_at", type_=UTCDateTime()),
+)
+
+
+def insert_held_reservation(session: Session, row: Mapping[str, Any]) -> None:
+    """A new reservation in status `held` (one Core statement: the answer is built from `row`)."""
+    session.execute(_INSERT_RESERVATION, dict(row))
+
+
+# Served by the index (org_id, status, expires_at); asked at every admission.
+_OVERDUE = (
+    text(
+        """
+        SELECT id, holds FROM usage_reservations
+        WHERE org_id = :org AND status = 'held' AND expires_at <= :now
+        ORDER BY expires_at LIMIT :limit
+        """
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(column("id", String), column("holds", JSONType))
+)
+
+
 def overdue_reservations(
     session: Session, *, org_id: str, now: datetime, limit: int
 ) -> list[tuple[str, list[dict[str, Any]]]]:
-    query = (
-        select(Reservation.id, Reservation.holds)
-        .where(
-            Reservation.org_id == org_id,
-            Reservation.status == "held",
-            Reservation.expires_at <= now,
-        )
-        .order_by(Reservation.expires_at)
-        .limit(limit)
-    )
-    return [(r[0], r[1]) for r in session.execute(query)]
+    rows = session.execute(_OVERDUE, {"org": org_id, "now": now, "limit": limit})
+    return [(r[0], r[1]) for r in rows]
 
 
 def unscoped_overdue_reservations(

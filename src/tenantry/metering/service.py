@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
+import orjson
+from sqlalchemy.event import listens_for
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from tenantry.access.catalog import Permission
 from tenantry.access.principal import Principal
@@ -88,16 +90,70 @@ def counter_key(meter: Meter, at: datetime) -> CounterKey:
 # ---- plans ----
 
 
+# Built plans by what they are built from (the catalog key and the override's stored JSON), so
+# a plan is parsed once per distinct content and never served stale: a changed override is a
+# new key, whichever process changed it. Bounded; cleared wholesale when full.
+_BUILT_PLANS: dict[repository.PlanSource, Plan] = {}
+_BUILT_PLANS_CAPACITY = 4096
+# Within one session, an org's plan is read once (the limiter and admission both need it),
+# for as long as the session has no pending changes that could change it.
+_SESSION_PLANS = "tenantry.metering.plans"
+
+
 def effective_plan(session: Session, org_id: str) -> Plan:
     """The org's plan from the catalog (`Organization.plan`) with its overrides applied."""
-    found = repository.org_plan(session, org_id)
-    if found is None:
+    memo: dict[str, Plan] | None = session.info.get(_SESSION_PLANS)
+    if memo is not None and org_id in memo and not (session.new or session.dirty):
+        return memo[org_id]
+    source = repository.org_plan_source(session, org_id)
+    if source is None:
         raise NotFound("Organization not found")
-    key, override = found
+    plan = _BUILT_PLANS.get(source)
+    if plan is None:
+        plan = _build_plan(source)
+        if len(_BUILT_PLANS) >= _BUILT_PLANS_CAPACITY:
+            _BUILT_PLANS.clear()
+        _BUILT_PLANS[source] = plan
+    session.info.setdefault(_SESSION_PLANS, {})[org_id] = plan
+    return plan
+
+
+def forget_session_plans(session: Session) -> None:
+    """Read plans afresh in this session (its transaction changed one)."""
+    session.info.pop(_SESSION_PLANS, None)
+
+
+# Whatever the session writes (a flush of changed objects, an ORM UPDATE or DELETE, a new
+# transaction) may change a plan or an override, by any domain: the memo is dropped, and the
+# next read goes to the database. Only a run of reads reuses it.
+@listens_for(Session, "after_flush")
+def _forget_after_flush(session: Session, _flush_context: Any) -> None:
+    forget_session_plans(session)
+
+
+@listens_for(Session, "after_transaction_end")
+def _forget_after_transaction(session: Session, _transaction: Any) -> None:
+    forget_session_plans(session)
+
+
+@listens_for(Session, "do_orm_execute")
+def _forget_after_bulk_write(state: ORMExecuteState) -> None:
+    if state.is_update or state.is_delete or state.is_insert:
+        forget_session_plans(state.session)
+
+
+def _build_plan(source: repository.PlanSource) -> Plan:
+    key, name, quotas, rate_limits, overage_rates = source
     plan = PLANS.get(key) or PLANS[DEFAULT_PLAN]
-    if override is None:
+    if quotas is None:
         return plan
-    return apply_overrides(plan, override.as_overrides())
+    overrides = {
+        "name": name,
+        "quotas": orjson.loads(quotas) or {},
+        "rate_limits": orjson.loads(rate_limits or "{}") or {},
+        "overage_rates": orjson.loads(overage_rates or "{}") or {},
+    }
+    return apply_overrides(plan, overrides)
 
 
 def metered_quota(plan: Plan, meter_key: str) -> Quota | None:
@@ -144,6 +200,7 @@ def set_overrides(
         row.updated_at = ctx.clock.now()
         after = row.as_overrides()
     ctx.session.flush()
+    forget_session_plans(ctx.session)
     audit.record(
         ctx,
         principal,

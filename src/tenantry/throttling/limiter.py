@@ -54,7 +54,7 @@ from tenantry.kit.ratelimit import (
     WindowCount,
 )
 from tenantry.metering.plans import Enforcement, Plan
-from tenantry.throttling import repository, service
+from tenantry.throttling import service
 from tenantry.throttling.ledger import API_CALLS, ApiCall, ApiCallLedger
 
 log = logging.getLogger("tenantry.throttling")
@@ -167,12 +167,7 @@ class RequestLimiter:
         team_id: str | None,
     ) -> None:
         plan = service.plan_of(session, org_id)
-        rates = service.rates_of(
-            service.apply_override(
-                service.plan_limits(plan, multiplier=self.multiplier),
-                repository.override_of(session, org_id=org_id),
-            )
-        )
+        rates = service.request_rates(session, org_id, plan, multiplier=self.multiplier)
         buckets = [Bucket(org_bucket_key(org_id), rates.org)]
         if principal.kind == "api_key" and principal.api_key_id:
             buckets.append(Bucket(key_bucket_key(principal.api_key_id), rates.key))

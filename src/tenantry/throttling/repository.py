@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -17,6 +17,21 @@ from tenantry.throttling.models import RateLimitOverride, RunLease, RunLeaseGate
 
 def override_of(session: Session, *, org_id: str) -> RateLimitOverride | None:
     return session.get(RateLimitOverride, org_id)
+
+
+# Read on every limited request: plain SQL, no ORM object.
+_OWN_LIMITS = text(
+    "SELECT org_per_minute, org_burst, key_per_minute, key_burst "
+    "FROM rate_limit_overrides WHERE org_id = :org"
+)
+OwnLimits = tuple[int | None, int | None, int | None, int | None]
+
+
+def own_limits(session: Session, *, org_id: str) -> OwnLimits | None:
+    """The org's own limits (org_per_minute, org_burst, key_per_minute, key_burst; None: the
+    plan's), or None when it set none."""
+    row = session.execute(_OWN_LIMITS, {"org": org_id}).first()
+    return None if row is None else (row[0], row[1], row[2], row[3])
 
 
 def delete_override(session: Session, *, org_id: str) -> None:

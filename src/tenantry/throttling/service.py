@@ -14,7 +14,7 @@ N concurrent acquires for the last slot give exactly one lease.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -85,6 +85,29 @@ def apply_override(plan_limits: RateLimits, override: RateLimitOverride | None) 
         for name in LIMIT_FIELDS
     }
     return RateLimits(**values)
+
+
+# The rates of each distinct (plan limits, multiplier, own limits): every limited request needs
+# them, and they depend on nothing else. Bounded; cleared wholesale when full.
+_RATES: dict[tuple[RateLimits, float, repository.OwnLimits | None], OrgRates] = {}
+
+
+def request_rates(session: Session, org_id: str, plan: Plan, *, multiplier: float) -> OrgRates:
+    """The rates a request of the org is held to (the limiter's hot path: one small read)."""
+    own = repository.own_limits(session, org_id=org_id)
+    key = (plan.rate_limits, multiplier, own)
+    found = _RATES.get(key)
+    if found is None:
+        limits = plan_limits(plan, multiplier=multiplier)
+        if own is not None:
+            limits = RateLimits(
+                *(min(p, o or p) for p, o in zip(astuple(limits), own, strict=True))
+            )
+        found = rates_of(limits)
+        if len(_RATES) >= 4096:
+            _RATES.clear()
+        _RATES[key] = found
+    return found
 
 
 def rates_of(limits: RateLimits) -> OrgRates:
