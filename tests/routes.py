@@ -520,10 +520,11 @@ CASES = [
 # Later domains list their routes in modules of their own; each may add to PARAMS and
 # WORLD_EXTRAS. Imported here, after everything they use from this module is defined.
 from routes_access import CASES as ACCESS_CASES  # noqa: E402
+from routes_billing import CASES as BILLING_CASES  # noqa: E402
 from routes_metering import CASES as METERING_CASES  # noqa: E402
 from routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
 
-CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES
+CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES + BILLING_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 

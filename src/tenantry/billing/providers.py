@@ -12,6 +12,7 @@ declines like a card that has no funds, so the retry path can be tried by hand.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -129,9 +130,9 @@ class LocalProvider:
                 failure_code="card_declined",
                 failure_message="The card was declined (local provider test token)",
             )
-        return ChargeResult(
-            ChargeStatus.SUCCEEDED, provider_payment_id=f"local_{charge.idempotency_key}"
-        )
+        # The same key names the same payment, as a processor's idempotency would.
+        digest = hashlib.sha256(charge.idempotency_key.encode()).hexdigest()[:24]
+        return ChargeResult(ChargeStatus.SUCCEEDED, provider_payment_id=f"local_{digest}")
 
     def sync_subscription(self, mirror: SubscriptionMirror, *, idempotency_key: str) -> str | None:
         return None

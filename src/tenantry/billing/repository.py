@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.billing.models import (
@@ -100,6 +101,20 @@ def unscoped_collectable(session: Session, *, now: datetime, limit: int) -> list
         .limit(limit)
     )
     return [(o, i) for o, i in session.execute(stmt)]
+
+
+def schedule_uncollected(session: Session, *, org_id: str, now: datetime) -> None:
+    """Open invoices never tried (none had a payment method) become due for collection."""
+    session.execute(
+        update(Invoice)
+        .where(
+            Invoice.org_id == org_id,
+            Invoice.status == "open",
+            Invoice.next_attempt_at.is_(None),
+            Invoice.attempt_count == 0,
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 def lines_of(session: Session, *, org_id: str, invoice_id: str) -> list[InvoiceLine]:
@@ -200,3 +215,26 @@ def attempt(session: Session, *, org_id: str, attempt_id: str) -> PaymentAttempt
 
 def webhook_event(session: Session, *, provider: str, event_id: str) -> WebhookEvent | None:
     return session.get(WebhookEvent, (provider, event_id))
+
+
+# ---- webhooks (billing/webhooks.py) ----
+
+
+def record_webhook_event(session: Session, event: WebhookEvent) -> bool:
+    """Insert the event's row first, in a savepoint: False when its id is recorded already.
+    The primary key decides, so two deliveries of one event at once record it once (the second
+    waits for the first's commit on PostgreSQL; SQLite takes writers one at a time)."""
+    try:
+        with session.begin_nested():
+            session.add(event)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def attempt_by_key(session: Session, *, org_id: str, idempotency_key: str) -> PaymentAttempt | None:
+    stmt = select(PaymentAttempt).where(
+        PaymentAttempt.org_id == org_id, PaymentAttempt.idempotency_key == idempotency_key
+    )
+    return session.scalars(stmt).one_or_none()

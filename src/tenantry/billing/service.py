@@ -209,7 +209,9 @@ def subscribe(
             raise Conflict("A trial can only start a new subscription", code="invalid_trial")
         result = _change(ctx, org, sub, plan=plan, cycle=cycle, now=now)
     else:
-        result = _start(ctx, org, sub, plan=plan, cycle=cycle, trial_days=trial_days, now=now)
+        result = _start(
+            ctx, org, sub, plan=plan, cycle=cycle, trial_days=trial_days, now=now, via=provider.name
+        )
     sub = result.subscription
     sub.provider = provider.name
     if result.change != "unchanged":
@@ -244,6 +246,7 @@ def _start(
     cycle: Cycle,
     trial_days: int | None,
     now: datetime,
+    via: str,
 ) -> SubscriptionChange:
     start = metering.hour_of(now)
     if trial_days is not None:
@@ -253,7 +256,7 @@ def _start(
         anchor = start
         period = BillingPeriod.starting(start, cycle)
     if sub is None:
-        sub = Subscription(id=new_id("sub"), org_id=org.id, created_at=now)
+        sub = Subscription(id=new_id("sub"), org_id=org.id, created_at=now, provider=via)
         ctx.session.add(sub)
     sub.plan, sub.cycle = plan.key, cycle.value
     sub.status = "trialing" if trial_days is not None else "active"
@@ -583,7 +586,8 @@ def issue(
         session, org_id=org_id, line_ids=[p.id for p in pending], invoice_id=invoice.id
     )
     session.flush()
-    _carry_credit(session, invoice, all_lines, now=now)
+    if kind != "credit_note":
+        _carry_credit(session, invoice, all_lines, now=now)
     _set_totals(session, invoice)
     if finalize_now:
         finalize(session, invoice, now=now, due_days=due_days)
@@ -920,6 +924,9 @@ def add_payment_method(
     )
     ctx.session.add(method)
     ctx.session.flush()
+    if make_default:
+        # Open invoices issued while the org had no way to pay are collected from now on.
+        repository.schedule_uncollected(ctx.session, org_id=org.id, now=ctx.clock.now())
     audit.record(
         ctx,
         principal,
@@ -1101,4 +1108,59 @@ def record_payment(
             "outcome": attempt.status,
             "invoice_status": invoice.status,
         },
+    )
+
+
+# ---- changes the payment provider reports (billing/webhooks.py) ----
+
+
+def change_plan_from_provider(
+    ctx: Ctx, org: Organization, sub: Subscription, *, plan_key: str, cycle: Cycle
+) -> SubscriptionChange:
+    """A plan or cycle change made at the provider (its customer portal), applied by the same
+    rules as one made here: prorations pending, a new cycle invoiced now. A webhook has no
+    principal: the caller writes its system audit event."""
+    return _change(ctx, org, sub, plan=catalog_plan(plan_key), cycle=cycle, now=ctx.clock.now())
+
+
+def settle_from_provider(
+    session: Session,
+    invoice: Invoice,
+    *,
+    result: ChargeResult,
+    amount: int,
+    idempotency_key: str,
+    provider: str,
+    now: datetime,
+    retry_days: Sequence[int],
+) -> tuple[PaymentAttempt, Invoice]:
+    """A payment of `invoice` the provider reports by itself: it settles the attempt still
+    waiting for an answer (pending or unknown), or is recorded as an attempt of its own under
+    `idempotency_key`, then takes the same path as any answer (`end_payment`)."""
+    attempts = repository.attempts_of(session, org_id=invoice.org_id, invoice_id=invoice.id)
+    attempt = next((a for a in attempts if a.status in ("pending", "unknown")), None)
+    if attempt is None:
+        attempt = PaymentAttempt(
+            id=new_id("pay"),
+            org_id=invoice.org_id,
+            invoice_id=invoice.id,
+            attempt=len(attempts) + 1,
+            payment_method_id=None,
+            amount=amount,
+            currency=invoice.currency,
+            status="pending",
+            idempotency_key=idempotency_key,
+            provider=provider,
+            created_at=now,
+        )
+        session.add(attempt)
+        session.flush()
+    return end_payment(
+        session,
+        org_id=invoice.org_id,
+        attempt_id=attempt.id,
+        result=result,
+        now=now,
+        retry_days=retry_days,
+        automatic=True,
     )
