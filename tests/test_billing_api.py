@@ -455,3 +455,29 @@ def test_plans_are_public(client: TestClient) -> None:
         "storage_gb": "0.1",
         "api_calls": "0.00001",
     }
+
+
+def test_the_plan_of_a_subscribed_org_moves_only_through_its_subscription(org: Org) -> None:
+    # Without a subscription an owner may set the plan directly (a plan given outside billing).
+    org.call("PATCH", f"/orgs/{org.id}", json={"plan": "starter"})
+    org.subscribe("professional")
+    resp = org.client.patch(f"/api/v1/orgs/{org.id}", headers=org.headers, json={"plan": "free"})
+    assert_problem(resp, 409, "subscription_active")
+    assert org.call("GET", f"/orgs/{org.id}/plan")["key"] == "professional"
+
+
+def test_invoice_pdf_and_html_downloads(org: Org) -> None:
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    invoice = org.subscribe("starter")["invoice"]
+    resp = org.client.get(f"/api/v1/invoices/{invoice['id']}/pdf", headers=org.headers)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/pdf"
+    assert 'filename="INV-2026-0001.pdf"' in resp.headers["content-disposition"]
+    text = "".join(page.extract_text() for page in PdfReader(BytesIO(resp.content)).pages)
+    for expected in ("INV-2026-0001", "Acme AI", "Starter plan, monthly", "$29.00"):
+        assert expected in text, (expected, text)
+    html = org.client.get(f"/api/v1/invoices/{invoice['id']}/html", headers=org.headers)
+    assert html.status_code == 200 and "INV-2026-0001" in html.text

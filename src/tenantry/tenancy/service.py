@@ -26,6 +26,7 @@ from tenantry.access.service import (
 )
 from tenantry.audit import service as audit
 from tenantry.audit.retention import check_retention_setting
+from tenantry.billing import service as billing
 from tenantry.identity.models import User
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
@@ -231,6 +232,14 @@ def update_org(
     if "plan" in changes:
         authorize(ctx.session, principal, Permission.BILLING_MANAGE, org_id=org.id)
         check_plan(changes["plan"])
+        # With a subscription the plan is billed: it moves through the subscription (prorated),
+        # never around it. Without one, setting it here is a plan given outside billing.
+        if changes["plan"] != org.plan and billing.has_live_subscription(ctx.session, org.id):
+            raise Conflict(
+                "The organization has a subscription: change the plan with "
+                "PUT /api/v1/orgs/{org}/subscription (tenantry billing subscribe)",
+                code="subscription_active",
+            )
     if "settings" in changes:
         check_retention_setting(changes["settings"])
     if "slug" in changes:
