@@ -25,10 +25,14 @@ def describe(report: WorkerReport) -> str:
         f"{report.started_at:%Y-%m-%d %H:%M:%S} UTC: purged {retention.purged_events} audit "
         f"events from {len(retention.purged_chains)} chains; signed "
         f"{len(checkpoints.checkpointed_chains)} periodic checkpoints; forgot "
-        f"{report.expired_idempotency_records} expired idempotency records"
+        f"{report.expired_idempotency_records} expired idempotency records; closed "
+        f"{report.billing.periods_closed} billing periods, issued "
+        f"{len(report.billing.invoices)} invoices, made {len(report.billing.payments)} payment "
+        "attempts"
     )
     failed = sorted(set(retention.failed_chains) | set(checkpoints.failed_chains))
-    return line + (f"; FAILED on chains {', '.join(failed)} (see the log)" if failed else "")
+    failed += sorted(report.billing.failed)
+    return line + (f"; FAILED on {', '.join(failed)} (see the log)" if failed else "")
 
 
 @contextmanager
@@ -53,7 +57,8 @@ def worker(
     json_output: JsonFlag = False,
 ) -> None:
     """Run background work: audit retention purges, periodic audit checkpoints, expiry of
-    idempotency records. Several workers may run at once."""
+    idempotency records, leases and reservations, and billing (period invoices, automatic
+    payments). Several workers may run at once."""
     settings = Settings()
     if settings.uses_embedded_database():
         migrate(settings)  # as `serve` does: the embedded database migrates itself
