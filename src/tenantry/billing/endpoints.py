@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from tenantry.access.catalog import Permission
 from tenantry.access.dependencies import OrgScope, PrincipalDep, org_scope
 from tenantry.access.principal import Principal
 from tenantry.access.service import authorize, is_in_org
-from tenantry.billing import render, service
+from tenantry.billing import render, service, webhooks
 from tenantry.billing.models import BillingAccount, Invoice, InvoiceLine, PaymentAttempt
 from tenantry.billing.providers import CardDetails, PaymentProvider
 from tenantry.billing.rating import Cycle, Line
@@ -42,6 +42,7 @@ from tenantry.billing.schemas import (
     SubscribeIn,
     SubscriptionChangeOut,
     SubscriptionOut,
+    WebhookOut,
 )
 from tenantry.kit.errors import NotFound
 from tenantry.kit.http import Ctx, CtxDep, quota_exempt
@@ -550,3 +551,42 @@ def list_payments(scope: BillingView, page: PageDep) -> PageOut[PaymentOut]:
     """Every payment attempt of the org, oldest first: the payment history."""
     found = service.payments(scope.ctx.session, scope.org.id, page=page)
     return PageOut(items=[_payment_out(a) for a in found.items], next_cursor=found.next_cursor)
+
+
+# ---- the payment provider's webhook (billing/webhooks.py) ----
+# Outside /api/v1: Stripe is configured with this address once, and it is no part of the
+# versioned API. Public: the signature, not a bearer credential, says who sent it.
+# create_app mounts `webhook_router` beside `router` (`app.include_router(webhook_router)`)
+# together with its entry in the generated route suites (tests/routes_billing.py), which
+# need a way to send a signed raw body first.
+
+webhook_router = APIRouter()
+
+
+async def _raw_body(request: Request) -> bytes:
+    # The signature covers the exact bytes sent; a parsed body could not be checked.
+    return await request.body()
+
+
+@webhook_router.post(
+    "/webhooks/stripe",
+    name="billing_webhook.received",
+    response_model=WebhookOut,
+    tags=["billing"],
+)
+def stripe_webhook(
+    ctx: CtxDep,
+    payload: Annotated[bytes, Depends(_raw_body)],
+    stripe_signature: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Stripe's events, signed with the webhook secret: each is handled once (a replay answers
+    `duplicate: true` and changes nothing). 503 until TENANTRY_STRIPE_WEBHOOK_SECRET is set."""
+    result = webhooks.receive_stripe(
+        ctx.session,
+        payload=payload,
+        signature=stripe_signature,
+        settings=ctx.settings,
+        clock=ctx.clock,
+        request_id=ctx.origin.request_id,
+    )
+    return ctx.done(WebhookOut(received=True, duplicate=result.duplicate, outcome=result.outcome))
