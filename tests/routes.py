@@ -25,6 +25,7 @@ from httpx import Response
 from sqlalchemy import select
 
 from conftest import PASSWORD, Factory, Tenant, bearer, count_rows
+from stripe_fake import WEBHOOK_SECRET
 from tenantry.access.catalog import (
     ORG_MEMBER_PERMISSIONS,
     ORG_ROLE_AS_TEAM_ROLE,
@@ -324,6 +325,9 @@ class RouteCase:
     # change writes one per change it makes), or, for a high-volume data path whose rows are
     # themselves the record (usage events, admission), the reason it writes none.
     audit: int | str = 1
+    # For a route whose body is signed bytes rather than JSON (a provider's webhook): the exact
+    # content and the headers that sign it.
+    raw: Callable[[], tuple[bytes, dict[str, str]]] | None = None
 
     @property
     def key(self) -> RouteKey:
@@ -545,6 +549,7 @@ def shared_app(
         secret_key="test-secret-" + "x" * 40,
         password_time_cost=1,
         password_memory_cost_kib=1024,
+        stripe_webhook_secret=WEBHOOK_SECRET,
     )
     return create_app(settings, clock=FrozenClock(), database=database)
 
@@ -635,6 +640,9 @@ def call(
 ) -> Response:
     query = "&".join(part for part in (case.always, query) if part)
     url = case.path.format(**params) + (f"?{query}" if query else "")
+    if case.raw is not None:
+        content, signed = case.raw()
+        return client.request(case.method, url, headers=headers | signed, content=content)
     if body is None:
         return client.request(case.method, url, headers=headers)
     return client.request(case.method, url, headers=headers, json=body)

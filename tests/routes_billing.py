@@ -6,9 +6,12 @@ void, mark uncollectible or credit), each made on first use for the world that a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from routes import PARAMS, WORLD_EXTRAS, P, RouteCase, World, WorldExtra, _case
+from stripe_fake import sign
+from tenantry.kit.clock import FrozenClock
 
 
 def _invoice(world: World, *, finalize: bool) -> str:
@@ -89,7 +92,24 @@ def _pay_body(world: World) -> dict[str, Any]:
     return {"payment_method_id": payment_method(world)}
 
 
+def signed_ping() -> tuple[bytes, dict[str, str]]:
+    """A webhook event Tenantry does not act on, signed for the shared app's clock."""
+    payload = json.dumps(
+        {"id": "evt_route_table", "type": "ping", "data": {"object": {"id": "ping"}}}
+    ).encode()
+    now = int(FrozenClock().now().timestamp())
+    return payload, {"Stripe-Signature": sign(payload, timestamp=now)}
+
+
 CASES: list[RouteCase] = [
+    RouteCase(
+        "POST",
+        "/webhooks/stripe",
+        "public",
+        raw=signed_ping,
+        audit="an event that changes an org is audited with actor system; this one changes "
+        "nothing (tests/test_billing_stripe.py covers the audited events)",
+    ),
     RouteCase("GET", "/api/v1/billing/plans", "public"),
     _case("GET", "/orgs/{org}/subscription", P.BILLING_VIEW, scope="org"),
     _case(

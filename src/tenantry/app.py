@@ -21,6 +21,7 @@ from tenantry.access.endpoints import router as access_router
 from tenantry.audit import service as audit
 from tenantry.audit.endpoints import router as audit_router
 from tenantry.billing.endpoints import router as billing_router
+from tenantry.billing.endpoints import webhook_router as billing_webhooks
 from tenantry.billing.providers import provider_from_settings
 from tenantry.config import Settings
 from tenantry.identity.endpoints import router as identity_router
@@ -235,6 +236,7 @@ def create_app(
         metering_router,
         throttling_router,
         billing_router,
+        billing_webhooks,
     ):
         app.include_router(router)
     _install_error_handlers(app)

@@ -556,9 +556,6 @@ def list_payments(scope: BillingView, page: PageDep) -> PageOut[PaymentOut]:
 # ---- the payment provider's webhook (billing/webhooks.py) ----
 # Outside /api/v1: Stripe is configured with this address once, and it is no part of the
 # versioned API. Public: the signature, not a bearer credential, says who sent it.
-# create_app mounts `webhook_router` beside `router` (`app.include_router(webhook_router)`)
-# together with its entry in the generated route suites (tests/routes_billing.py), which
-# need a way to send a signed raw body first.
 
 webhook_router = APIRouter()
 
