@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import current_principal
+from tenantry.access.dependencies import bearer_credential, current_principal
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.http import MUTATING_METHODS
@@ -81,7 +81,7 @@ def _declared_permission(call: Any) -> Permission | None:
 def describe(path: str, route: APIRoute) -> dict[str, str]:
     calls = [d.call for d in _dependants(route.dependant)]
     permissions = [p for p in map(_declared_permission, calls) if p is not None]
-    authenticated = current_principal in calls
+    authenticated = current_principal in calls or bearer_credential in calls
     mutating = bool(set(route.methods) & MUTATING_METHODS)
     return {
         "method": "/".join(sorted(route.methods)),

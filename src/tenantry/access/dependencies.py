@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -19,24 +19,27 @@ from tenantry.access.principal import Principal
 from tenantry.access.service import authorize, bind_clock
 from tenantry.identity import service as identity
 from tenantry.kit.errors import Unauthenticated
-from tenantry.kit.http import Ctx, CtxDep, authenticating
+from tenantry.kit.http import Ctx, CtxDep, authenticating, in_one_turn
 from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization, Team
 from tenantry.throttling.limiter import throttle_request
 
 
-@authenticating
-def current_principal(request: Request, ctx: CtxDep) -> Principal:
+def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         raise Unauthenticated("Send `Authorization: Bearer <access token or API key>`")
+    return credential.strip()
+
+
+def authenticate_request(request: Request, ctx: Ctx) -> Principal:
+    """Who sent the request (401 if nobody valid), with the org's rate limits applied."""
+    credential = _bearer(request)
     state = request.app.state
     bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
     touch = identity.TouchApiKey(ctx, None if ctx.write else state.db.session(write=True))
-    principal = identity.authenticate(
-        ctx, tokens=state.tokens, credential=credential.strip(), touch=touch
-    )
+    principal = identity.authenticate(ctx, tokens=state.tokens, credential=credential, touch=touch)
     request.state.principal = principal
     throttle_request(request, ctx, principal)  # an API key's org is known now
     if ctx.replay is not None:
@@ -44,7 +47,31 @@ def current_principal(request: Request, ctx: CtxDep) -> Principal:
     return principal
 
 
+@authenticating
+def current_principal(request: Request, ctx: CtxDep) -> Principal:
+    return authenticate_request(request, ctx)
+
+
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+@authenticating
+async def bearer_credential(request: Request) -> str:
+    """Declares (and checks the form of) the bearer credential of an endpoint that
+    authenticates in its own unit of work, through `authenticated`."""
+    return _bearer(request)
+
+
+BearerDep = Annotated[str, Depends(bearer_credential)]
+_T = TypeVar("_T")
+
+
+async def authenticated(request: Request, work: Callable[[Ctx, Principal], _T]) -> _T:
+    """Authenticate and run `work` in one unit of work and one worker thread
+    (`kit.http.in_one_turn`): the hot endpoints' `PrincipalDep`. Declare `BearerDep` in the
+    endpoint's signature, so the route is known to authenticate (an Idempotency-Key replay waits
+    for the credential to be verified)."""
+    return await in_one_turn(request, lambda ctx: work(ctx, authenticate_request(request, ctx)))
 
 
 @dataclass

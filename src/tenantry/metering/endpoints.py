@@ -7,22 +7,32 @@ Changing an org's plan overrides is an admin change and is audited.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter
 
 from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
-from tenantry.kit.http import CtxDep, quota_exempt
+from tenantry.access.dependencies import (
+    BearerDep,
+    OrgScope,
+    PrincipalDep,
+    TeamScope,
+    authenticated,
+    org_scope,
+    team_scope,
+)
+from tenantry.access.principal import Principal
+from tenantry.kit.http import Ctx, CtxDep, json_body_schema, parse_json_body, quota_exempt
 from tenantry.metering import admission, service, summary
 from tenantry.metering.meters import METERS, plain
 from tenantry.metering.plans import Plan, upgrade_hint
 from tenantry.metering.schemas import (
     AdmissionIn,
     AdmissionOut,
-    EventResultOut,
     OneUsageEventIn,
     PlanOut,
     PlanOverridesIn,
@@ -47,6 +57,11 @@ OrgUsageRead = Annotated[OrgScope, Depends(org_scope(Permission.USAGE_READ))]
 TeamUsageRead = Annotated[TeamScope, Depends(team_scope(Permission.USAGE_READ))]
 OrgBillingManage = Annotated[OrgScope, Depends(org_scope(Permission.BILLING_MANAGE))]
 QUOTA_WARNING_HEADER = "Tenantry-Quota-Warning"
+# Bodies of the endpoints that read their own (`kit.http.parse_json_body`).
+_USAGE_BODY: TypeAdapter[UsageBatchIn | OneUsageEventIn] = TypeAdapter(
+    UsageBatchIn | OneUsageEventIn
+)
+_ADMISSION_BODY = TypeAdapter(AdmissionIn)
 
 
 def _quantity(value: Decimal | None) -> str | None:
@@ -61,12 +76,20 @@ def _quantity(value: Decimal | None) -> str | None:
     name="usage.recorded",
     response_model=UsageRecordedOut,
     tags=["usage"],
+    openapi_extra=json_body_schema(_USAGE_BODY),
 )
-def record_usage_events(
-    body: UsageBatchIn | OneUsageEventIn, ctx: CtxDep, principal: PrincipalDep
-) -> Response:
+async def record_usage_events(request: Request, _credential: BearerDep) -> Response:
     """Record one event or a batch of up to 1,000. Each is accepted, a duplicate (its id was
     recorded before: replays change nothing), or rejected with a reason; the rest go in."""
+    # The hot path: the body is parsed, the caller authenticated and the batch recorded in one
+    # worker thread (`access.dependencies.authenticated`), the body after the credential as
+    # for any route.
+    raw = await request.body()
+    return await authenticated(request, lambda ctx, principal: _record(ctx, principal, raw))
+
+
+def _record(ctx: Ctx, principal: Principal, raw: bytes) -> Response:
+    body = parse_json_body(_USAGE_BODY, raw)
     sent = body.events if isinstance(body, UsageBatchIn) else [body]
     incoming = [
         service.IncomingEvent(
@@ -82,16 +105,17 @@ def record_usage_events(
         for e in sent
     ]
     done = service.ingest(ctx, principal, org_ref=body.org, events=incoming)
-    out = UsageRecordedOut(
-        org_id=done.org_id,
-        accepted=done.count("accepted"),
-        duplicates=done.count("duplicate"),
-        rejected=done.count("rejected"),
-        results=[
-            EventResultOut(id=r.event_id, status=r.status, code=r.code, detail=r.detail)
+    counts = Counter(r.status for r in done.results)
+    out = {
+        "org_id": done.org_id,
+        "accepted": counts["accepted"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "results": [
+            {"id": r.event_id, "status": r.status, "code": r.code, "detail": r.detail}
             for r in done.results
         ],
-    )
+    }
     response = ctx.done(out)
     if done.over_limit:
         response.headers[QUOTA_WARNING_HEADER] = ", ".join(done.over_limit)
@@ -125,10 +149,23 @@ def _rate_limit_seen(request: Request) -> dict[str, Any] | None:
     return {name: getattr(seen, name) for name in fields if hasattr(seen, name)}
 
 
-@router.post("/admission", name="admission.decided", response_model=AdmissionOut, tags=["usage"])
-def admit(body: AdmissionIn, ctx: CtxDep, principal: PrincipalDep, request: Request) -> Response:
+@router.post(
+    "/admission",
+    name="admission.decided",
+    response_model=AdmissionOut,
+    tags=["usage"],
+    openapi_extra=json_body_schema(_ADMISSION_BODY),
+)
+async def admit(request: Request, _credential: BearerDep) -> Response:
     """May this principal do `action` on `team`, expecting to use `estimate`? An allowed
     admission holds the estimate against the plan's quotas until settled or expired."""
+    # The hot path: one worker thread for the whole request (see `record_usage_events`).
+    raw = await request.body()
+    return await authenticated(request, lambda ctx, principal: _admit(ctx, principal, request, raw))
+
+
+def _admit(ctx: Ctx, principal: Principal, request: Request, raw: bytes) -> Response:
+    body = parse_json_body(_ADMISSION_BODY, raw)
     ttl = timedelta(seconds=body.ttl_seconds or ctx.settings.reservation_ttl_seconds)
     decided = admission.admit(
         ctx,
