@@ -18,6 +18,7 @@ from tenantry.cli import (
     account,
     apikeys,
     audit,
+    billing,
     grants,
     invites,
     leases,
@@ -123,6 +124,7 @@ app.add_typer(usage.app, name="usage")
 app.add_typer(quotas.app, name="quota")
 app.add_typer(leases.app, name="lease")
 app.add_typer(ratelimits.app, name="ratelimit")
+app.add_typer(billing.app, name="billing")
 app.add_typer(audit.app, name="audit")
 app.add_typer(account.app, name="account")
 app.command("worker")(worker_command.worker)

@@ -27,6 +27,8 @@ EXIT_UNAUTHENTICATED = 3
 EXIT_UNREACHABLE = 4
 EXIT_VERIFY_FAILED = 5  # an audit chain or export that is not intact
 EXIT_DENIED = 6  # `access check` answered no (like `kubectl auth can-i`, for scripts)
+# `billing pay` was answered, but the money did not move: declined, or no answer yet.
+EXIT_PAYMENT_FAILED = 7
 
 
 class CliError(Exception):

@@ -36,6 +36,7 @@ from tenantry.client._calls import (
 )
 from tenantry.client._streams import ServerSentEvents, each_line
 from tenantry.client.access import AccessCalls
+from tenantry.client.billing import BillingCalls
 from tenantry.client.errors import error_from_response
 from tenantry.client.metering import MeteringCalls
 from tenantry.client.models import (
@@ -92,7 +93,7 @@ def _audit_filters(
     }
 
 
-class Api(AccessCalls, MeteringCalls, ThrottlingCalls):
+class Api(AccessCalls, BillingCalls, MeteringCalls, ThrottlingCalls):
     """State and request handling shared by the sync and async clients."""
 
     def __init__(
