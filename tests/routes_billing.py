@@ -54,6 +54,22 @@ def payable_invoice(world: World) -> str:
     return open_invoice(world)
 
 
+def _payment(world: World) -> str:
+    invoice = _invoice(world, finalize=True)
+    resp = world.client.post(
+        f"/api/v1/invoices/{invoice}/pay",
+        headers=world.owner.headers,
+        json={"payment_method_id": payment_method(world)},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["payment"]["status"] == "succeeded", resp.text
+    return str(resp.json()["payment"]["id"])
+
+
+def payment(world: World) -> str:
+    return str(world.once("payment", _payment))
+
+
 def _subscribe(world: World) -> str:
     resp = world.client.put(
         f"/api/v1/orgs/{world.org_id}/subscription",
@@ -72,10 +88,17 @@ def _seed(world: World) -> None:
     subscription(world)
     draft_invoice(world)
     payable_invoice(world)
+    payment(world)
 
 
 def _ids(world: World) -> set[str]:
-    return {subscription(world), draft_invoice(world), open_invoice(world), payment_method(world)}
+    return {
+        subscription(world),
+        draft_invoice(world),
+        open_invoice(world),
+        payment_method(world),
+        payment(world),
+    }
 
 
 PARAMS["invoice_id"] = open_invoice

@@ -24,7 +24,7 @@ DUE = datetime(2026, 3, 31, 14, tzinfo=UTC)
 
 def make_invoice(**fields: Any) -> Invoice:
     values: dict[str, Any] = {
-        "id": "inv_01render",
+        "id": "in_01render",
         "org_id": "org_01render",
         "number": "INV-2026-0007",
         "kind": "subscription",
@@ -57,7 +57,7 @@ def make_line(position: int, description: str, **fields: Any) -> InvoiceLine:
     values: dict[str, Any] = {
         "id": f"il_01render{position}",
         "org_id": "org_01render",
-        "invoice_id": "inv_01render",
+        "invoice_id": "in_01render",
         "position": position,
         "kind": "base",
         "description": description,
@@ -78,13 +78,13 @@ def make_attempt(**fields: Any) -> PaymentAttempt:
     values: dict[str, Any] = {
         "id": "pay_01render",
         "org_id": "org_01render",
-        "invoice_id": "inv_01render",
+        "invoice_id": "in_01render",
         "attempt": 1,
         "payment_method_id": "pm_01render",
         "amount": 1000,
         "currency": "usd",
         "status": "succeeded",
-        "idempotency_key": "inv_01render:1",
+        "idempotency_key": "in_01render:1",
         "provider": "local",
         "provider_payment_id": "lp_1",
         "failure_code": None,
@@ -118,7 +118,7 @@ def invoice_view(org_name: str = "Acme Research", **fields: Any) -> InvoiceView:
 
 def credit_note_view() -> InvoiceView:
     note = make_invoice(
-        id="inv_01credit",
+        id="in_01credit",
         number="CN-2026-0002",
         kind="credit_note",
         status="issued",
@@ -131,7 +131,7 @@ def credit_note_view() -> InvoiceView:
         total=-2900,
         amount_paid=0,
         memo="Service outage on 2026-03-04",
-        corrects_id="inv_01render",
+        corrects_id="in_01render",
         due_at=None,
         attempt_count=0,
     )
@@ -139,7 +139,7 @@ def credit_note_view() -> InvoiceView:
         1,
         "Credit for INV-2026-0007: outage",
         kind="credit",
-        invoice_id="inv_01credit",
+        invoice_id="in_01credit",
         quantity=Decimal(-1),
         exact=Decimal("-29.00"),
         amount=-2900,
@@ -345,7 +345,7 @@ def test_credit_note_names_the_invoice_it_corrects() -> None:
         "CN-2026-0002",
         "Issued",
         "Corrects invoice",
-        "inv_01render",
+        "in_01render",
         "Credit for INV-2026-0007: outage",
         "-1",
         "-$29.00",

@@ -213,11 +213,12 @@ def subscribe(body: SubscribeIn, scope: BillingManage, provider: ProviderDep) ->
         provider=provider,
     )
     session = scope.ctx.session
+    currency = service.account_of(session, scope.org.id).currency
     out = SubscriptionChangeOut(
         change=change.change,
         subscription=SubscriptionOut.model_validate(change.subscription),
         invoice=_invoice_out(session, change.invoice) if change.invoice else None,
-        prorations=[_line_out(x, "usd") for x in change.prorations],
+        prorations=[_line_out(x, currency) for x in change.prorations],
     )
     return scope.ctx.done(out)
 

@@ -558,7 +558,7 @@ def issue(
     if not all_lines and finalize_now:
         return None
     invoice = Invoice(
-        id=new_id("inv"),
+        id=new_id("in"),
         org_id=org_id,
         kind=kind,
         status="draft",

@@ -62,7 +62,7 @@ app.add_typer(method_app, name="payment-method")
 
 OrgArg = Annotated[str, typer.Argument(help="Organization id or slug.", show_default=False)]
 InvoiceArg = Annotated[
-    str, typer.Argument(metavar="ID", help="The invoice's id (inv_…).", show_default=False)
+    str, typer.Argument(metavar="ID", help="The invoice's id (in_…).", show_default=False)
 ]
 InvoiceStatusOpt = Literal["draft", "open", "paid", "void", "uncollectible", "issued"]
 

@@ -9,7 +9,7 @@ invoices (`list_invoices`, `upcoming_invoice`, `create_invoice`, `get_invoice`, 
 Money travels as decimal strings in the currency's major unit ("29.00"), with integer minor units
 beside it where a program adds up (`total_minor`, `amount_minor`). Amounts passed in may be
 `Decimal`, `int` or decimal strings; they are sent as strings, so nothing passes through a float.
-An invoice is named by its id alone (`inv_…`); another org's invoice answers `NotFound`.
+An invoice is named by its id alone (`in_…`); another org's invoice answers `NotFound`.
 """
 
 from __future__ import annotations
