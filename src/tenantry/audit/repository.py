@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -10,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -75,6 +77,38 @@ def lock_head(session: Session, *, chain_id: str, now: datetime) -> AuditChainHe
     return head
 
 
+_INSERT_EVENTS = insert(AuditEvent)
+_INSERT_PERSONAL = insert(AuditEventPersonal)
+
+
+def add_event(session: Session, *, event: dict[str, Any], personal: dict[str, Any]) -> None:
+    """Queue an event row and its personal-details row for this transaction's next flush.
+
+    Appends write plain rows, not ORM objects: a transaction's events go to the database as one
+    multi-row INSERT per table when the session next flushes (before a query, at commit), which
+    `append` guarantees by moving the chain head (an ORM object, so the session is dirty). Queued
+    rows belong to the transaction or savepoint that queued them, like the head's lock, so a
+    rollback drops them with everything else."""
+    queued = _held(session).setdefault(("queued", ""), ([], []))
+    queued[0].append(event)
+    queued[1].append(personal)
+
+
+@event.listens_for(Session, "before_flush")
+def _write_queued_events(session: Session, _context: Any, _instances: Any) -> None:
+    kept = session.info.get("audit_held")
+    if kept is None or kept[0] is not session.get_transaction():
+        return
+    if kept[1] is not session.get_nested_transaction():
+        return
+    queued = kept[2].pop(("queued", ""), None)
+    if queued is None:
+        return
+    connection = session.connection()
+    connection.execute(_INSERT_EVENTS, queued[0])
+    connection.execute(_INSERT_PERSONAL, queued[1])
+
+
 def head_of(session: Session, *, chain_id: str) -> AuditChainHead | None:
     return session.get(AuditChainHead, chain_id)
 
@@ -94,6 +128,17 @@ def subject_key(session: Session, *, subject_id: str, now: datetime) -> bytes:
         return key
     except IntegrityError:
         return session.get(AuditSubjectKey, subject_id, populate_existing=True).key  # type: ignore[union-attr]
+
+
+def subject_signer(session: Session, *, subject_id: str, now: datetime) -> Any:
+    """An HMAC-SHA-256 state keyed with the subject's key, for `.copy()` per event: keying HMAC
+    (two SHA-256 blocks) once per person and transaction instead of once per event."""
+    held = _held(session)
+    signer = held.get(("mac", subject_id))
+    if signer is None:
+        key = subject_key(session, subject_id=subject_id, now=now)
+        signer = held[("mac", subject_id)] = hmac.new(key, digestmod=hashlib.sha256)
+    return signer
 
 
 def existing_subject_key(session: Session, *, subject_id: str) -> bytes | None:
@@ -362,6 +407,8 @@ def chains(session: Session) -> list[AuditChainHead]:
 
 
 def forget_subject(session: Session, *, subject_id: str) -> int:
+    # An append later in this transaction must not sign with the key being deleted.
+    _held(session).pop(("mac", subject_id), None)
     session.execute(delete(AuditSubjectKey).where(AuditSubjectKey.subject_id == subject_id))
     result = session.execute(
         delete(AuditEventPersonal).where(AuditEventPersonal.subject_id == subject_id)

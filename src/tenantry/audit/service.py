@@ -34,11 +34,16 @@ SYSTEM_CHAIN = "system"
 def _trim(summary: dict[str, Any]) -> dict[str, Any]:
     """Keep summaries small: long values are cut so the trail never becomes a copy of the data."""
     out: dict[str, Any] = {}
+    plain = True
     for key, value in summary.items():
-        if isinstance(value, str) and len(value) > SUMMARY_VALUE_LIMIT:
-            value = value[:SUMMARY_VALUE_LIMIT] + "…"
-        out[key] = value
-    return dict(chain.storable_summary(out))
+        if isinstance(value, str):
+            if len(value) > SUMMARY_VALUE_LIMIT:
+                value = value[:SUMMARY_VALUE_LIMIT] + "…"
+        elif not (value is None or type(value) is int or type(value) is bool):
+            plain = False  # nested or another type: storable_summary decides
+        out[key if type(key) is str else str(key)] = value
+    # Most summaries are flat strings and integers, already storable: no second walk for them.
+    return out if plain else dict(chain.storable_summary(out))
 
 
 def chain_of(
@@ -59,6 +64,16 @@ class Personal:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Appended:
+    """What `append` wrote: the event's id and place in its chain."""
+
+    id: str
+    chain_id: str
+    seq: int
+    hash: str
+
+
 def append(
     session: Session,
     *,
@@ -75,48 +90,59 @@ def append(
     target_id: str | None = None,
     request_id: str | None = None,
     summary: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event to its chain in the caller's transaction."""
+) -> Appended:
+    """Append one event to its chain in the caller's transaction.
+
+    The rows are queued and written at the session's next flush, with every other event of the
+    transaction (`repository.add_event`); the chain head, locked and moved here, is what makes
+    that flush happen before any query and at commit."""
     chain_id = chain_of(
         org_id=org_id, actor_type=actor_type, actor_id=actor_id, subject_id=subject_id
     )
-    key = repository.subject_key(session, subject_id=subject_id or ANONYMOUS_SUBJECT, now=now)
-    digest = chain.personal_digest(
-        key, ip=personal.ip, user_agent=personal.user_agent, details=personal.details
+    signer = repository.subject_signer(session, subject_id=subject_id or ANONYMOUS_SUBJECT, now=now)
+    digest = chain.signed_digest(
+        signer, ip=personal.ip, user_agent=personal.user_agent, details=personal.details
     )
     head = repository.lock_head(session, chain_id=chain_id, now=now)
-    event = AuditEvent(
-        id=new_id("evt"),
-        chain_id=chain_id,
-        seq=head.seq + 1,
-        org_id=org_id,
-        team_id=team_id,
-        actor_type=actor_type,
-        actor_id=actor_id,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        result=result,
-        request_id=request_id,
-        occurred_at=now,
-        summary=_trim(summary or {}),
-        personal_digest=digest,
-        prev_hash=head.hash,
+    event_id, seq, trimmed = new_id("evt"), head.seq + 1, _trim(summary or {})
+    event_hash = chain.event_hash(
+        [
+            chain_id, seq, event_id, org_id, team_id, actor_type, actor_id, action, target_type,
+            target_id, result, request_id, chain.timestamp(now), trimmed, digest, head.hash,
+        ]
+    )  # fmt: skip
+    repository.add_event(
+        session,
+        event={
+            "id": event_id,
+            "chain_id": chain_id,
+            "seq": seq,
+            "org_id": org_id,
+            "team_id": team_id,
+            "actor_type": actor_type,
+            "actor_id": actor_id,
+            "action": action,
+            "target_type": target_type,
+            "target_id": target_id,
+            "result": result,
+            "request_id": request_id,
+            "occurred_at": now,
+            "summary": trimmed,
+            "personal_digest": digest,
+            "prev_hash": head.hash,
+            "hash": event_hash,
+        },
+        personal={
+            "event_id": event_id,
+            "chain_id": chain_id,
+            "subject_id": subject_id,
+            "ip": personal.ip,
+            "user_agent": personal.user_agent,
+            "details": personal.details,
+        },
     )
-    event.hash = chain.event_hash(hashed_fields(event))
-    head.seq, head.hash, head.updated_at = event.seq, event.hash, now
-    session.add(event)
-    session.add(
-        AuditEventPersonal(
-            event_id=event.id,
-            chain_id=chain_id,
-            subject_id=subject_id,
-            ip=personal.ip,
-            user_agent=personal.user_agent,
-            details=personal.details,
-        )
-    )
-    return event
+    head.seq, head.hash, head.updated_at = seq, event_hash, now
+    return Appended(event_id, chain_id, seq, event_hash)
 
 
 def hashed_fields(event: AuditEvent) -> list[Any]:
@@ -142,7 +168,7 @@ def record(
     result: str = "success",
     personal_details: dict[str, Any] | None = None,
     one_of_many: bool = False,
-) -> AuditEvent:
+) -> Appended:
     """Add this request's audit event; the action defaults to the route's declared action.
 
     `summary` is part of the chained record and must not hold personal details (names, emails);
@@ -186,7 +212,7 @@ def record_denial(
     org_id: str,
     team_id: str | None,
     summary: dict[str, Any],
-) -> AuditEvent:
+) -> Appended:
     """A refused attempt, written in a transaction of its own by the caller."""
     return append(
         session,
