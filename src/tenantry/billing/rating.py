@@ -190,7 +190,9 @@ def proration(
     at: datetime,
 ) -> list[Line]:
     """Changing plans at `at` within a period paid in advance on `old`: a credit for the unused
-    rest on the old plan and a charge for the rest on the new one (same period, same end)."""
+    rest on the old plan and a charge for the rest on the new one (same period, same end).
+    A line shows one unit at its rounded amount; its `exact` keeps the unrounded part of the
+    price, which the invoice's tax is computed on."""
     out: list[Line] = []
     span = (at, period.end)
     old_price, new_price = plan_price(old, old_cycle), plan_price(new, new_cycle)
@@ -201,7 +203,7 @@ def proration(
                 LineKind.PRORATION_CREDIT,
                 f"Unused time on the {old.name} plan ({_span(*span)})",
                 Decimal(-1),
-                exact,
+                amount,
                 -exact,
                 -amount,
                 None,
@@ -215,7 +217,7 @@ def proration(
                 LineKind.PRORATION_CHARGE,
                 f"Remaining time on the {new.name} plan ({_span(*span)})",
                 Decimal(1),
-                exact,
+                amount,
                 exact,
                 amount,
                 None,
