@@ -10,8 +10,10 @@ rows (event + personal details) with precomputed dummy hashes in transactions of
 Verification: a chain seeded with precomputed chained rows, checked end to end by
 `service.verify_chain` (database read included) as the server runs it (`db`: the fast pass, in up
 to four processes for a long chain), in one process (`one_process`), and by the exact pass alone
-(`exact_pass`); and by `chain.verify_events` over rows already in memory. Prints one JSON object
-on stdout; progress goes to stderr.
+(`exact_pass`); and by `chain.verify_events` over rows already in memory. Each figure is the
+median of the repetitions; the first verification of the run also starts the fork server the
+span processes come from, as the first one in a server process does. Every section records the
+load average before and after it. Prints one JSON object on stdout; progress goes to stderr.
 
 A PostgreSQL URL names a server: the benchmark creates a throwaway database there and drops it.
 A SQLite URL names a scratch file (created and migrated if missing). Audit events cannot be
@@ -224,7 +226,12 @@ def overhead_pct(plain: float, chained: float) -> float:
     return round((1 - chained / plain) * 100, 1)
 
 
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def bench_appends(db: Database, size: dict[str, int]) -> dict[str, Any]:
+    load_before = load_average()
     run = secrets.token_hex(3)
     # Warm up connections, statement caches and the subject key before timing anything.
     append_chained(db, f"org_warm_{run}", events=2 * BATCH, per_txn=BATCH)
@@ -256,6 +263,8 @@ def bench_appends(db: Database, size: dict[str, int]) -> dict[str, Any]:
     out["single_overhead_vs_orm_pct"] = overhead_pct(
         out["plain_orm_single_per_s"], out["chained_single_per_s"]
     )
+    # The machine may be shared: say how busy it was while these figures were taken.
+    out["load_average"] = [load_before, load_average()]
     return out
 
 
@@ -352,6 +361,7 @@ def bench_verify(db: Database, size: dict[str, int], *, in_memory: bool) -> dict
         "one_process": verify(workers=1),
         "exact_pass": verify(workers=1, fast=False),
     }
+    load_before = load_average()
     times: dict[str, list[float]] = {way: [] for way in [*ways, "read"]}
     for _ in range(size["repeat"]):
         for way, run in ways.items():
@@ -366,6 +376,7 @@ def bench_verify(db: Database, size: dict[str, int], *, in_memory: bool) -> dict
     for way, taken in times.items():
         figures[f"{way}_events_per_s"] = round(events / statistics.median(taken))
     figures["db_seconds"] = round(statistics.median(times["db"]), 3)
+    figures["load_average"] = [load_before, load_average()]
     if in_memory:
         with db.session(write=False) as session:
             rows = list(repository.chain_rows(session, chain_id=chain_id))

@@ -1133,3 +1133,69 @@ def test_spans_that_each_hold_together_but_do_not_join_are_not_proven(
     assert not fast_pass(database, acme.org_id, workers=2)
     assert not fast_pass(database, acme.org_id, workers=1)
     assert_fault(client, app, database, acme, seq=cut, kind="reordered")
+
+
+def append_awkward_events(database: Database, chain_id: str, *, count: int) -> None:
+    """Events whose values need escaping in JSON (quotes, backslashes, a newline in the summary,
+    non-ASCII), with summary keys of different lengths (jsonb orders them otherwise)."""
+    with database.session(write=True) as session:
+        for n in range(count):
+            service.append(
+                session,
+                now=datetime(2026, 3, 1, tzinfo=UTC) + timedelta(microseconds=n),
+                org_id=chain_id,
+                actor_type="user",
+                actor_id="usr_awkward",
+                action="team.updated",
+                result="success",
+                subject_id="usr_awkward",
+                personal=service.Personal("192.0.2.1", 'agent "x" \\ y', {}),
+                target_type="team",
+                target_id=f'team "{n}" \\ ✓',
+                request_id=None,
+                summary={"zz": f'line\nbreak "{n}" \\', "a": n, "nested": {"bb": [1, "é"]}},
+            )
+        session.commit()
+
+
+def test_the_fast_pass_proves_values_that_need_escaping(database: Database) -> None:
+    chain_id = new_id("org")
+    append_awkward_events(database, chain_id, count=6)
+    assert fast_pass(database, chain_id, workers=1)
+    assert fast_pass(database, chain_id, workers=3)
+
+
+def test_fields_moved_across_the_fixed_offsets_are_not_proven(
+    client: TestClient, app: FastAPI, database: Database, acme: Tenant
+) -> None:
+    """The PostgreSQL fast pass reads the digest, link and hash at fixed offsets of each line.
+    Shorten one event's digest by a character (and, where the column allows, lengthen its link by
+    one, so the line keeps its length) and give it the hash of its new content: only the quote
+    checks tell that the fields moved, and the verdict is the exact pass's."""
+    seq = 4
+    event = event_at(database, acme.org_id, seq)
+    event.personal_digest = event.personal_digest[:-1]  # type: ignore[index]
+    # PostgreSQL's varchar(64) refuses a 65-character link; SQLite stores it.
+    lengthened = database.dialect == "sqlite"
+    if lengthened:
+        event.prev_hash = event.prev_hash + "0"
+    new_hash = chain.event_hash(service.hashed_fields(event))
+    change(
+        database,
+        acme.org_id,
+        seq,
+        personal_digest=event.personal_digest,
+        prev_hash=event.prev_hash,
+        hash=new_hash,
+    )
+    with tampering(database) as conn:
+        conn.execute(
+            update(EVENTS)
+            .where(EVENTS.c.chain_id == acme.org_id, EVENTS.c.seq == seq + 1)
+            .values(prev_hash=new_hash)
+        )
+    assert not fast_pass(database, acme.org_id, workers=1)
+    if lengthened:
+        assert_fault(client, app, database, acme, seq=seq, kind="reordered")
+    else:
+        assert_fault(client, app, database, acme, seq=seq + 1, kind="changed_content")

@@ -104,11 +104,13 @@ def _sqlite_records(source: Source, chain_id: str, after: int, through: int) -> 
         connection.close()
 
 
-def _postgres_lines(source: Source, chain_id: str, after: int, through: int) -> Iterator[bytes]:
+def _postgres_copy(source: Source, chain_id: str, after: int, through: int) -> Any:
+    """A connection with the span's COPY started (`_POSTGRES_COPY`); the caller reads it with
+    libpq's own calls (a line is one call, where psycopg's Copy object costs several) and closes
+    it, never commits: it may be left mid-COPY."""
     import psycopg
     from psycopg import pq, sql
 
-    # Closed, never committed, on the way out: the generator may be left mid-COPY.
     connection = psycopg.connect(source.target, autocommit=True)
     try:
         # A plain ordered scan gains nothing from JIT compilation, which costs a few hundred ms.
@@ -117,25 +119,14 @@ def _postgres_lines(source: Source, chain_id: str, after: int, through: int) -> 
         query = sql.SQL(_POSTGRES_COPY).format(
             sql.Literal(chain_id), sql.Literal(after), sql.Literal(through)
         )
-        # libpq's own COPY calls: a line is one call, where psycopg's Copy object costs several.
-        pgconn = connection.pgconn
-        pgconn.send_query(query.as_bytes(connection))
-        started = pgconn.get_result()
+        connection.pgconn.send_query(query.as_bytes(connection))
+        started = connection.pgconn.get_result()
         if started is None or started.status != pq.ExecStatus.COPY_OUT:
             raise RuntimeError("COPY did not start")
-        get = pgconn.get_copy_data
-        while True:
-            size, data = get(0)
-            if size < 0:
-                break
-            yield bytes(data)
-        finished = pgconn.get_result()
-        while pgconn.get_result() is not None:
-            pass
-        if finished is None or finished.status != pq.ExecStatus.COMMAND_OK:
-            raise RuntimeError("COPY did not finish")
-    finally:
+    except BaseException:
         connection.close()
+        raise
+    return connection
 
 
 def _check_postgres_span(
@@ -147,44 +138,55 @@ def _check_postgres_span(
     text; the summary is decoded and encoded canonically. What gets hashed is then the canonical
     array of the row's own values, or text with a raw control character, which no canonical
     array holds (so it cannot match a hash the chain made)."""
-    lines = _postgres_lines(source, chain_id, after_seq, through_seq)
+    from psycopg import pq
+
     unclean = Span(after_seq, through_seq, False, None, None, {})
-    line = next(lines, None)
-    if line is None:
-        return Span(after_seq, through_seq, after_seq == through_seq, None, None, {})
-    if _HEX64.fullmatch(line, 68, 132) is None:
-        return unclean
-    prev = line[68:132]
-    first_prev = prev.decode()
-    opening = b"[" + orjson.dumps(chain_id) + b","
-    expected = after_seq + 1
-    hashes_at: dict[int, str] = {}
-    blank, loads, dumps, join = hashlib.sha256(), orjson.loads, orjson.dumps, b"".join
-    while line is not None:
-        if (
-            line[67] != 34
-            or line[132] != 34
-            or line[134] != 34
-            or line[199] != 34
-            or line[68:132] != prev
-        ):
+    connection = _postgres_copy(source, chain_id, after_seq, through_seq)
+    try:
+        get = connection.pgconn.get_copy_data
+        size, data = get(0)
+        if size < 0:
+            return Span(after_seq, through_seq, after_seq == through_seq, None, None, {})
+        line = bytes(data)
+        if _HEX64.fullmatch(line, 68, 132) is None:
             return unclean
-        number = b"%d," % expected
-        if not line.startswith(number, 201):
+        prev = line[68:132]
+        first_prev = prev.decode()
+        opening = b"[" + orjson.dumps(chain_id) + b","
+        expected = after_seq + 1
+        hashes_at: dict[int, str] = {}
+        blank, loads, dumps, join = hashlib.sha256(), orjson.loads, orjson.dumps, b"".join
+        while size >= 0:
+            line = bytes(data)
+            if (
+                line[67] != 34
+                or line[132] != 34
+                or line[134] != 34
+                or line[199] != 34
+                or line[68:132] != prev
+            ):
+                return unclean
+            number = b"%d," % expected
+            if not line.startswith(number, 201):
+                return unclean
+            # The summary is the last field, a CSV string holding jsonb's text; inside it every
+            # `"` is escaped, so its opening quote is the last one that follows a comma.
+            at = line.rindex(b',"{')
+            summary = dumps(loads(loads(line[at + 1 : -1])), option=_SORTED)
+            hasher = blank.copy()
+            hasher.update(join((opening, line[201:at], b",", summary, b",", line[:133], b"]")))
+            stored = line[135:199]
+            if hasher.hexdigest().encode() != stored:
+                return unclean
+            if want and expected in want:
+                hashes_at[expected] = stored.decode()
+            prev, expected = stored, expected + 1
+            size, data = get(0)
+        finished = connection.pgconn.get_result()
+        if finished is None or finished.status != pq.ExecStatus.COMMAND_OK:
             return unclean
-        # The summary is the last field, a CSV string holding jsonb's text; inside it every `"`
-        # is escaped, so its opening quote is the last one that follows a comma.
-        at = line.rindex(b',"{')
-        summary = dumps(loads(loads(line[at + 1 : -1])), option=_SORTED)
-        hasher = blank.copy()
-        hasher.update(join((opening, line[201:at], b",", summary, b",", line[:133], b"]")))
-        stored = line[135:199]
-        if hasher.hexdigest().encode() != stored:
-            return unclean
-        if expected in want:
-            hashes_at[expected] = stored.decode()
-        prev, expected = stored, expected + 1
-        line = next(lines, None)
+    finally:
+        connection.close()
     clean = expected == through_seq + 1
     return Span(after_seq, through_seq, clean, first_prev, prev.decode(), hashes_at)
 
