@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FILE_NAME = "secret_key"
@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     billing_retry_days: tuple[int, ...] = (1, 3, 5)
     # Days an invoice is due after it is finalized (manual payment).
     billing_due_days: int = Field(default=14, ge=0)
+
+    @model_validator(mode="after")
+    def _provider_is_usable(self) -> Settings:
+        if self.payment_provider == "stripe" and self.stripe_api_key is None:
+            raise ValueError(
+                "TENANTRY_PAYMENT_PROVIDER=stripe needs TENANTRY_STRIPE_API_KEY (a secret key)"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -40,9 +40,9 @@ from tenantry.cli.output import (
     CliError,
     JsonFlag,
     done,
+    settings_or_exit,
 )
 from tenantry.client import ConnectionFailed, TenantryError, Unauthenticated
-from tenantry.config import Settings
 from tenantry.runtime import migrate as run_migrate
 from tenantry.runtime import serve as run_serve
 
@@ -97,13 +97,13 @@ def serve(
     ] = False,
 ) -> None:
     """Run the server (migrating the embedded SQLite database first)."""
-    run_serve(Settings(), host=host, port=port, workers=workers, demo=demo)
+    run_serve(settings_or_exit(), host=host, port=port, workers=workers, demo=demo)
 
 
 @app.command()
 def migrate(json_output: JsonFlag = False) -> None:
     """Apply database migrations to TENANTRY_DATABASE_URL (or the embedded SQLite database)."""
-    url = run_migrate(Settings())
+    url = run_migrate(settings_or_exit())
     where = url.split("@")[-1]  # never print a password embedded in the URL
     done(json_output, f"Migrated {where}", {"migrated": where})
 

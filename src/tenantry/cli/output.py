@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from tenantry.client.models import OrgMember
+from tenantry.config import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -140,3 +141,15 @@ def print_members(members: Sequence[OrgMember]) -> None:
         empty="No members.",
         keep_whole=("EMAIL",),
     )
+
+
+def settings_or_exit() -> Settings:
+    """The server's settings from the environment, or one line saying what is wrong with them."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        typer.echo(f"error: the settings are not usable: {problems}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None

@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tenantry.cli.output import EXIT_API_ERROR, JsonFlag, print_json
-from tenantry.config import Settings
+from tenantry.cli.output import EXIT_API_ERROR, JsonFlag, print_json, settings_or_exit
 from tenantry.runtime import migrate
 from tenantry.worker import WorkerReport, run, run_once
 
@@ -59,7 +58,7 @@ def worker(
     """Run background work: audit retention purges, periodic audit checkpoints, expiry of
     idempotency records, leases and reservations, and billing (period invoices, automatic
     payments). Several workers may run at once."""
-    settings = Settings()
+    settings = settings_or_exit()
     if settings.uses_embedded_database():
         migrate(settings)  # as `serve` does: the embedded database migrates itself
 
