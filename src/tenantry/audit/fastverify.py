@@ -14,28 +14,31 @@ Speed comes from two things the exact pass does not do:
   same soundness holds: what is hashed encodes the row's values one-to-one.
 - A long chain is cut into spans of consecutive seqs checked by separate processes, each reading
   through its own connection, each span anchored on the `prev_hash` its first event carries; the
-  parent then checks that every span starts where the previous one ended. Processes come from a
-  fork server (`_processes`), which is safe inside the threaded API server, and only for chains
-  long enough to repay their start-up.
+  parent then checks that every span starts where the previous one ended. Each span process is a
+  fresh interpreter that imports only this module (`_check_in_processes`), which is safe inside
+  the threaded API server, and only for chains long enough to repay its start-up.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
+import pickle
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 _SORTED = orjson.OPT_SORT_KEYS
-_BATCH = 50_000
-# Fewer events than this per span do not repay starting a process (about 0.2 s each).
+# Rows are fetched a few hundred at a time and dropped: rows that pile up survive into the garbage
+# collector's older generations, whose collections then walk the whole heap again and again.
+_BATCH = 500
+# Fewer events than this per span do not repay starting a process (about 0.1 s each).
 MIN_SPAN = 150_000
 
 _SQLITE_RECORDS = """
@@ -44,7 +47,7 @@ SELECT seq, CAST(json_array(chain_id, seq, id, org_id, team_id, actor_type, acto
                             substr(occurred_at, 1, 10) || 'T' || substr(occurred_at, 12) || 'Z',
                             json(summary), personal_digest, prev_hash) AS BLOB),
        prev_hash, hash
-FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?
+FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ORDER BY seq
 """
 # PostgreSQL hands each event over as one line of COPY's CSV, laid out so that most of the
 # canonical array is already there: CSV with `\` as its escape writes a quoted string exactly as
@@ -91,15 +94,10 @@ class Span:
 def _sqlite_records(source: Source, chain_id: str, after: int, through: int) -> Iterator[Any]:
     connection = sqlite3.connect(f"file:{source.target}?mode=ro", uri=True)
     try:
-        while True:
-            rows = connection.execute(
-                _SQLITE_RECORDS, (chain_id, after, through, _BATCH)
-            ).fetchall()
-            # The record comes as a BLOB: its UTF-8 bytes, with no decoding and encoding again.
+        cursor = connection.execute(_SQLITE_RECORDS, (chain_id, after, through))
+        # The record comes as a BLOB: its UTF-8 bytes, with no decoding and encoding again.
+        while rows := cursor.fetchmany(_BATCH):
             yield from rows
-            if len(rows) < _BATCH:
-                return
-            after = rows[-1][0]
     finally:
         connection.close()
 
@@ -242,17 +240,50 @@ def source_of(url: Any) -> Source | None:
     return None
 
 
-def _processes() -> Any:
-    """Where span processes come from: a fork server that has imported this module and nothing
-    else, so a process starts in milliseconds, where `spawn` starts an interpreter that imports
-    the caller's main module (the whole API server) first, about 0.3 s. Both are safe inside a
-    threaded server; `spawn` is the fallback where there is no fork server (Windows)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    # Takes effect when the fork server starts, on the first use in this process.
-    context.set_forkserver_preload([__name__])
-    return context
+# What a span process runs: read a pickled (source, chain_id, after_seq, through_seq, want) from
+# stdin, write the pickled Span to stdout.
+_SPAN_PROCESS = "from tenantry.audit.fastverify import span_process; span_process()"
+
+
+def span_process() -> None:
+    """The entry point of a span process (`_check_in_processes`)."""
+    # Written by the parent, through a pipe (never argv, which would show a password to `ps`).
+    source, chain_id, after_seq, through_seq, want = pickle.loads(sys.stdin.buffer.read())  # noqa: S301
+    span = check_span(source, chain_id, after_seq, through_seq, want)
+    sys.stdout.buffer.write(pickle.dumps(span))
+
+
+def _check_in_processes(
+    source: Source, chain_id: str, ranges: list[tuple[int, int]], want: frozenset[int]
+) -> list[Span]:
+    """Each span in a fresh interpreter that imports this module and nothing else (about 0.1 s to
+    start). multiprocessing would import the caller's main module in every new process (the API
+    server, the benchmark: half a second, and a heap the garbage collector then walks), and
+    `fork` is unsafe in a threaded server. The children inherit `sys.path`, so they import the
+    same code as this process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    children = []
+    for after_seq, through_seq in ranges:
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter running our own module
+            [sys.executable, "-c", _SPAN_PROCESS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert child.stdin is not None
+        child.stdin.write(pickle.dumps((source, chain_id, after_seq, through_seq, want)))
+        child.stdin.close()
+        children.append(child)
+    found = []
+    for child, (after_seq, through_seq) in zip(children, ranges, strict=True):
+        assert child.stdout is not None
+        out = child.stdout.read()
+        child.stdout.close()
+        if child.wait() == 0 and out:
+            found.append(pickle.loads(out))  # noqa: S301 - written by our own child process
+        else:
+            found.append(Span(after_seq, through_seq, False, None, None, {}))
+    return found
 
 
 def spans(after_seq: int, through_seq: int, parts: int) -> list[tuple[int, int]]:
@@ -284,9 +315,7 @@ def chain_checks_out(
     if len(ranges) == 1:
         found = [check_span(source, chain_id, ranges[0][0], ranges[0][1], want)]
     else:
-        with ProcessPoolExecutor(len(ranges), mp_context=_processes()) as pool:
-            futures = [pool.submit(check_span, source, chain_id, a, b, want) for a, b in ranges]
-            found = [future.result() for future in futures]
+        found = _check_in_processes(source, chain_id, ranges, want)
     link = start_hash
     hashes: dict[int, str] = {}
     for span in found:

@@ -109,6 +109,33 @@ def _write_queued_events(session: Session, _context: Any, _instances: Any) -> No
     connection.execute(_INSERT_PERSONAL, queued[1])
 
 
+def lock_for_append(
+    session: Session, *, chain_id: str, subject_id: str, now: datetime
+) -> tuple[AuditChainHead, Any]:
+    """The chain's head, locked as `lock_head` locks it, and the subject's HMAC state as
+    `subject_signer` gives it. The first append of a transaction reads both in one statement:
+    with one event per transaction (one request), every statement saved is a round trip."""
+    held = _held(session)
+    head, signer = held.get(("head", chain_id)), held.get(("mac", subject_id))
+    if head is None or head not in session:
+        key = select(AuditSubjectKey.key).where(AuditSubjectKey.subject_id == subject_id)
+        query = (
+            select(AuditChainHead, key.scalar_subquery())
+            .where(AuditChainHead.chain_id == chain_id)
+            .with_for_update(of=AuditChainHead)
+        )
+        found = session.execute(query).first()
+        if found is None:
+            head = lock_head(session, chain_id=chain_id, now=now)  # the chain's first event
+        else:
+            head = held[("head", chain_id)] = found[0]
+            if signer is None and found[1] is not None:
+                signer = held[("mac", subject_id)] = hmac.new(found[1], digestmod=hashlib.sha256)
+    if signer is None:
+        signer = subject_signer(session, subject_id=subject_id, now=now)
+    return head, signer
+
+
 def head_of(session: Session, *, chain_id: str) -> AuditChainHead | None:
     return session.get(AuditChainHead, chain_id)
 

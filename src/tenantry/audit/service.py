@@ -99,11 +99,12 @@ def append(
     chain_id = chain_of(
         org_id=org_id, actor_type=actor_type, actor_id=actor_id, subject_id=subject_id
     )
-    signer = repository.subject_signer(session, subject_id=subject_id or ANONYMOUS_SUBJECT, now=now)
+    head, signer = repository.lock_for_append(
+        session, chain_id=chain_id, subject_id=subject_id or ANONYMOUS_SUBJECT, now=now
+    )
     digest = chain.signed_digest(
         signer, ip=personal.ip, user_agent=personal.user_agent, details=personal.details
     )
-    head = repository.lock_head(session, chain_id=chain_id, now=now)
     event_id, seq, trimmed = new_id("evt"), head.seq + 1, _trim(summary or {})
     event_hash = chain.event_hash(
         [
