@@ -40,7 +40,7 @@ from tenantry.metering.service import (
     record_events,
 )
 from tenantry.tenancy import service as tenancy
-from tenantry.tenancy.models import Team
+from tenantry.tenancy.service import TeamRef
 
 LAZY_EXPIRY_BATCH = 20
 
@@ -51,7 +51,7 @@ class AdmissionRequest:
 
     session: Session
     principal: Principal
-    team: Team
+    team: TeamRef  # the team's id and org
     plan: Plan
     action: str
     estimate: Mapping[str, Decimal]
@@ -337,7 +337,7 @@ def admit(
     ttl: timedelta,
 ) -> Admission:
     session, now = ctx.session, ctx.clock.now()
-    team = tenancy.resolve_team(session, principal, team_ref)
+    team = tenancy.resolve_team_ref(session, principal, team_ref)
     authorize(session, principal, Permission.USAGE_WRITE, org_id=team.org_id, team_id=team.id)
     check_quantities(estimate, what="estimate")
     plan = effective_plan(session, team.org_id)
@@ -395,7 +395,7 @@ def find_reservation(session: Session, principal: Principal, reservation_id: str
     if found is None:
         raise NotFound("Reservation not found")
     try:
-        tenancy.resolve_team(session, principal, found.team_id)
+        tenancy.resolve_team_ref(session, principal, found.team_id)
     except NotFound:
         raise NotFound("Reservation not found") from None
     return found

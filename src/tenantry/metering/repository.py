@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -171,13 +171,10 @@ _SQLITE_NEW_EVENTS = text(
 
 
 def _sqlite_rows(session: Session, rows: Sequence[dict[str, Any]]) -> bytes:
+    dialect = session.get_bind().dialect
     # As UTCDateTime stores it on SQLite: naive UTC, in the dialect's DATETIME text.
-    as_text = sqlite.DATETIME().bind_processor(session.get_bind().dialect)
-    assert as_text is not None
-
-    def stamp(at: datetime) -> str:
-        return str(as_text(at.astimezone(UTC).replace(tzinfo=None)))
-
+    stamp = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert stamp is not None
     return orjson.dumps(
         [
             [

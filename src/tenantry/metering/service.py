@@ -731,7 +731,9 @@ def _ingest_org(
     if principal.kind == "api_key" and principal.key_org_id is not None:
         return principal.key_org_id
     orgs = {
-        tenancy.resolve_team(session, principal, t).org_id for t in {e.team for e in events} if t
+        tenancy.resolve_team_ref(session, principal, t).org_id
+        for t in {e.team for e in events}
+        if t
     }
     if len(orgs) != 1:
         raise Unprocessable(

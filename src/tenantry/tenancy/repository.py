@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from tenantry.identity.models import User
@@ -119,6 +119,17 @@ def team_in_org(session: Session, *, org_id: str, team_id: str) -> Team | None:
 def unscoped_team(session: Session, team_id: str) -> Team | None:
     # Unscoped: resolves a path's team id; the caller then checks standing in its org.
     return session.get(Team, team_id)
+
+
+_TEAM_ORG = text("SELECT org_id FROM teams WHERE id = :team")
+
+
+def unscoped_team_org(session: Session, team_id: str) -> str | None:
+    """The org of a team (None: no such team), as plain SQL: the hot paths (admission, usage
+    events) need only that, not the row. Unscoped like `unscoped_team`: the caller then checks
+    standing in the org."""
+    found = session.execute(_TEAM_ORG, {"team": team_id}).scalar()
+    return None if found is None else str(found)
 
 
 def team_slug_taken(session: Session, *, org_id: str, slug: str) -> bool:
