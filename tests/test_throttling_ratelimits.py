@@ -25,6 +25,7 @@ from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.metering.models import UsageEvent
+from tenantry.throttling import limiter as limiter_module
 from tenantry.throttling.limiter import RequestLimiter, api_calls_key
 
 
@@ -327,6 +328,27 @@ def test_buffered_usage_is_written_when_the_clock_says_it_is_due(
     clock.advance(seconds=1)
     api.get("/api/v1/me", headers=acme.headers)  # the first request once due writes them
     assert len(_api_calls(database, acme.org_id)) == 1
+
+
+def test_a_due_buffer_is_written_whole_one_chunk_at_a_time(
+    api: TestClient,
+    limited_app: FastAPI,
+    people: Factory,
+    clock: FrozenClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    acme = people.tenant("Acme")
+    for _ in range(5):
+        api.get(teams_url(acme), headers=acme.headers)
+    ledger = limiter(limited_app).ledger
+    # A flush may take the oldest calls only (a chunk: one short transaction).
+    assert ledger.flush(2) == 2 and ledger.pending() == 3
+    monkeypatch.setattr(limiter_module, "FLUSH_CHUNK", 2)
+    clock.advance(seconds=5)
+    api.get("/api/v1/me", headers=acme.headers)  # once due: the rest, in chunks of 2
+    assert ledger.pending() == 0
+    assert len(_api_calls(database, acme.org_id)) == 5
 
 
 def test_buffered_usage_is_written_when_the_app_stops(

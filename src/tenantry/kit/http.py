@@ -151,25 +151,35 @@ def _writes(request: Request) -> bool:
     return request.method in MUTATING_METHODS and not reads
 
 
+def write_gate(app_state: Any) -> asyncio.Lock | None:
+    """The lock by which this process's SQLite writers take turns on the event loop (None on
+    PostgreSQL, whose writers lock rows, not the database). Anything else that writes from the
+    event loop's side, such as the API-calls ledger, takes its turn here too: a writer that met
+    SQLite's lock instead would wait in its busy handler, which sleeps up to 100 ms per retry."""
+    if app_state.db.dialect != "sqlite":
+        return None
+    gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = getattr(
+        app_state, "write_gates", None
+    )
+    if gates is None:
+        gates = app_state.write_gates = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    gate = gates.get(loop)
+    if gate is None:
+        gate = gates[loop] = asyncio.Lock()
+    return gate
+
+
 @asynccontextmanager
 async def _taking_turns(request: Request) -> AsyncIterator[None]:
     """On SQLite, one process's writing requests take turns here, on the event loop, before they
     take a worker thread. SQLite lets one writer in at a time; without this, requests blocked on
     its lock could fill the thread pool while the one holding the lock waits for a thread to
     finish in, until the busy timeout fails them all."""
-    state = request.app.state
-    if not _writes(request) or state.db.dialect != "sqlite":
+    gate = write_gate(request.app.state) if _writes(request) else None
+    if gate is None:
         yield
         return
-    gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = getattr(
-        state, "write_gates", None
-    )
-    if gates is None:
-        gates = state.write_gates = weakref.WeakKeyDictionary()
-    loop = asyncio.get_running_loop()
-    gate = gates.get(loop)
-    if gate is None:
-        gate = gates[loop] = asyncio.Lock()
     async with gate:
         yield
 

@@ -8,6 +8,11 @@ start of a request, before it touches the database, keeps every write off the re
 transaction and lock, and makes the moment of a flush follow from the clock, not from a timer
 thread (tests that move a FrozenClock see it happen at a request, never in between).
 
+A due flush is written in chunks of `FLUSH_CHUNK` calls, each a short transaction that takes
+the write turn of SQLite like any writing request (`kit.http.write_gate`), so requests queue
+behind one chunk at a time rather than behind the whole buffer, and never meet SQLite's lock in
+its busy handler (which sleeps up to 100 ms per retry: the tail of admission latency).
+
 Each call carries its own event id, so writing a batch twice (a retry after a failed commit)
 records it once. What can be lost: the calls of the last few seconds when a process is killed
 outright (SIGKILL, power loss). That only undercounts usage, in the customer's favour, by
@@ -32,6 +37,7 @@ from tenantry.metering import service as metering
 
 log = logging.getLogger("tenantry.throttling")
 API_CALLS = "api_calls"
+FLUSH_CHUNK = 200
 ONE = Decimal(1)
 
 
@@ -100,14 +106,19 @@ class ApiCallLedger:
                 return False
             return len(self._calls) >= self._flush_size or now - self._oldest >= self._flush_after
 
-    def flush(self) -> int:
-        """Write every buffered call; returns how many were new. One flush at a time: a second
-        caller returns at once rather than queue behind the first."""
+    def flush(self, at_most: int | None = None) -> int:
+        """Write the buffered calls (the oldest `at_most` of them, if given); returns how many
+        were new. One flush at a time: a second caller returns at once rather than queue behind
+        the first."""
         if not self._flushing.acquire(blocking=False):
             return 0
         try:
             with self._lock:
-                calls, self._calls, self._oldest = self._calls, [], None
+                if at_most is None or at_most >= len(self._calls):
+                    calls, self._calls = self._calls, []
+                else:
+                    calls, self._calls = self._calls[:at_most], self._calls[at_most:]
+                self._oldest = min((c.at for c in self._calls), default=None)
             return self._write(calls)
         finally:
             self._flushing.release()

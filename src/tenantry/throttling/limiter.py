@@ -24,6 +24,7 @@ a cache outage must not take the API down with it. See docs/rate-limits.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -41,7 +42,7 @@ from tenantry.config import Settings
 from tenantry.kit.clock import Clock
 from tenantry.kit.db import Database
 from tenantry.kit.errors import PaymentRequired, TooManyRequests
-from tenantry.kit.http import Ctx, is_quota_exempt
+from tenantry.kit.http import Ctx, is_quota_exempt, write_gate
 from tenantry.kit.ids import new_id
 from tenantry.kit.ratelimit import (
     Bucket,
@@ -55,7 +56,7 @@ from tenantry.kit.ratelimit import (
 )
 from tenantry.metering.plans import Enforcement, Plan
 from tenantry.throttling import service
-from tenantry.throttling.ledger import API_CALLS, ApiCall, ApiCallLedger
+from tenantry.throttling.ledger import API_CALLS, FLUSH_CHUNK, ApiCall, ApiCallLedger
 
 log = logging.getLogger("tenantry.throttling")
 QUOTA_WARNING_HEADER = "Tenantry-Quota-Warning"
@@ -308,13 +309,23 @@ class RateLimitHeaders:
         self.app = app
         self.limiter = limiter
         self.clock = clock
+        self.flushing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.limiter.ledger.due(self.clock.now()):
-            await anyio.to_thread.run_sync(self.limiter.ledger.flush)
+        ledger = self.limiter.ledger
+        # One request writes a due buffer; the others go on (they would only queue for chunks).
+        if not self.flushing and ledger.due(self.clock.now()):
+            self.flushing = True
+            try:
+                gate = write_gate(scope["app"].state)
+                for _ in range(math.ceil(ledger.pending() / FLUSH_CHUNK)):
+                    async with gate or contextlib.nullcontext():
+                        await anyio.to_thread.run_sync(ledger.flush, FLUSH_CHUNK)
+            finally:
+                self.flushing = False
         state: dict[str, Any] = scope.setdefault("state", {})
 
         async def send_with_headers(message: Message) -> None:
