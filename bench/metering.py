@@ -504,6 +504,16 @@ def main(argv: list[str] | None = None) -> int:
             d: all(v["overshoot"] == 0 for v in report[d]["admission"].values()) for d in databases
         },
     }
+    report["what_is_measured"] = {
+        "closed_loop_50_clients": "saturation: 50 clients, each sending its next request when "
+        "its last answer came; p50 is about 50 / throughput whatever the server does",
+        "closed_loop_1_client": "one client: the latency of an unloaded server",
+        "open_loop_<rate>_per_s": "50 clients sending <rate> requests/s in all on a fixed "
+        "schedule; latency from the scheduled send time, so queueing is counted",
+        "overshoot": "admissions allowed beyond the limit plus reserved beyond it; must be 0",
+        "http_events_per_s": "usage events through POST /api/v1/usage/events, batches of 1,000, "
+        "bodies encoded before the clock starts",
+    }
     load = {"load_average_before": load_before, "load_average_after": os.getloadavg()[0]}
     report = {"machine": {**machine(pg_version), **load}, **report}
     print(json.dumps(report, indent=2))
