@@ -263,17 +263,25 @@ def _check_in_processes(
     same code as this process."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     children = []
-    for after_seq, through_seq in ranges:
-        child = subprocess.Popen(  # noqa: S603 - our own interpreter running our own module
-            [sys.executable, "-c", _SPAN_PROCESS],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert child.stdin is not None
-        child.stdin.write(pickle.dumps((source, chain_id, after_seq, through_seq, want)))
-        child.stdin.close()
-        children.append(child)
+    try:
+        for after_seq, through_seq in ranges:
+            child = subprocess.Popen(  # noqa: S603 - our own interpreter running our own module
+                [sys.executable, "-c", _SPAN_PROCESS],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            children.append(child)
+            assert child.stdin is not None
+            child.stdin.write(pickle.dumps((source, chain_id, after_seq, through_seq, want)))
+            child.stdin.close()
+    except OSError:
+        # No interpreter to start (an embedded Python) or a child gone at once: nothing proven
+        # here, and the exact pass decides in this process.
+        for child in children:
+            child.kill()
+            child.wait()
+        return [Span(a, b, False, None, None, {}) for a, b in ranges]
     found = []
     for child, (after_seq, through_seq) in zip(children, ranges, strict=True):
         assert child.stdout is not None
