@@ -19,7 +19,13 @@ from tenantry.access.dependencies import OrgScope, PrincipalDep, org_scope
 from tenantry.access.principal import Principal
 from tenantry.access.service import authorize, is_in_org
 from tenantry.billing import render, service, webhooks
-from tenantry.billing.models import BillingAccount, Invoice, InvoiceLine, PaymentAttempt
+from tenantry.billing.models import (
+    BillingAccount,
+    Invoice,
+    InvoiceLine,
+    PaymentAttempt,
+    Subscription,
+)
 from tenantry.billing.providers import CardDetails, PaymentProvider
 from tenantry.billing.rating import Cycle, Line
 from tenantry.billing.schemas import (
@@ -102,7 +108,7 @@ def _payment_out(row: PaymentAttempt) -> PaymentOut:
     )
 
 
-def _invoice_out(session: Session, invoice: Invoice, *, full: bool = True) -> InvoiceOut:
+def _invoice_out(session: Session, invoice: Invoice) -> InvoiceOut:
     c = invoice.currency
     view = service.view(session, invoice, org_name="")
     return InvoiceOut(
@@ -129,8 +135,8 @@ def _invoice_out(session: Session, invoice: Invoice, *, full: bool = True) -> In
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
         next_attempt_at=invoice.next_attempt_at,
-        lines=[_line_out(x, c) for x in view.lines] if full else [],
-        payments=[_payment_out(a) for a in view.attempts] if full else [],
+        lines=[_line_out(x, c) for x in view.lines],
+        payments=[_payment_out(a) for a in view.attempts],
     )
 
 
@@ -151,7 +157,18 @@ def _summary_out(session: Session, invoice: Invoice) -> InvoiceSummaryOut:
     )
 
 
-def _subscription_out(org: Organization, sub: object | None) -> OrgSubscriptionOut:
+def _change_out(scope: OrgScope, change: service.SubscriptionChange) -> SubscriptionChangeOut:
+    session = scope.ctx.session
+    currency = service.account_of(session, scope.org.id).currency
+    return SubscriptionChangeOut(
+        change=change.change,
+        subscription=SubscriptionOut.model_validate(change.subscription),
+        invoice=_invoice_out(session, change.invoice) if change.invoice else None,
+        prorations=[_line_out(x, currency) for x in change.prorations],
+    )
+
+
+def _subscription_out(org: Organization, sub: Subscription | None) -> OrgSubscriptionOut:
     return OrgSubscriptionOut(
         org_id=org.id,
         plan=org.plan,
@@ -212,15 +229,7 @@ def subscribe(body: SubscribeIn, scope: BillingManage, provider: ProviderDep) ->
         trial_days=body.trial_days,
         provider=provider,
     )
-    session = scope.ctx.session
-    currency = service.account_of(session, scope.org.id).currency
-    out = SubscriptionChangeOut(
-        change=change.change,
-        subscription=SubscriptionOut.model_validate(change.subscription),
-        invoice=_invoice_out(session, change.invoice) if change.invoice else None,
-        prorations=[_line_out(x, currency) for x in change.prorations],
-    )
-    return scope.ctx.done(out)
+    return scope.ctx.done(_change_out(scope, change))
 
 
 @router.delete(
@@ -239,14 +248,7 @@ def cancel_subscription(
     change = service.cancel(
         scope.ctx, scope.principal, scope.org, immediately=immediately, provider=provider
     )
-    session = scope.ctx.session
-    out = SubscriptionChangeOut(
-        change=change.change,
-        subscription=SubscriptionOut.model_validate(change.subscription),
-        invoice=_invoice_out(session, change.invoice) if change.invoice else None,
-        prorations=[],
-    )
-    return scope.ctx.done(out)
+    return scope.ctx.done(_change_out(scope, change))
 
 
 # ---- billing account ----
