@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import bindparam, delete, event, func, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified, instance_state
 
 from tenantry.audit.chain import GENESIS_HASH, timestamp
 from tenantry.audit.models import (
@@ -48,6 +49,10 @@ def _held(session: Session) -> dict[tuple[str, str], Any]:
     each, and so no autoflush each: the events go to the database in one batch at commit. Keyed by
     the transaction and savepoint objects, so a commit, a rollback, or leaving a savepoint (whose
     rollback would release a row lock taken inside it) starts afresh."""
+    if session.get_transaction() is None:
+        # Begin now, as the first query would: held under "no transaction yet", what the first
+        # append locked would be forgotten by the second, which would lock and flush again.
+        session.begin()
     scope = (session.get_transaction(), session.get_nested_transaction())
     kept = session.info.get("audit_held")
     if kept is None or kept[0] is not scope[0] or kept[1] is not scope[1]:
@@ -81,17 +86,32 @@ _INSERT_EVENTS = insert(AuditEvent)
 _INSERT_PERSONAL = insert(AuditEventPersonal)
 
 
-def add_event(session: Session, *, event: dict[str, Any], personal: dict[str, Any]) -> None:
+def add_event(
+    session: Session, *, event: dict[str, Any], personal: dict[str, Any], held: Any = None
+) -> None:
     """Queue an event row and its personal-details row for this transaction's next flush.
 
     Appends write plain rows, not ORM objects: a transaction's events go to the database as one
     multi-row INSERT per table when the session next flushes (before a query, at commit), which
     `append` guarantees by moving the chain head (an ORM object, so the session is dirty). Queued
     rows belong to the transaction or savepoint that queued them, like the head's lock, so a
-    rollback drops them with everything else."""
-    queued = _held(session).setdefault(("queued", ""), ([], []))
+    rollback drops them with everything else. `held` is what `lock_for_append` returned with the
+    head, when the caller has it (one lookup fewer per event)."""
+    queued = (held if held is not None else _held(session)).setdefault(("queued", ""), ([], []))
     queued[0].append(event)
     queued[1].append(personal)
+
+
+def move_head(head: AuditChainHead, *, seq: int, hash: str, now: datetime) -> None:
+    """Set the locked head to the chain's new last event. The head is marked changed once per
+    flush (that is what makes the session flush before a query and at commit) and then written
+    in place: three instrumented sets per event cost more than the event's hashing."""
+    state = instance_state(head)
+    if not state.modified:
+        for name in ("seq", "hash", "updated_at"):
+            flag_modified(head, name)
+    values = head.__dict__
+    values["seq"], values["hash"], values["updated_at"] = seq, hash, now
 
 
 @event.listens_for(Session, "before_flush")
@@ -109,31 +129,42 @@ def _write_queued_events(session: Session, _context: Any, _instances: Any) -> No
     connection.execute(_INSERT_PERSONAL, queued[1])
 
 
+# Built once: composing it costs more than running it (once per transaction that appends).
+_LOCK_HEAD_AND_KEY = (
+    select(
+        AuditChainHead,
+        select(AuditSubjectKey.key)
+        .where(AuditSubjectKey.subject_id == bindparam("subject_id"))
+        .scalar_subquery(),
+    )
+    .where(AuditChainHead.chain_id == bindparam("chain_id"))
+    .with_for_update(of=AuditChainHead)
+)
+
+
 def lock_for_append(
     session: Session, *, chain_id: str, subject_id: str, now: datetime
-) -> tuple[AuditChainHead, Any]:
-    """The chain's head, locked as `lock_head` locks it, and the subject's HMAC state as
-    `subject_signer` gives it. The first append of a transaction reads both in one statement:
-    with one event per transaction (one request), every statement saved is a round trip."""
+) -> tuple[AuditChainHead, Any, dict[tuple[str, str], Any]]:
+    """The chain's head, locked as `lock_head` locks it, the subject's HMAC state as
+    `subject_signer` gives it, and what this transaction holds (for `add_event`). The first
+    append of a transaction reads head and key in one statement: with one event per transaction
+    (one request), every statement saved is a round trip."""
     held = _held(session)
     head, signer = held.get(("head", chain_id)), held.get(("mac", subject_id))
     if head is None or head not in session:
-        key = select(AuditSubjectKey.key).where(AuditSubjectKey.subject_id == subject_id)
-        query = (
-            select(AuditChainHead, key.scalar_subquery())
-            .where(AuditChainHead.chain_id == chain_id)
-            .with_for_update(of=AuditChainHead)
-        )
-        found = session.execute(query).first()
+        found = session.execute(
+            _LOCK_HEAD_AND_KEY, {"chain_id": chain_id, "subject_id": subject_id}
+        ).first()
         if found is None:
             head = lock_head(session, chain_id=chain_id, now=now)  # the chain's first event
         else:
             head = held[("head", chain_id)] = found[0]
             if signer is None and found[1] is not None:
                 signer = held[("mac", subject_id)] = hmac.new(found[1], digestmod=hashlib.sha256)
+        held = _held(session)  # lock_head may have started afresh (a savepoint it left)
     if signer is None:
         signer = subject_signer(session, subject_id=subject_id, now=now)
-    return head, signer
+    return head, signer, held
 
 
 def head_of(session: Session, *, chain_id: str) -> AuditChainHead | None:

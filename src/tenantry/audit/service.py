@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -64,9 +64,8 @@ class Personal:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Appended:
-    """What `append` wrote: the event's id and place in its chain."""
+class Appended(NamedTuple):
+    """What `append` wrote: the event's id and place in its chain (a tuple: one per event)."""
 
     id: str
     chain_id: str
@@ -99,17 +98,26 @@ def append(
     chain_id = chain_of(
         org_id=org_id, actor_type=actor_type, actor_id=actor_id, subject_id=subject_id
     )
-    head, signer = repository.lock_for_append(
+    head, signer, held = repository.lock_for_append(
         session, chain_id=chain_id, subject_id=subject_id or ANONYMOUS_SUBJECT, now=now
     )
-    digest = chain.signed_digest(
-        signer, ip=personal.ip, user_agent=personal.user_agent, details=personal.details
+    record = chain.personal_record(
+        ip=personal.ip, user_agent=personal.user_agent, details=personal.details
     )
-    event_id, seq, trimmed = new_id("evt"), head.seq + 1, _trim(summary or {})
+    # The events of one bulk change share a person and their details: one HMAC for them all.
+    digests = held.setdefault(("digests", subject_id or ANONYMOUS_SUBJECT), {})
+    digest = digests.get(record)
+    if digest is None:
+        digest = digests[record] = chain.signed_digest(signer, record)
+    tip = head.__dict__  # the locked head's own values (`repository.move_head` writes them)
+    if "seq" not in tip or "hash" not in tip:
+        session.refresh(head)  # expired in this transaction (`expire_all`): read it again
+    prev_hash, seq = tip["hash"], tip["seq"] + 1
+    event_id, trimmed = new_id("evt"), _trim(summary or {})
     event_hash = chain.event_hash(
         [
             chain_id, seq, event_id, org_id, team_id, actor_type, actor_id, action, target_type,
-            target_id, result, request_id, chain.timestamp(now), trimmed, digest, head.hash,
+            target_id, result, request_id, chain.timestamp(now), trimmed, digest, prev_hash,
         ]
     )  # fmt: skip
     repository.add_event(
@@ -130,7 +138,7 @@ def append(
             "occurred_at": now,
             "summary": trimmed,
             "personal_digest": digest,
-            "prev_hash": head.hash,
+            "prev_hash": prev_hash,
             "hash": event_hash,
         },
         personal={
@@ -141,8 +149,9 @@ def append(
             "user_agent": personal.user_agent,
             "details": personal.details,
         },
+        held=held,
     )
-    head.seq, head.hash, head.updated_at = seq, event_hash, now
+    repository.move_head(head, seq=seq, hash=event_hash, now=now)
     return Appended(event_id, chain_id, seq, event_hash)
 
 
