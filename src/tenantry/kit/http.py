@@ -7,7 +7,6 @@ response for `Idempotency-Key` replays and commits. Nothing is acknowledged befo
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -90,6 +90,9 @@ class Origin:
     base_url: str = "http://127.0.0.1:8000"
 
 
+_AS_BEFORE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
 @dataclass
 class Ctx:
     session: Session
@@ -111,7 +114,9 @@ class Ctx:
         elif isinstance(body, BaseModel):
             raw = body.model_dump_json().encode()
         else:
-            raw = json.dumps(body, default=str).encode()
+            # orjson: several times faster on large answers (1,000 results of a usage batch);
+            # datetimes still go through str(), as the standard library wrote them.
+            raw = orjson.dumps(body, default=str, option=_AS_BEFORE)
         if self.idempotency_record is not None:
             idempotency.store_response(
                 self.idempotency_record, status, raw, secret=self.settings.server_secret()

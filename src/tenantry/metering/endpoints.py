@@ -112,8 +112,8 @@ def _record(ctx: Ctx, principal: Principal, raw: bytes) -> Response:
         "duplicates": counts["duplicate"],
         "rejected": counts["rejected"],
         "results": [
-            {"id": r.event_id, "status": r.status, "code": r.code, "detail": r.detail}
-            for r in done.results
+            {"id": event_id, "status": status, "code": code, "detail": detail}
+            for event_id, status, code, detail in done.results
         ],
     }
     response = ctx.done(out)
