@@ -10,6 +10,7 @@ The FrozenClock stands still unless a test moves it, so buckets refill only when
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -318,15 +319,49 @@ def test_each_limited_request_is_recorded_as_api_calls_usage(
 
 
 def test_buffered_usage_is_written_when_the_clock_says_it_is_due(
-    api: TestClient, people: Factory, clock: FrozenClock, database: Database
+    api: TestClient, limited_app: FastAPI, people: Factory, clock: FrozenClock, database: Database
 ) -> None:
     acme = people.tenant("Acme")
+    ledger = limiter(limited_app).ledger
     api.get(teams_url(acme), headers=acme.headers)
     clock.advance(seconds=4)
     api.get("/api/v1/me", headers=acme.headers)
+    assert ledger.wait_written(timeout=10)
     assert _api_calls(database, acme.org_id) == []  # not due yet (5 s by default)
     clock.advance(seconds=1)
-    api.get("/api/v1/me", headers=acme.headers)  # the first request once due writes them
+    # The first request once due starts writing them, beside itself: it does not wait.
+    assert api.get("/api/v1/me", headers=acme.headers).status_code == 200
+    assert ledger.wait_written(timeout=10)
+    assert len(_api_calls(database, acme.org_id)) == 1
+
+
+def test_the_request_that_finds_the_buffer_due_does_not_wait_for_its_write(
+    api: TestClient,
+    limited_app: FastAPI,
+    people: Factory,
+    clock: FrozenClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    acme = people.tenant("Acme")
+    ledger = limiter(limited_app).ledger
+    api.get(teams_url(acme), headers=acme.headers)
+    started, release = threading.Event(), threading.Event()
+    write = ledger.flush
+
+    def held_write(at_most: int | None = None) -> int:
+        started.set()
+        assert release.wait(timeout=10)
+        return write(at_most)
+
+    monkeypatch.setattr(ledger, "flush", held_write)
+    clock.advance(seconds=5)
+    # Answered while its write is held back.
+    assert api.get("/api/v1/me", headers=acme.headers).status_code == 200
+    assert started.wait(timeout=10)
+    assert _api_calls(database, acme.org_id) == []
+    release.set()
+    assert ledger.wait_written(timeout=10)
     assert len(_api_calls(database, acme.org_id)) == 1
 
 
@@ -347,6 +382,7 @@ def test_a_due_buffer_is_written_whole_one_chunk_at_a_time(
     monkeypatch.setattr(limiter_module, "FLUSH_CHUNK", 2)
     clock.advance(seconds=5)
     api.get("/api/v1/me", headers=acme.headers)  # once due: the rest, in chunks of 2
+    assert ledger.wait_written(timeout=10)
     assert ledger.pending() == 0
     assert len(_api_calls(database, acme.org_id)) == 5
 

@@ -191,8 +191,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    # The API's own calls are recorded in batches: write what is buffered before stopping.
-    await anyio.to_thread.run_sync(app.state.throttle.ledger.flush)
+    # The API's own calls are recorded in batches: let a write under way finish, then write
+    # what is left before stopping.
+    ledger = app.state.throttle.ledger
+    await anyio.to_thread.run_sync(ledger.wait_written, 30.0)
+    await anyio.to_thread.run_sync(ledger.flush)
 
 
 def create_app(

@@ -2,11 +2,12 @@
 
 A request that passed the rate limit and the daily quota is appended here (microseconds, no
 database work on its path); the batch is written through `metering.service.record_usage_batch`
-when it is due: at the start of the first request after `api_calls_flush_seconds` (by the
-service's clock) or `api_calls_flush_size` calls, and when the app shuts down. Flushing at the
-start of a request, before it touches the database, keeps every write off the request's own
-transaction and lock, and makes the moment of a flush follow from the clock, not from a timer
-thread (tests that move a FrozenClock see it happen at a request, never in between).
+when it is due: the first request after `api_calls_flush_seconds` (by the service's clock) or
+`api_calls_flush_size` calls starts the write beside itself and goes on without waiting, and the
+app writes what is left when it shuts down. Starting at a request keeps every write off a
+request's own transaction and lock, and makes the moment of a flush follow from the clock, not
+from a timer thread (tests that move a FrozenClock see it start at a request, never in between,
+and `wait_written` tells when it is done).
 
 A due flush is written in chunks of `FLUSH_CHUNK` calls, each a short transaction that takes
 the write turn of SQLite like any writing request (`kit.http.write_gate`), so requests queue
@@ -37,7 +38,7 @@ from tenantry.metering import service as metering
 
 log = logging.getLogger("tenantry.throttling")
 API_CALLS = "api_calls"
-FLUSH_CHUNK = 200
+FLUSH_CHUNK = 50
 ONE = Decimal(1)
 
 
@@ -85,6 +86,8 @@ class ApiCallLedger:
         self._calls: list[ApiCall] = []
         self._oldest: datetime | None = None
         self.dropped = 0
+        self._writes = 0  # writes started beside a request and not yet finished
+        self._written = threading.Condition(self._lock)
 
     def record(self, call: ApiCall) -> None:
         with self._lock:
@@ -99,6 +102,21 @@ class ApiCallLedger:
     def pending(self) -> int:
         with self._lock:
             return len(self._calls)
+
+    def begin_write(self) -> None:
+        """A write of the buffer has started beside the requests (`limiter.RateLimitHeaders`)."""
+        with self._lock:
+            self._writes += 1
+
+    def end_write(self) -> None:
+        with self._written:
+            self._writes -= 1
+            self._written.notify_all()
+
+    def wait_written(self, timeout: float) -> bool:
+        """Wait until no started write is still running (shutdown, tests); False on timeout."""
+        with self._written:
+            return self._written.wait_for(lambda: self._writes == 0, timeout)
 
     def due(self, now: datetime) -> bool:
         with self._lock:
