@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from tenantry.kit.schemas import Input
+from tenantry.kit.schemas import Input, InputItem
 
 MAX_BATCH = 1000
 MAX_DIMENSIONS = 20
@@ -22,19 +22,14 @@ Action = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 DimensionValue = Annotated[str, StringConstraints(max_length=256)]
 
 
-def _check_dimensions(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > MAX_DIMENSIONS:
-        raise ValueError(f"at most {MAX_DIMENSIONS} dimensions")
-    return value
-
-
 def _check_meters(value: dict[str, Decimal]) -> dict[str, Decimal]:
     if len(value) > MAX_DIMENSIONS:
         raise ValueError(f"at most {MAX_DIMENSIONS} meters")
     return value
 
 
-class UsageEventIn(Input):
+class UsageEventIn(InputItem):
+    # Checked by pydantic's core alone (no Python validator): a batch holds a thousand.
     id: EventId = Field(description="Your id for the event: sending it again records nothing")
     meter: Key
     quantity: Decimal
@@ -43,13 +38,15 @@ class UsageEventIn(Input):
     user: IdRef | None = None
     api_key: IdRef | None = None
     dimensions: dict[Key, DimensionValue] = Field(
-        default_factory=dict, description="provider, model, resource_type, ..."
+        default_factory=dict,
+        max_length=MAX_DIMENSIONS,
+        description=f"provider, model, resource_type, ... (at most {MAX_DIMENSIONS})",
     )
 
-    _dims = field_validator("dimensions")(_check_dimensions)
 
+class OneUsageEventIn(UsageEventIn, Input):
+    """One event sent on its own: an `Input` body, whose values `Input` checks."""
 
-class OneUsageEventIn(UsageEventIn):
     org: IdRef | None = Field(default=None, description="Needed only with a user's token")
 
 
