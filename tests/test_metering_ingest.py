@@ -4,16 +4,19 @@ one by one, and summaries (from rollups only) that match the events exactly."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.dialects import sqlite
 
 from conftest import Factory, Tenant, assert_problem, bearer, count_rows
 from tenantry.kit.clock import FrozenClock
-from tenantry.kit.db import Database
+from tenantry.kit.db import Database, UTCDateTime
+from tenantry.metering import repository
 from tenantry.metering.models import UsageCounter, UsageEvent, UsageRollup
 
 EVENTS = "/api/v1/usage/events"
@@ -151,6 +154,43 @@ def test_a_batch_has_at_most_1000_events(
     assert_problem(post(client, acme, batch), 422, "validation_error")
     batch["events"] = batch["events"][:1000]
     assert post(client, acme, batch).json()["accepted"] == 1000
+
+
+def test_text_the_database_cannot_hold_is_refused_and_writes_nothing(
+    client: TestClient, factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    # Events are checked by pydantic's core alone; the NUL check is the body's (a batch's or a
+    # lone event's), and the dimension count a core constraint.
+    acme = factory.tenant("Acme")
+    nul = event(clock, "nul", dimensions={"model": "gpt\u0000x"})
+    many = event(clock, "many", dimensions={f"d{i}": "x" for i in range(21)})
+    refused = [
+        {"org": acme.org_id, "events": [event(clock, 1), nul]},
+        {**nul, "org": acme.org_id},
+        {"org": acme.org_id, "events": [many]},
+    ]
+    before = count_rows(database)
+    for body in refused:
+        assert_problem(post(client, acme, body), 422, "validation_error")
+    assert count_rows(database) == before
+    fine = event(clock, "fine", dimensions={f"d{i}": "x" for i in range(20)})
+    assert post(client, acme, {"org": acme.org_id, "events": [fine]}).json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))),
+    ],
+)
+def test_sqlite_event_times_are_written_as_the_column_type_writes_them(moment: datetime) -> None:
+    dialect = sqlite.dialect()
+    stamp = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert stamp is not None
+    assert repository.sqlite_stamp(moment) == stamp(moment)
 
 
 def _usage(client: TestClient, tenant: Tenant, query: str = "", team: bool = False) -> Any:
