@@ -7,6 +7,7 @@ response for `Idempotency-Key` replays and commits. Nothing is acknowledged befo
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -116,7 +117,10 @@ class Ctx:
         else:
             # orjson: several times faster on large answers (1,000 results of a usage batch);
             # datetimes still go through str(), as the standard library wrote them.
-            raw = orjson.dumps(body, default=str, option=_AS_BEFORE)
+            try:
+                raw = orjson.dumps(body, default=str, option=_AS_BEFORE)
+            except orjson.JSONEncodeError:  # an integer beyond 64 bits, which orjson refuses
+                raw = json.dumps(body, default=str).encode()
         if self.idempotency_record is not None:
             idempotency.store_response(
                 self.idempotency_record, status, raw, secret=self.settings.server_secret()
