@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import Field, TypeAdapter
+from pydantic import Discriminator, Tag, TypeAdapter
 
 from tenantry.access.catalog import Permission
 from tenantry.access.dependencies import (
@@ -58,10 +58,20 @@ TeamUsageRead = Annotated[TeamScope, Depends(team_scope(Permission.USAGE_READ))]
 OrgBillingManage = Annotated[OrgScope, Depends(org_scope(Permission.BILLING_MANAGE))]
 QUOTA_WARNING_HEADER = "Tenantry-Quota-Warning"
 # Bodies of the endpoints that read their own (`kit.http.parse_json_body`).
-# Left to right: a batch is tried first, once, in lax mode (pydantic's default "smart" union
-# would first try it strictly, a second walk over a thousand events, before accepting it).
+
+
+def _usage_body_kind(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "events" in value else "event"
+
+
+# A body with `events` is a batch, any other one event: validated once as what it is (pydantic's
+# default "smart" union would first try a batch strictly, a second walk over a thousand events),
+# and its errors name that shape only.
 _USAGE_BODY: TypeAdapter[UsageBatchIn | OneUsageEventIn] = TypeAdapter(
-    Annotated[UsageBatchIn | OneUsageEventIn, Field(union_mode="left_to_right")]
+    Annotated[
+        Annotated[UsageBatchIn, Tag("batch")] | Annotated[OneUsageEventIn, Tag("event")],
+        Discriminator(_usage_body_kind),
+    ]
 )
 _ADMISSION_BODY = TypeAdapter(AdmissionIn)
 
