@@ -87,7 +87,11 @@ _INSERT_PERSONAL = insert(AuditEventPersonal)
 
 
 def add_event(
-    session: Session, *, event: dict[str, Any], personal: dict[str, Any], held: Any = None
+    session: Session,
+    *,
+    event: dict[str, Any],
+    personal: dict[str, Any],
+    held: dict[tuple[str, str], Any] | None = None,
 ) -> None:
     """Queue an event row and its personal-details row for this transaction's next flush.
 
@@ -161,7 +165,6 @@ def lock_for_append(
             head = held[("head", chain_id)] = found[0]
             if signer is None and found[1] is not None:
                 signer = held[("mac", subject_id)] = hmac.new(found[1], digestmod=hashlib.sha256)
-        held = _held(session)  # lock_head may have started afresh (a savepoint it left)
     if signer is None:
         signer = subject_signer(session, subject_id=subject_id, now=now)
     return head, signer, held

@@ -57,16 +57,16 @@ OrgUsageRead = Annotated[OrgScope, Depends(org_scope(Permission.USAGE_READ))]
 TeamUsageRead = Annotated[TeamScope, Depends(team_scope(Permission.USAGE_READ))]
 OrgBillingManage = Annotated[OrgScope, Depends(org_scope(Permission.BILLING_MANAGE))]
 QUOTA_WARNING_HEADER = "Tenantry-Quota-Warning"
-# Bodies of the endpoints that read their own (`kit.http.parse_json_body`).
 
 
 def _usage_body_kind(value: Any) -> str:
     return "batch" if isinstance(value, dict) and "events" in value else "event"
 
 
-# A body with `events` is a batch, any other one event: validated once as what it is (pydantic's
-# default "smart" union would first try a batch strictly, a second walk over a thousand events),
-# and its errors name that shape only.
+# Bodies of the endpoints that read their own (`kit.http.parse_json_body`). A usage body with
+# `events` is a batch, any other one event: validated once as what it is (pydantic's default
+# "smart" union would first try a batch strictly, a second walk over a thousand events), and its
+# errors name that shape only.
 _USAGE_BODY: TypeAdapter[UsageBatchIn | OneUsageEventIn] = TypeAdapter(
     Annotated[
         Annotated[UsageBatchIn, Tag("batch")] | Annotated[OneUsageEventIn, Tag("event")],

@@ -352,9 +352,7 @@ def _event_values(org_id: str, event: UsageEvent) -> repository.EventValues:
 
 def _event_row(org_id: str, event: UsageEvent) -> dict[str, Any]:
     """The same values as a row dict (what a plain insert takes)."""
-    row = dict(zip(repository.EVENT_COLUMNS, _event_values(org_id, event), strict=True))
-    row["dimensions"] = dict(event.dimensions)
-    return row
+    return dict(zip(repository.EVENT_COLUMNS, _event_values(org_id, event), strict=True))
 
 
 def _rollup_rows(org_id: str, rollups: dict[RollupKey, _Rollup]) -> list[dict[str, Any]]:
