@@ -63,6 +63,40 @@ def test_a_batch_is_recorded_and_a_replay_changes_nothing(
         assert s.scalar(select(func.sum(UsageRollup.quantity))) == Decimal(15)
 
 
+def test_a_batch_mixing_replays_and_new_events_records_only_the_new(
+    client: TestClient, factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    acme = factory.tenant("Acme")
+    bravo = factory.tenant("Bravo")
+
+    # Another org's events land between the two batches, so the new rows are not simply the
+    # table's last ones of this org.
+    def batch(tenant: Tenant, *numbers: int) -> dict[str, Any]:
+        return {"events": [event(clock, n, team=tenant.team_id, quantity=str(n)) for n in numbers]}
+
+    assert post(client, acme, batch(acme, 1, 3)).status_code == 200
+    assert post(client, bravo, batch(bravo, 2, 9)).status_code == 200
+    mixed = batch(acme, 1, 2, 3, 4)
+    answer = post(client, acme, mixed)
+    assert answer.status_code == 200, answer.text
+    assert [(r["id"], r["status"]) for r in answer.json()["results"]] == [
+        ("e-1", "duplicate"),
+        ("e-2", "accepted"),
+        ("e-3", "duplicate"),
+        ("e-4", "accepted"),
+    ]
+    with database.session(write=False) as s:
+        acme_total = select(func.sum(UsageRollup.quantity)).where(UsageRollup.org_id == acme.org_id)
+        # 1 + 3 from the first batch, then only e-2 (2) and e-4 (4) of the mixed one.
+        assert s.scalar(acme_total) == Decimal(10)
+        assert (
+            s.scalar(
+                select(func.count()).select_from(UsageEvent).where(UsageEvent.org_id == acme.org_id)
+            )
+            == 4
+        )
+
+
 def test_bad_events_are_refused_one_by_one(
     client: TestClient, factory: Factory, clock: FrozenClock
 ) -> None:

@@ -9,13 +9,12 @@ so two concurrent batches cannot deadlock on PostgreSQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import (
     String,
     Table,
@@ -52,10 +51,24 @@ from tenantry.tenancy.models import Organization, OrgMembership, Team
 def _insert(session: Session, model: Any) -> Any:
     """A Core `INSERT` of the session's dialect, which knows `ON CONFLICT` (SQLite and
     PostgreSQL). Core, not ORM: bulk rows skip the ORM's per-row bookkeeping."""
-    table = model.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return _insert_of(session.get_bind().dialect.name)(model.__table__)
+
+
+def _insert_of(dialect: str) -> Callable[[Table], Any]:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _built(session: Session, name: str, build: Callable[[Callable[[Table], Any]], Any]) -> Any:
+    """The statement `name`, built once per dialect by `build(insert)`: building an upsert
+    construct and its cache key on every call cost more than running it."""
+    dialect = session.get_bind().dialect.name
+    statement = _BUILT.get((dialect, name))
+    if statement is None:
+        statement = _BUILT[(dialect, name)] = build(_insert_of(dialect))
+    return statement
 
 
 # ---- plans ----
@@ -161,26 +174,21 @@ def _pg_columns(rows: Sequence[EventValues]) -> dict[str, list[Any]]:
     }
 
 
-# SQLite takes a whole batch as one JSON array of rows, unpacked by json_each: one parameter,
-# each value already in the form SQLAlchemy's types would store it (integer millionths, naive
-# UTC text, JSON text). Binding 11 parameters per row through the types cost more than the
-# insert itself. (`WHERE true` tells SQLite's parser the ON CONFLICT is the INSERT's.)
-_SQLITE_NEW_EVENTS = text(
-    """
-    INSERT INTO usage_events
-        (org_id, event_id, meter, quantity, timestamp, team_id, user_id, api_key_id, provider,
-         model, dimensions)
-    SELECT json_extract(e.value, '$[0]'), json_extract(e.value, '$[1]'),
-           json_extract(e.value, '$[2]'), json_extract(e.value, '$[3]'),
-           json_extract(e.value, '$[4]'), json_extract(e.value, '$[5]'),
-           json_extract(e.value, '$[6]'), json_extract(e.value, '$[7]'),
-           json_extract(e.value, '$[8]'), json_extract(e.value, '$[9]'),
-           json_extract(e.value, '$[10]')
-    FROM json_each(:rows) AS e WHERE true
-    ON CONFLICT (org_id, event_id) DO NOTHING
-    RETURNING event_id
-    """
+# SQLite takes a batch as an `executemany` of plain tuples through the driver, each value
+# already in the form SQLAlchemy's types would store it (integer millionths, naive UTC text,
+# JSON text): the driver binds them in C, where binding 11 parameters per row through the types
+# cost more than the insert itself, and one JSON array unpacked by `json_each` cost twice the
+# insert. `executemany` returns no rows, so the ids inserted are read back only when some were
+# replays (see `insert_new_events`).
+_SQLITE_NEW_EVENTS = (
+    "INSERT INTO usage_events (org_id, event_id, meter, quantity, timestamp, team_id, user_id, "
+    "api_key_id, provider, model, dimensions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (org_id, event_id) DO NOTHING"
 )
+# The rows one statement inserted into a rowid table are the last `n` rowids: SQLite gives a new
+# row the largest rowid so far plus one, and this transaction is the only writer.
+_SQLITE_LAST_INSERTED = "SELECT event_id FROM usage_events WHERE rowid > last_insert_rowid() - ?"
+_NO_DIMENSIONS_TEXT = "{}"
 
 
 def sqlite_stamp(at: datetime) -> str:
@@ -190,13 +198,12 @@ def sqlite_stamp(at: datetime) -> str:
     return utc.isoformat(" ", "microseconds")[:26]
 
 
-def _sqlite_rows(rows: Sequence[EventValues]) -> bytes:
-    return orjson.dumps(
-        [
-            [o, e, m, to_micros(q), sqlite_stamp(t), team, user, key, p, model, json_text(d)]
-            for o, e, m, q, t, team, user, key, p, model, d in rows
-        ]
-    )
+def _sqlite_rows(rows: Sequence[EventValues]) -> list[tuple[Any, ...]]:
+    return [
+        (o, e, m, to_micros(q), sqlite_stamp(t), team, user, key, p, model,
+         json_text(d) if d else _NO_DIMENSIONS_TEXT)
+        for o, e, m, q, t, team, user, key, p, model, d in rows
+    ]  # fmt: skip
 
 
 def insert_new_events(session: Session, rows: Sequence[EventValues]) -> set[str]:
@@ -205,7 +212,13 @@ def insert_new_events(session: Session, rows: Sequence[EventValues]) -> set[str]
         return set()
     if session.get_bind().dialect.name == "postgresql":
         return set(session.scalars(_PG_NEW_EVENTS, _pg_columns(rows)))
-    return set(session.scalars(_SQLITE_NEW_EVENTS, {"rows": _sqlite_rows(rows).decode()}))
+    connection = session.connection()
+    inserted = connection.exec_driver_sql(_SQLITE_NEW_EVENTS, _sqlite_rows(rows)).rowcount
+    if inserted == len(rows):
+        return {row[1] for row in rows}
+    if inserted == 0:
+        return set()
+    return set(connection.exec_driver_sql(_SQLITE_LAST_INSERTED, (inserted,)).scalars())
 
 
 def insert_events_raw(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -223,25 +236,33 @@ def new_unique_values(
     ]
     if not rows:
         return set()
-    stmt = (
-        _insert(session, UsageUniqueValue)
-        .on_conflict_do_nothing()
-        .returning(UsageUniqueValue.meter, UsageUniqueValue.period_start, UsageUniqueValue.value)
-    )
+    stmt = _built(session, "new_unique_values", _new_unique_values)
     return {(r[0], r[1], r[2]) for r in session.execute(stmt, rows)}
+
+
+def _new_unique_values(insert: Callable[[Table], Any]) -> Any:
+    t = UsageUniqueValue
+    return (
+        insert(cast(Table, t.__table__))
+        .on_conflict_do_nothing()
+        .returning(t.meter, t.period_start, t.value)
+    )
 
 
 # ---- rollups ----
 
 
 def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    stmt = _insert(session, UsageRollup)
-    new = stmt.excluded
+    if rows:
+        session.execute(_built(session, "upsert_rollups", _upsert_rollups), list(rows))
+
+
+def _upsert_rollups(insert: Callable[[Table], Any]) -> Any:
     t = UsageRollup
+    stmt = insert(cast(Table, t.__table__))
+    new = stmt.excluded
     later = new.last_at >= t.last_at
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["org_id", "hour", "meter", "team_id", "user_id", "provider", "model"],
         set_={
             "quantity": t.quantity + new.quantity,
@@ -254,7 +275,6 @@ def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             "weighted": t.weighted + new.weighted,
         },
     )
-    session.execute(stmt, list(rows))
 
 
 _GROUP_COLUMNS = {
@@ -372,15 +392,18 @@ def change_counters(
         }
         for m, p, s in keys
     ]
-    stmt = _insert(session, UsageCounter)
-    stmt = stmt.on_conflict_do_update(
+    session.execute(_built(session, "change_counters", _change_counters), rows)
+
+
+def _change_counters(insert: Callable[[Table], Any]) -> Any:
+    stmt = insert(cast(Table, UsageCounter.__table__))
+    return stmt.on_conflict_do_update(
         index_elements=["org_id", "meter", "period", "period_start"],
         set_={
             "used": UsageCounter.used + stmt.excluded.used,
             "reserved": UsageCounter.reserved + stmt.excluded.reserved,
         },
     )
-    session.execute(stmt, rows)
 
 
 def ensure_counters(session: Session, *, org_id: str, keys: Iterable[CounterKey]) -> None:
@@ -534,8 +557,13 @@ def insert_alerts(session: Session, rows: Sequence[dict[str, Any]]) -> list[str]
     """Insert the alerts not raised yet (once per quota, period and threshold); their ids."""
     if not rows:
         return []
-    stmt = _insert(session, QuotaAlert).on_conflict_do_nothing().returning(QuotaAlert.id)
+    stmt = _built(session, "insert_alerts", _insert_alerts)
     return list(session.scalars(stmt, list(rows)))
+
+
+def _insert_alerts(insert: Callable[[Table], Any]) -> Any:
+    alerts = cast(Table, QuotaAlert.__table__)
+    return insert(alerts).on_conflict_do_nothing().returning(QuotaAlert.id)
 
 
 def alerts_of(session: Session, *, org_id: str, since: datetime | None = None) -> list[QuotaAlert]:
