@@ -105,14 +105,7 @@ def _record(ctx: Ctx, principal: Principal, raw: bytes) -> Response:
     sent = body.events if isinstance(body, UsageBatchIn) else [body]
     incoming = [
         service.IncomingEvent(
-            event_id=e.id,
-            meter=e.meter,
-            quantity=e.quantity,
-            timestamp=e.timestamp,
-            team=e.team,
-            user=e.user,
-            api_key=e.api_key,
-            dimensions=e.dimensions,
+            e.id, e.meter, e.quantity, e.timestamp, e.team, e.user, e.api_key, e.dimensions
         )
         for e in sent
     ]

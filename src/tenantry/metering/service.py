@@ -55,6 +55,7 @@ from tenantry.metering.repository import CounterKey, CounterState
 from tenantry.tenancy.models import Organization
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR = timedelta(hours=1)
 ALERT_THRESHOLDS = (80, 100)
 _MICRO = Decimal(1).scaleb(-QUANTITY_DECIMALS)
 
@@ -297,9 +298,10 @@ class _Tally:
 def _tally(session: Session, org_id: str, events: Sequence[UsageEvent]) -> _Tally:
     fresh = _fresh_unique(session, org_id, events)
     tally = _Tally()
-    # Events of a batch mostly share a few hours: each hour's counter keys are worked out once.
-    hours: dict[datetime, datetime] = {}
-    counter_keys: dict[tuple[str, datetime], CounterKey] = {}
+    # Events of a batch mostly share a few hours: each hour's start and counter keys are worked
+    # out once, keyed by the hour's number since the epoch (cheaper to find than to build).
+    hours: dict[int, datetime] = {}
+    counter_keys: dict[tuple[str, int], CounterKey] = {}
     zero, one = Decimal(0), Decimal(1)
     for event in events:
         meter = meter_of(event.meter)
@@ -313,11 +315,10 @@ def _tally(session: Session, org_id: str, events: Sequence[UsageEvent]) -> _Tall
             fresh.discard(value)  # a value repeated within the batch counts once
         else:
             contribution = event.quantity
-        at = event.timestamp if event.timestamp.tzinfo is UTC else event.timestamp.astimezone(UTC)
-        stamp = at.replace(minute=0, second=0, microsecond=0)
-        hour = hours.get(stamp)
+        number = (event.timestamp - EPOCH) // _HOUR
+        hour = hours.get(number)
         if hour is None:
-            hour = hours[stamp] = hour_of(stamp)
+            hour = hours[number] = EPOCH + number * _HOUR
         dims = event.dimensions
         key: RollupKey = (
             hour,
@@ -334,9 +335,9 @@ def _tally(session: Session, org_id: str, events: Sequence[UsageEvent]) -> _Tall
         if rollup is None:
             rollup = tally.rollups[key] = _Rollup()
         rollup.add(event, contribution, weighted)
-        ckey = counter_keys.get((meter.key, hour))
+        ckey = counter_keys.get((meter.key, number))
         if ckey is None:
-            ckey = counter_keys[(meter.key, hour)] = counter_key(meter, hour)
+            ckey = counter_keys[(meter.key, number)] = counter_key(meter, hour)
         tally.used[ckey] = tally.used.get(ckey, zero) + contribution
     return tally
 
@@ -742,7 +743,10 @@ def _ingest_org(
     return orgs.pop()
 
 
-def _event_problem(event: IncomingEvent, *, now: datetime) -> tuple[str, str] | None:
+def _accepted(
+    event: IncomingEvent, *, oldest: datetime, latest: datetime, key_id: str | None
+) -> UsageEvent | tuple[str, str]:
+    """The event to record (its time in UTC, the calling key's id by default), or why not."""
     meter = meter_of(event.meter)
     if meter is None:
         return "unknown_meter", f"No meter is called {event.meter!r}"
@@ -755,15 +759,21 @@ def _event_problem(event: IncomingEvent, *, now: datetime) -> tuple[str, str] | 
         to_micros(quantity)
     except ValueError:
         return "invalid_quantity", f"quantity has more than {QUANTITY_DECIMALS} decimal places"
-    if event.timestamp.tzinfo is None:
+    at = event.timestamp
+    if at.tzinfo is None:
         return "invalid_timestamp", "timestamp needs a timezone (e.g. Z)"
-    if event.timestamp < now - MAX_EVENT_AGE:
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)  # once: comparing times of two zones costs more than this
+    if at < oldest:
         return "too_old", "Events older than 35 days are not accepted"
-    if event.timestamp > now + MAX_EVENT_LEAD:
+    if at > latest:
         return "in_future", "Events more than 5 minutes ahead are not accepted"
     if meter.unique_by and not event.dimensions.get(meter.unique_by):
         return "missing_dimension", f"{meter.key} events need the {meter.unique_by} dimension"
-    return None
+    return UsageEvent(
+        event.event_id, event.meter, quantity, at, event.team, event.user,
+        event.api_key or key_id, event.dimensions,
+    )  # fmt: skip
 
 
 def _unknown_refs(
@@ -800,17 +810,20 @@ def ingest(
     verdicts: dict[int, EventResult] = {}
     accepted: list[tuple[int, UsageEvent]] = []
     seen: set[str] = set()
+    oldest, latest = now - MAX_EVENT_AGE, now + MAX_EVENT_LEAD
+    key_id = principal.api_key_id if principal.kind == "api_key" else None
+    any_bad = bool(bad_teams or bad_users or bad_keys)
     for i, event in enumerate(events):
-        problem = _event_problem(event, now=now) or _ref_problem(
-            event, bad_teams, bad_users, bad_keys
-        )
-        if problem is not None:
+        verdict = _accepted(event, oldest=oldest, latest=latest, key_id=key_id)
+        if not isinstance(verdict, UsageEvent):
+            verdicts[i] = EventResult(event.event_id, "rejected", *verdict)
+        elif any_bad and (problem := _ref_problem(event, bad_teams, bad_users, bad_keys)):
             verdicts[i] = EventResult(event.event_id, "rejected", *problem)
         elif event.event_id in seen:
             verdicts[i] = EventResult(event.event_id, "duplicate")
         else:
             seen.add(event.event_id)
-            accepted.append((i, _usage_event(event, principal)))
+            accepted.append((i, verdict))
     recorded = record_events(session, org_id, [e for _, e in accepted], now=now)
     for i, usage_event in accepted:
         status = "accepted" if usage_event.event_id in recorded.inserted else "duplicate"
@@ -829,16 +842,3 @@ def _ref_problem(
     if event.api_key in bad_keys:
         return "unknown_api_key", "No such API key in this organization"
     return None
-
-
-def _usage_event(event: IncomingEvent, principal: Principal) -> UsageEvent:
-    return UsageEvent(
-        event_id=event.event_id,
-        meter=event.meter,
-        quantity=event.quantity,
-        timestamp=event.timestamp.astimezone(UTC),
-        team_id=event.team,
-        user_id=event.user,
-        api_key_id=event.api_key or (principal.api_key_id if principal.kind == "api_key" else None),
-        dimensions=event.dimensions,
-    )
