@@ -97,6 +97,29 @@ def test_a_batch_mixing_replays_and_new_events_records_only_the_new(
         )
 
 
+def test_a_refused_body_is_named_by_its_shape(
+    client: TestClient, factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    acme = factory.tenant("Acme")
+    before = count_rows(database)
+
+    def locs(body: Any) -> list[list[Any]]:
+        problem = assert_problem(post(client, acme, body), 422, "validation_error")
+        return [e["loc"] for e in problem["errors"]]
+
+    good = event(clock, 1, team=acme.team_id)
+    batch = {"events": [good, {**good, "id": "e-2", "quantity": "many"}]}
+    assert locs(batch) == [["body", "batch", "events", 1, "quantity"]]
+    assert locs({**good, "timestamp": "soon"}) == [["body", "event", "timestamp"]]
+    # "events" inside a single event (a dimension here) does not make it a batch.
+    lone = {**good, "quantity": "many", "dimensions": {"events": "3"}}
+    assert locs(lone) == [["body", "event", "quantity"]]
+    assert locs({"events": []})[0][:3] == ["body", "batch", "events"]
+    assert count_rows(database) == before
+    one = post(client, acme, {**good, "dimensions": {"events": "3"}})
+    assert one.status_code == 200 and one.json()["accepted"] == 1, one.text
+
+
 def test_bad_events_are_refused_one_by_one(
     client: TestClient, factory: Factory, clock: FrozenClock
 ) -> None:

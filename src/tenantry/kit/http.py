@@ -258,10 +258,10 @@ CtxDep = Annotated[Ctx, Depends(unit_of_work)]
 _T = TypeVar("_T")
 
 
-def parse_json_body(body: TypeAdapter[_T], raw: bytes) -> _T:
+def parse_json_body(body: TypeAdapter[_T], raw: bytes, *, loc: tuple[str, ...] = ()) -> _T:
     """The body as `model`, for an endpoint that reads its own body (`in_one_turn`): parsed and
     validated in one pass by pydantic's JSON parser, refused exactly as FastAPI would (422, or
-    400 when it is not JSON).
+    400 when it is not JSON). `loc` goes between `body` and the place of each error.
 
     Only for models whose numbers are `Decimal` or `int`, which refuse NaN and infinities by type:
     then the one value JSON can carry that the database cannot is a NUL character, which JSON can
@@ -275,7 +275,7 @@ def parse_json_body(body: TypeAdapter[_T], raw: bytes) -> _T:
     try:
         return body.validate_json(raw, context=context)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        errors = [{**e, "loc": ("body", *loc, *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
 
 

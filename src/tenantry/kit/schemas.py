@@ -67,12 +67,10 @@ class Input(BaseModel):
         return self
 
 
-class InputItem(BaseModel):
-    """A part of an `Input` body repeated many times (a batch's events): the same rules, but no
-    Python check of its own per item, which cost more than parsing it. The `Input` that holds it
-    walks its values (`check_storable` goes into models that are not `Input`s)."""
-
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+# The config of a part of an `Input` body repeated many times (a batch's events), given to a
+# TypedDict: the same rules, but no model instance and no Python check of its own per item, which
+# cost more than parsing it. The `Input` that holds it walks its values.
+INPUT_ITEM_CONFIG: Final = ConfigDict(extra="forbid", str_max_length=10_000)
 
 
 class Output(BaseModel):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, with_config
+from typing_extensions import TypedDict
 
-from tenantry.kit.schemas import Input, InputItem
+from tenantry.kit.schemas import INPUT_ITEM_CONFIG, Input
 
 MAX_BATCH = 1000
 MAX_DIMENSIONS = 20
@@ -28,9 +29,13 @@ def _check_meters(value: dict[str, Decimal]) -> dict[str, Decimal]:
     return value
 
 
-class UsageEventIn(InputItem):
-    # Checked by pydantic's core alone (no Python validator): a batch holds a thousand.
-    id: EventId = Field(description="Your id for the event: sending it again records nothing")
+EVENT_ID_DOC = "Your id for the event: sending it again records nothing"
+
+
+class UsageEventIn(Input):
+    """One event sent on its own."""
+
+    id: EventId = Field(description=EVENT_ID_DOC)
     meter: Key
     quantity: Decimal
     timestamp: datetime
@@ -42,17 +47,35 @@ class UsageEventIn(InputItem):
         max_length=MAX_DIMENSIONS,
         description=f"provider, model, resource_type, ... (at most {MAX_DIMENSIONS})",
     )
-
-
-class OneUsageEventIn(UsageEventIn, Input):
-    """One event sent on its own: an `Input` body, whose values `Input` checks."""
-
     org: IdRef | None = Field(default=None, description="Needed only with a user's token")
+
+
+@with_config(INPUT_ITEM_CONFIG)
+class UsageEventItem(TypedDict):
+    """An event of a batch: the fields of `UsageEventIn` but `org`, checked by pydantic's core
+    alone (a batch holds a thousand)."""
+
+    id: Annotated[EventId, Field(description=EVENT_ID_DOC)]
+    meter: Key
+    quantity: Decimal
+    timestamp: datetime
+    team: NotRequired[IdRef | None]
+    user: NotRequired[IdRef | None]
+    api_key: NotRequired[IdRef | None]
+    dimensions: NotRequired[
+        Annotated[
+            dict[Key, DimensionValue],
+            Field(
+                max_length=MAX_DIMENSIONS,
+                description=f"provider, model, resource_type, ... (at most {MAX_DIMENSIONS})",
+            ),
+        ]
+    ]
 
 
 class UsageBatchIn(Input):
     org: IdRef | None = Field(default=None, description="Needed only with a user's token")
-    events: list[UsageEventIn] = Field(min_length=1, max_length=MAX_BATCH)
+    events: list[UsageEventItem] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class EventResultOut(BaseModel):
