@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
     String,
     Table,
@@ -122,22 +123,21 @@ def plan_override(session: Session, org_id: str) -> PlanOverride | None:
 # ---- events ----
 
 
-# PostgreSQL takes a whole batch as one array per column: one short statement, parsed once,
-# where a multi-row VALUES list of 1,000 rows is a long statement the driver parses every time.
+# PostgreSQL takes a whole batch as one JSON array of objects, unpacked by json_to_recordset:
+# one short statement and one parameter, which orjson writes in C. One array per column through
+# `unnest` took twice as long: the driver writes text arrays element by element, and the server
+# casts each of them.
 _PG_NEW_EVENTS = text(
     """
     INSERT INTO usage_events
         (org_id, event_id, meter, quantity, timestamp, team_id, user_id, api_key_id, provider,
          model, dimensions)
-    SELECT e.org_id, e.event_id, e.meter, e.quantity, e.ts, e.team_id, e.user_id, e.api_key_id,
-           e.provider, e.model, CAST(e.dimensions AS jsonb)
-    FROM unnest(
-        CAST(:org_ids AS text[]), CAST(:event_ids AS text[]), CAST(:meters AS text[]),
-        CAST(:quantities AS bigint[]), CAST(:stamps AS timestamptz[]), CAST(:team_ids AS text[]),
-        CAST(:user_ids AS text[]), CAST(:api_key_ids AS text[]), CAST(:providers AS text[]),
-        CAST(:models AS text[]), CAST(:dimensions AS text[])
-    ) AS e(org_id, event_id, meter, quantity, ts, team_id, user_id, api_key_id, provider, model,
-           dimensions)
+    SELECT e.org_id, e.event_id, e.meter, e.quantity, e.timestamp, e.team_id, e.user_id,
+           e.api_key_id, e.provider, e.model, e.dimensions
+    FROM json_to_recordset(CAST(:events AS json)) AS e(
+        org_id text, event_id text, meter text, quantity bigint, timestamp timestamptz,
+        team_id text, user_id text, api_key_id text, provider text, model text, dimensions jsonb
+    )
     ON CONFLICT (org_id, event_id) DO NOTHING
     RETURNING event_id
     """
@@ -156,22 +156,26 @@ EventValues = tuple[
 ]  # fmt: skip
 
 
-def _pg_columns(rows: Sequence[EventValues]) -> dict[str, list[Any]]:
-    (org_ids, event_ids, meters, quantities, stamps, team_ids, user_ids, api_key_ids, providers,
-     models, dimensions) = (list(column) for column in zip(*rows, strict=True))  # fmt: skip
-    return {
-        "org_ids": org_ids,
-        "event_ids": event_ids,
-        "meters": meters,
-        "quantities": [to_micros(q) for q in quantities],
-        "stamps": stamps,
-        "team_ids": team_ids,
-        "user_ids": user_ids,
-        "api_key_ids": api_key_ids,
-        "providers": providers,
-        "models": models,
-        "dimensions": [json_text(d) for d in dimensions],
-    }
+def _pg_events(rows: Sequence[EventValues]) -> str:
+    return orjson.dumps(
+        [
+            {
+                "org_id": o,
+                "event_id": e,
+                "meter": m,
+                "quantity": to_micros(q),
+                "timestamp": t,
+                "team_id": team,
+                "user_id": user,
+                "api_key_id": key,
+                "provider": p,
+                "model": model,
+                "dimensions": d,
+            }
+            for o, e, m, q, t, team, user, key, p, model, d in rows
+        ],
+        default=dict,  # dimensions given as a read-only mapping
+    ).decode()
 
 
 # SQLite takes a batch as an `executemany` of plain tuples through the driver, each value
@@ -211,7 +215,7 @@ def insert_new_events(session: Session, rows: Sequence[EventValues]) -> set[str]
     if not rows:
         return set()
     if session.get_bind().dialect.name == "postgresql":
-        return set(session.scalars(_PG_NEW_EVENTS, _pg_columns(rows)))
+        return set(session.scalars(_PG_NEW_EVENTS, {"events": _pg_events(rows)}))
     connection = session.connection()
     inserted = connection.exec_driver_sql(_SQLITE_NEW_EVENTS, _sqlite_rows(rows)).rowcount
     if inserted == len(rows):
