@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ import orjson
 from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -110,7 +112,35 @@ def make_engine(url: str, *, for_writes: bool = True, pool: bool = True) -> Engi
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not pool:
         return create_engine(url, poolclass=NullPool)
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=20, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection is pinged before use only when it sat idle this long: one that
+# was in use moments ago is very likely alive, and SQLAlchemy's `pool_pre_ping` cost a round trip
+# on every request. One that died meanwhile (the server restarted) still fails that request, and
+# the pool then replaces it and every connection older than it.
+PING_AFTER_IDLE_S = 2.0
+_IDLE_SINCE = "tenantry.idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError from exc  # the pool connects afresh and tries again
+        if not alive:
+            raise DisconnectionError
 
 
 def json_text(value: Any) -> str:
