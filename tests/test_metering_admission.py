@@ -143,6 +143,27 @@ def test_admission_input_and_tenants(
     assert count_rows(database) == before
 
 
+def test_a_reservation_is_freed_the_moment_it_expires(
+    client: TestClient, factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    # Admission skips looking for overdue reservations while none can be overdue yet (the
+    # shortest one lives a second): that must never keep an expired hold a moment too long.
+    acme = factory.tenant("Acme")  # Free: compute_hours 100 a month, hard
+    assert admit(client, acme, {"compute_hours": "100"}, ttl_seconds=1)["decision"] == "allow"
+    clock.advance(seconds=0.4)
+    assert admit(client, acme, {"compute_hours": "1"})["decision"] == "deny"
+    clock.advance(seconds=0.599999)
+    assert admit(client, acme, {"compute_hours": "1"})["decision"] == "deny"
+    clock.advance(seconds=0.000001)  # now its expiry
+    assert admit(client, acme, {"compute_hours": "100"}, ttl_seconds=1)["decision"] == "allow"
+    assert counter(database, acme.org_id, "compute_hours") == (0, 100)
+    # One made right after a look, by this process or another, is found just as well.
+    clock.advance(seconds=0.3)
+    assert admit(client, acme, {"compute_hours": "1"})["decision"] == "deny"
+    clock.advance(seconds=0.7)
+    assert admit(client, acme, {"compute_hours": "100"})["decision"] == "allow"
+
+
 def test_unsettled_reservations_expire_once(
     client: TestClient,
     factory: Factory,

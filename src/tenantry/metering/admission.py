@@ -278,15 +278,33 @@ def _mark_expired(session: Session, org_id: str, reservation_id: str, *, now: da
     )
 
 
+# When each org's next overdue reservation can come, as this process last found it: until then
+# admission need not look (and skips a statement). A reservation lives at least MIN_TTL, so one
+# made (by any process) after the look expires at least MIN_TTL later; half of it is allowed for
+# reservations made just before the look but committed after it, and for clocks apart.
+MIN_TTL = timedelta(seconds=1)
+_NOTHING_OVERDUE_BEFORE: dict[str, datetime] = {}
+_NOTHING_OVERDUE_CAPACITY = 100_000
+
+
 def _overdue_releases(session: Session, org_id: str, now: datetime) -> dict[CounterKey, Decimal]:
     """Expire this org's overdue reservations (a few per call); what they held."""
+    if now < _NOTHING_OVERDUE_BEFORE.get(org_id, now):
+        return {}
     releases: dict[CounterKey, Decimal] = {}
-    for reservation_id, holds in repository.overdue_reservations(
-        session, org_id=org_id, now=now, limit=LAZY_EXPIRY_BATCH
-    ):
+    first = repository.first_to_expire(session, org_id=org_id, limit=LAZY_EXPIRY_BATCH + 1)
+    overdue = [(rid, holds) for rid, holds, expires_at in first if expires_at <= now]
+    for reservation_id, holds in overdue[:LAZY_EXPIRY_BATCH]:
         if _mark_expired(session, org_id, reservation_id, now=now):
             for key, quantity in _held(holds).items():
                 releases[key] = releases.get(key, Decimal(0)) + quantity
+    if len(overdue) > LAZY_EXPIRY_BATCH:
+        _NOTHING_OVERDUE_BEFORE.pop(org_id, None)  # more are overdue: look again next time
+        return releases
+    later = [expires_at for _, _, expires_at in first if expires_at > now]
+    if len(_NOTHING_OVERDUE_BEFORE) >= _NOTHING_OVERDUE_CAPACITY:
+        _NOTHING_OVERDUE_BEFORE.clear()
+    _NOTHING_OVERDUE_BEFORE[org_id] = min([*later[:1], now + MIN_TTL / 2])
     return releases
 
 

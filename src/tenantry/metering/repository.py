@@ -635,24 +635,21 @@ def insert_held_reservation(session: Session, row: Mapping[str, Any]) -> None:
 
 
 # Served by the index (org_id, status, expires_at); asked at every admission.
-_OVERDUE = (
-    text(
-        """
-        SELECT id, holds FROM usage_reservations
-        WHERE org_id = :org AND status = 'held' AND expires_at <= :now
+_FIRST_TO_EXPIRE = text(
+    """
+        SELECT id, holds, expires_at FROM usage_reservations
+        WHERE org_id = :org AND status = 'held'
         ORDER BY expires_at LIMIT :limit
         """
-    )
-    .bindparams(bindparam("now", type_=UTCDateTime()))
-    .columns(column("id", String), column("holds", JSONType))
-)
+).columns(column("id", String), column("holds", JSONType), column("expires_at", UTCDateTime()))
 
 
-def overdue_reservations(
-    session: Session, *, org_id: str, now: datetime, limit: int
-) -> list[tuple[str, list[dict[str, Any]]]]:
-    rows = session.execute(_OVERDUE, {"org": org_id, "now": now, "limit": limit})
-    return [(r[0], r[1]) for r in rows]
+def first_to_expire(
+    session: Session, *, org_id: str, limit: int
+) -> list[tuple[str, list[dict[str, Any]], datetime]]:
+    """The org's held reservations that expire first (id, holds, expiry), overdue or not."""
+    rows = session.execute(_FIRST_TO_EXPIRE, {"org": org_id, "limit": limit})
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def unscoped_overdue_reservations(
