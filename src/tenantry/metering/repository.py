@@ -46,7 +46,7 @@ from tenantry.metering.models import (
     UsageRollup,
     UsageUniqueValue,
 )
-from tenantry.tenancy.models import Organization, OrgMembership, Team
+from tenantry.tenancy.models import Organization, OrgMembership
 
 
 def _insert(session: Session, model: Any) -> Any:
@@ -690,30 +690,32 @@ def count_org_members(session: Session, *, org_id: str) -> int:
 # ---- references named in events ----
 
 
-def teams_in_org(session: Session, *, org_id: str, team_ids: Iterable[str]) -> set[str]:
-    wanted = set(team_ids)
+# Which of the ids a batch names are the org's: built once (a batch names a few, every time).
+_TEAMS_IN_ORG = text("SELECT id FROM teams WHERE org_id = :org AND id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+_MEMBERS_IN_ORG = text(
+    "SELECT user_id FROM org_memberships WHERE org_id = :org AND user_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+_API_KEYS_IN_ORG = text("SELECT id FROM api_keys WHERE org_id = :org AND id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+
+def _ids_in_org(session: Session, statement: Any, org_id: str, ids: Iterable[str]) -> set[str]:
+    wanted = sorted(set(ids))
     if not wanted:
         return set()
-    query = select(Team.id).where(Team.org_id == org_id, Team.id.in_(wanted))
-    return set(session.scalars(query))
+    return set(session.scalars(statement, {"org": org_id, "ids": wanted}))
+
+
+def teams_in_org(session: Session, *, org_id: str, team_ids: Iterable[str]) -> set[str]:
+    return _ids_in_org(session, _TEAMS_IN_ORG, org_id, team_ids)
 
 
 def members_in_org(session: Session, *, org_id: str, user_ids: Iterable[str]) -> set[str]:
-    wanted = set(user_ids)
-    if not wanted:
-        return set()
-    query = select(OrgMembership.user_id).where(
-        OrgMembership.org_id == org_id, OrgMembership.user_id.in_(wanted)
-    )
-    return set(session.scalars(query))
+    return _ids_in_org(session, _MEMBERS_IN_ORG, org_id, user_ids)
 
 
 def api_keys_in_org(session: Session, *, org_id: str, key_ids: Iterable[str]) -> set[str]:
-    from tenantry.identity.models import ApiKey
-
-    wanted = set(key_ids)
-    if not wanted:
-        return set()
-    return set(
-        session.scalars(select(ApiKey.id).where(ApiKey.org_id == org_id, ApiKey.id.in_(wanted)))
-    )
+    return _ids_in_org(session, _API_KEYS_IN_ORG, org_id, key_ids)

@@ -709,6 +709,9 @@ class EventResult(NamedTuple):
     detail: str | None = None
 
 
+_PENDING = EventResult("", "accepted")
+
+
 @dataclass(frozen=True)
 class Ingested:
     org_id: str
@@ -780,9 +783,16 @@ def _unknown_refs(
     session: Session, principal: Principal, org_id: str, events: Sequence[IncomingEvent]
 ) -> tuple[set[str], set[str], set[str]]:
     """The teams, users and API keys named that are not the org's (each looked up once)."""
-    teams = {e.team for e in events if e.team}
-    users = {e.user for e in events if e.user}
-    keys = {e.api_key for e in events if e.api_key}
+    teams: set[str] = set()
+    users: set[str] = set()
+    keys: set[str] = set()
+    for event in events:  # one pass: a batch has a thousand events and names a few ids
+        if event.team:
+            teams.add(event.team)
+        if event.user:
+            users.add(event.user)
+        if event.api_key:
+            keys.add(event.api_key)
     known_teams = repository.teams_in_org(session, org_id=org_id, team_ids=teams)
     if principal.kind == "api_key" and principal.key_team_id is not None:
         known_teams &= {principal.key_team_id}  # a team-bound key speaks for its team only
@@ -807,8 +817,8 @@ def ingest(
         authorize(session, principal, Permission.USAGE_WRITE, org_id=org_id, team_id=team_id)
     if any(not e.team for e in events):
         authorize(session, principal, Permission.USAGE_WRITE, org_id=org_id)
-    verdicts: dict[int, EventResult] = {}
-    accepted: list[tuple[int, UsageEvent]] = []
+    results: list[EventResult] = []
+    accepted: list[tuple[int, UsageEvent]] = []  # (index in the batch, the event)
     seen: set[str] = set()
     oldest, latest = now - MAX_EVENT_AGE, now + MAX_EVENT_LEAD
     key_id = principal.api_key_id if principal.kind == "api_key" else None
@@ -816,19 +826,21 @@ def ingest(
     for i, event in enumerate(events):
         verdict = _accepted(event, oldest=oldest, latest=latest, key_id=key_id)
         if not isinstance(verdict, UsageEvent):
-            verdicts[i] = EventResult(event.event_id, "rejected", *verdict)
+            results.append(EventResult(event.event_id, "rejected", *verdict))
         elif any_bad and (problem := _ref_problem(event, bad_teams, bad_users, bad_keys)):
-            verdicts[i] = EventResult(event.event_id, "rejected", *problem)
+            results.append(EventResult(event.event_id, "rejected", *problem))
         elif event.event_id in seen:
-            verdicts[i] = EventResult(event.event_id, "duplicate")
+            results.append(EventResult(event.event_id, "duplicate"))
         else:
             seen.add(event.event_id)
             accepted.append((i, verdict))
+            results.append(_PENDING)  # the insert tells whether it was recorded before
     recorded = record_events(session, org_id, [e for _, e in accepted], now=now)
+    inserted = recorded.inserted
     for i, usage_event in accepted:
-        status = "accepted" if usage_event.event_id in recorded.inserted else "duplicate"
-        verdicts[i] = EventResult(usage_event.event_id, status)
-    return Ingested(org_id, [verdicts[i] for i in range(len(events))], recorded.over_limit)
+        event_id = usage_event.event_id
+        results[i] = EventResult(event_id, "accepted" if event_id in inserted else "duplicate")
+    return Ingested(org_id, results, recorded.over_limit)
 
 
 def _ref_problem(
