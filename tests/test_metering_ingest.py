@@ -16,7 +16,7 @@ from sqlalchemy.dialects import sqlite
 from conftest import Factory, Tenant, assert_problem, bearer, count_rows
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database, UTCDateTime
-from tenantry.metering import repository
+from tenantry.metering import repository, service
 from tenantry.metering.models import UsageCounter, UsageEvent, UsageRollup
 
 EVENTS = "/api/v1/usage/events"
@@ -381,3 +381,16 @@ def test_summary_ranges_are_checked(client: TestClient, factory: Factory) -> Non
     for query in bad:
         assert_problem(client.get(f"{url}?{query}", headers=acme.headers), 422, "invalid_range")
     assert_problem(client.get(f"{url}?group_by=color", headers=acme.headers), 422)
+
+
+def test_a_naive_event_time_is_refused_by_the_insert(
+    factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    # The batch insert writes times itself (not through UTCDateTime), and refuses what it does.
+    acme = factory.tenant("Acme")
+    naive = service.UsageEvent("n-1", "llm_input_tokens", Decimal(1), datetime(2026, 1, 1))
+    with database.session(write=True) as s, pytest.raises(ValueError, match="naive"):
+        service.record_events(s, acme.org_id, [naive])
+    with database.session(write=False) as s:
+        mine = select(func.count()).select_from(UsageEvent).where(UsageEvent.org_id == acme.org_id)
+        assert s.scalar(mine) == 0

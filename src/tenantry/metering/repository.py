@@ -164,7 +164,7 @@ def _pg_events(rows: Sequence[EventValues]) -> str:
                 "event_id": e,
                 "meter": m,
                 "quantity": to_micros(q),
-                "timestamp": t,
+                "timestamp": t if t.tzinfo is UTC else _aware(t),
                 "team_id": team,
                 "user_id": user,
                 "api_key_id": key,
@@ -195,10 +195,16 @@ _SQLITE_LAST_INSERTED = "SELECT event_id FROM usage_events WHERE rowid > last_in
 _NO_DIMENSIONS_TEXT = "{}"
 
 
+def _aware(at: datetime) -> datetime:
+    if at.tzinfo is None:  # as UTCDateTime refuses it: a naive time means no one knows which
+        raise ValueError("naive datetime given to a UTC column")
+    return at
+
+
 def sqlite_stamp(at: datetime) -> str:
     """An aware time as UTCDateTime stores it on SQLite (naive UTC in SQLAlchemy's DATETIME
     text, microseconds always written), without the two type processors' cost per value."""
-    utc = at if at.tzinfo is UTC else at.astimezone(UTC)
+    utc = at if at.tzinfo is UTC else _aware(at).astimezone(UTC)
     return utc.isoformat(" ", "microseconds")[:26]
 
 
