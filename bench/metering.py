@@ -333,7 +333,8 @@ async def open_loop(
     """`clients` connections sending `rate` requests/s in all, each on a fixed schedule (one
     request every clients/rate seconds, the clients evenly staggered). A request whose
     scheduled time has passed while the connection still waited for an answer is sent at once,
-    and its latency still counts from its scheduled time: queueing shows in the figures."""
+    and its latency still counts from its scheduled time: queueing shows in the figures. One
+    sent on time is timed from its send (the client's timer slack is the client's)."""
     request, tally = admission_request(base, who), Tally()
     per_client = max(1, round(rate * seconds / clients))
     interval = clients / rate
