@@ -1,13 +1,16 @@
 """Where the engine's snapshots come from: an org's policy loaded, cached, and known stale.
 
-Each org has a version stamp (`access_versions`). Any change to what decides access — an org or
-team membership, a team (its parent, its inheritance setting), a custom role, a grant — bumps it
-in the same transaction, whatever code made the change: a session listener watches flushes of
-those tables and bulk UPDATE/DELETE statements on them. A request reads the stamp (one primary
-key lookup) and uses the process's cached snapshot only if it was built at that version, so a
-change committed by any process is seen by every other on its next request.
+Each org has a version stamp (`access_versions`). Any change to what decides an org's requests
+bumps it in the same transaction, whatever code made the change: what decides access (an org or
+team membership, a team, its parent and inheritance setting, a custom role, a grant) and what
+decides admission (the org's catalog plan, its custom plan, its own rate limits). A session
+listener watches flushes of those tables and bulk UPDATE/DELETE statements on them. A request
+reads the stamp once (one primary key lookup) and uses what the process cached only if it was
+built at that version: the compiled snapshot here, and through `stamped` what other domains
+derive (the effective plan, the rates, which org a team is in). A change committed by any
+process is seen by every other on its next request; nothing is served stale.
 
-A snapshot built inside a transaction that itself changed the org's policy is used by that
+A value built inside a transaction that itself changed the org's decisions is used by that
 transaction only and never cached: the transaction may still roll back.
 """
 
@@ -16,8 +19,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 import orjson
@@ -35,14 +39,25 @@ from tenantry.access.engine import (
     TeamData,
 )
 from tenantry.access.models import AccessVersion, CustomRole, Grant
-from tenantry.tenancy.models import OrgMembership, Team, TeamMembership
+from tenantry.metering.models import PlanOverride
+from tenantry.tenancy.models import Organization, OrgMembership, Team, TeamMembership
+from tenantry.throttling.models import RateLimitOverride
 
 CACHE_CAPACITY: Final = 4096
 # Settings key by which a team stops inheriting roles from its parent team.
 INHERIT_SETTING: Final = "inherit_access"
-_TRACKED = (OrgMembership, TeamMembership, Team, CustomRole, Grant)
-# For a changed row: the columns that decide access (None: any column). Renaming a team, or
-# recording that a grant's expiry was audited, leaves every decision as it was.
+_TRACKED = (
+    OrgMembership,
+    TeamMembership,
+    Team,
+    CustomRole,
+    Grant,
+    Organization,
+    PlanOverride,
+    RateLimitOverride,
+)
+# For a changed row: the columns that decide (None: any column). Renaming a team, or recording
+# that a grant's expiry was audited, leaves every decision as it was.
 _DECIDING: dict[type, frozenset[str] | None] = {
     OrgMembership: frozenset({"role", "user_id"}),
     TeamMembership: frozenset({"role", "user_id", "team_id"}),
@@ -52,10 +67,16 @@ _DECIDING: dict[type, frozenset[str] | None] = {
         {"subject_type", "subject_id", "resource_type", "resource_id", "team_id"}
         | {"role", "permissions", "expires_at"}
     ),
+    Organization: frozenset({"plan"}),
+    PlanOverride: None,
+    RateLimitOverride: None,
 }
+# The column naming a tracked row's org, where it is not `org_id`.
+_ORG_COLUMN: dict[str, str] = {Organization.__tablename__: "id"}
 _TRACKED_TABLES = frozenset(cls.__tablename__ for cls in _TRACKED)
 _DIRTY = "tenantry.access.dirty_orgs"  # orgs whose policy this transaction changed
 _LOCAL = "tenantry.access.snapshots"  # snapshots this transaction has used, by org
+_VERSIONS = "tenantry.access.versions"  # the versions this transaction has read, by org
 
 
 # ---- loading ----
@@ -253,26 +274,29 @@ def load_principal_policy(
 # ---- the process-local cache ----
 
 
-class SnapshotCache:
-    """Snapshots by org, each with the version it was built at; least recently used evicted."""
+_V = TypeVar("_V")
+
+
+class StampedCache(Generic[_V]):
+    """Values by key, each with the org version it was built at; least recently used evicted."""
 
     def __init__(self, capacity: int = CACHE_CAPACITY) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[str, tuple[int, Snapshot]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[int, _V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, org_id: str, version: int) -> Snapshot | None:
+    def get(self, key: str, version: int) -> _V | None:
         with self._lock:
-            entry = self._entries.get(org_id)
+            entry = self._entries.get(key)
             if entry is None or entry[0] != version:
                 return None
-            self._entries.move_to_end(org_id)
+            self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, org_id: str, version: int, snapshot: Snapshot) -> None:
+    def put(self, key: str, version: int, value: _V) -> None:
         with self._lock:
-            self._entries[org_id] = (version, snapshot)
-            self._entries.move_to_end(org_id)
+            self._entries[key] = (version, value)
+            self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
@@ -284,24 +308,29 @@ class SnapshotCache:
         return len(self._entries)
 
 
+SnapshotCache = StampedCache[Snapshot]
+
 # One cache per database engine: two `Database` objects on one database behave like two
 # processes (each has its own cache and sees the other's changes through the version stamp).
-_caches: WeakKeyDictionary[Engine, SnapshotCache] = WeakKeyDictionary()
+_caches: WeakKeyDictionary[Engine, StampedCache[Any]] = WeakKeyDictionary()
 # Principal slices (see `principal_snapshot`), keyed "org|user|key", per engine likewise.
-_slices: WeakKeyDictionary[Engine, SnapshotCache] = WeakKeyDictionary()
+_slices: WeakKeyDictionary[Engine, StampedCache[Any]] = WeakKeyDictionary()
 SLICE_CAPACITY: Final = 65_536
+# What other domains derive from an org's deciding rows (see `stamped`), keyed "what|org|key".
+_derived: WeakKeyDictionary[Engine, StampedCache[Any]] = WeakKeyDictionary()
+DERIVED_CAPACITY: Final = 65_536
 _caches_lock = threading.Lock()
 
 
 def _cache_in(
-    registry: WeakKeyDictionary[Engine, SnapshotCache], session: Session, capacity: int
-) -> SnapshotCache:
+    registry: WeakKeyDictionary[Engine, StampedCache[Any]], session: Session, capacity: int
+) -> StampedCache[Any]:
     bind: Any = session.get_bind()
     engine: Engine = getattr(bind, "engine", bind)
     with _caches_lock:
         cache = registry.get(engine)
         if cache is None:
-            cache = registry[engine] = SnapshotCache(capacity)
+            cache = registry[engine] = StampedCache(capacity)
         return cache
 
 
@@ -314,9 +343,10 @@ def slice_cache_for(session: Session) -> SnapshotCache:
 
 
 def clear_caches() -> None:
-    """Forget every cached snapshot in this process (benchmarks: the cold path)."""
+    """Forget everything cached under version stamps in this process (benchmarks: the cold
+    path)."""
     with _caches_lock:
-        for cache in (*_caches.values(), *_slices.values()):
+        for cache in (*_caches.values(), *_slices.values(), *_derived.values()):
             cache.clear()
 
 
@@ -327,9 +357,42 @@ _VERSION_QUERY = text("SELECT version FROM access_versions WHERE org_id = :org")
 
 
 def version_of(session: Session, org_id: str) -> int:
-    """The org's policy version; read on every request, so as plain SQL (see `_SLICE_SQL`)."""
+    """The org's version as the database has it now; read on every request, so as plain SQL
+    (see `_SLICE_SQL`)."""
     version = session.execute(_VERSION_QUERY, {"org": org_id}).scalar()
     return int(version or 0)
+
+
+def current_version(session: Session, org_id: str) -> int | None:
+    """The org's version for this transaction: read once, then remembered until it ends (the
+    limiter, the team lookup, the plan and the permission check of one request share one
+    read). None when this transaction changed the org's decisions: nothing it reads may be
+    cached. Pending changes are flushed first, so that they bump the version."""
+    if session.new or session.deleted or session.dirty:
+        session.flush()
+    if org_id in session.info.get(_DIRTY, ()):
+        return None
+    versions: dict[str, int] = session.info.setdefault(_VERSIONS, {})
+    version = versions.get(org_id)
+    if version is None:
+        version = versions[org_id] = version_of(session, org_id)
+    return version
+
+
+def stamped(session: Session, org_id: str, what: str, load: Callable[[], _V]) -> _V:
+    """`load()`, a value derived only from rows that bump the org's version (its plan, its
+    rate limits, its teams, ...), cached in this process under that version. `what` names the
+    value within the org, and must be unique across callers."""
+    version = current_version(session, org_id)
+    if version is None:
+        return load()
+    cache = _cache_in(_derived, session, DERIVED_CAPACITY)
+    key = f"{what}|{org_id}"
+    found = cache.get(key, version)
+    if found is None:
+        found = (load(),)  # boxed: None is a value too (an org with no limits of its own)
+        cache.put(key, version, found)
+    return cast(_V, found[0])
 
 
 def _bump_statement(dialect: str, org_id: str) -> Any:
@@ -348,6 +411,9 @@ def bump(session: Session, org_ids: set[str]) -> None:
     for org_id in sorted(org_ids):  # a fixed order: two transactions cannot deadlock on them
         connection.execute(_bump_statement(connection.dialect.name, org_id))
     session.info.setdefault(_DIRTY, set()).update(org_ids)
+    versions: dict[str, int] = session.info.get(_VERSIONS, {})
+    for org_id in org_ids:
+        versions.pop(org_id, None)
     local: dict[str, Snapshot] = session.info.get(_LOCAL, {})
     for key in [k for k in local if k.split("|", 1)[0] in org_ids]:
         del local[key]
@@ -356,12 +422,17 @@ def bump(session: Session, org_ids: set[str]) -> None:
 def _changed_orgs(session: Session) -> set[str]:
     found: set[str] = set()
     for obj in (*session.new, *session.deleted):
-        if isinstance(obj, _TRACKED):
-            found.add(obj.org_id)
+        # A new org has nothing cached yet; a deleted one has nothing left to decide.
+        if isinstance(obj, _TRACKED) and not isinstance(obj, Organization):
+            found.add(_org_of(obj))
     for obj in session.dirty:
         if isinstance(obj, _TRACKED) and _decides_access(obj):
-            found.add(obj.org_id)
+            found.add(_org_of(obj))
     return found
+
+
+def _org_of(obj: Any) -> str:
+    return str(obj.id if isinstance(obj, Organization) else obj.org_id)
 
 
 def _decides_access(obj: Any) -> bool:
@@ -396,7 +467,7 @@ def _bump_bulk_changes(state: ORMExecuteState) -> None:
     if table is None or getattr(table, "name", None) not in _TRACKED_TABLES:
         return
     # Which orgs the statement touches: the same WHERE, asked before it runs.
-    query = select(table.c.org_id).distinct()
+    query = select(table.c[_ORG_COLUMN.get(table.name, "org_id")]).distinct()
     where = state.statement.whereclause  # type: ignore[attr-defined]
     if where is not None:
         query = query.where(where)
@@ -409,6 +480,7 @@ def _bump_bulk_changes(state: ORMExecuteState) -> None:
 def _forget_transaction(session: Session) -> None:
     session.info.pop(_DIRTY, None)
     session.info.pop(_LOCAL, None)
+    session.info.pop(_VERSIONS, None)
     session.info.pop("tenantry.access.pending", None)
 
 
@@ -424,13 +496,12 @@ def snapshot_for(session: Session, org_id: str) -> Snapshot:
     found = local.get(org_id)
     if found is not None:
         return found
-    version = version_of(session, org_id)
-    changed_here = org_id in session.info.get(_DIRTY, ())
+    version = current_version(session, org_id)
     cache = cache_for(session)
-    snapshot = None if changed_here else cache.get(org_id, version)
+    snapshot = None if version is None else cache.get(org_id, version)
     if snapshot is None:
         snapshot = Snapshot(load_policy(session, org_id))
-        if not changed_here:
+        if version is not None:
             cache.put(org_id, version, snapshot)
     local[org_id] = snapshot
     return snapshot
@@ -453,17 +524,16 @@ def principal_snapshot(
     found = local.get(slice_key)
     if found is not None:
         return found
-    version = version_of(session, org_id)
-    changed_here = org_id in session.info.get(_DIRTY, ())
-    whole = None if changed_here else cache_for(session).get(org_id, version)
+    version = current_version(session, org_id)
+    whole = None if version is None else cache_for(session).get(org_id, version)
     if whole is not None:
         local[org_id] = whole
         return whole
     slices = slice_cache_for(session)
-    snapshot = None if changed_here else slices.get(slice_key, version)
+    snapshot = None if version is None else slices.get(slice_key, version)
     if snapshot is None:
         snapshot = Snapshot(load_principal_policy(session, org_id, user_id, key_id))
-        if not changed_here:
+        if version is not None:
             slices.put(slice_key, version, snapshot)
     local[slice_key] = snapshot
     return snapshot

@@ -197,23 +197,33 @@ def _quota_reason(
     )
 
 
+@dataclass
+class _Taken:
+    """What taking an admission's holds did."""
+
+    holds: list[_Hold] = field(default_factory=list)
+    refused: list[Reason] = field(default_factory=list)  # by hard quotas
+    warnings: list[Reason] = field(default_factory=list)  # by soft quotas
+    counters: dict[CounterKey, CounterState] = field(default_factory=dict)  # as holds left them
+    reserved: bool = False  # whether the reservation was made with the last hold
+
+
 def _take_holds(
     session: Session,
     org_id: str,
     plan: Plan,
     holds: list[_Hold],
     releases: dict[CounterKey, Decimal],
-) -> tuple[list[_Hold], list[Reason], list[Reason], dict[CounterKey, CounterState]]:
+    reservation: dict[str, Any] | None,
+) -> _Taken:
     """Apply expired reservations' releases and take the new holds, counter by counter in key
-    order (each row is locked once, in the order every writer uses). Returns the holds taken,
-    the refusals of hard quotas, the warnings of soft ones, and the counters as the holds left
-    them."""
+    order (each row is locked once, in the order every writer uses). When the last counter is a
+    hard quota's and every hold before it was taken, `reservation` is made with that hold (one
+    statement on PostgreSQL)."""
     by_key = {h.key: h for h in holds}
-    taken: list[_Hold] = []
-    refused: list[Reason] = []
-    warnings: list[Reason] = []
-    seen: dict[CounterKey, CounterState] = {}
-    for key in sorted(set(by_key) | set(releases)):
+    done = _Taken()
+    keys = sorted(set(by_key) | set(releases))
+    for key in keys:
         if key in releases:
             repository.adjust_reserved(session, org_id=org_id, key=key, delta=-releases[key])
         hold = by_key.get(key)
@@ -222,34 +232,46 @@ def _take_holds(
         limit = hold.quota.limit
         assert limit is not None
         if hold.quota.enforcement is Enforcement.HARD:
-            held, state = _hold_within(session, org_id, hold, limit)
+            last = key == keys[-1] and not done.refused
+            with_it = reservation if last else None
+            held, state = _hold_within(session, org_id, hold, limit, with_it)
             if held and state is not None:
-                taken.append(hold)
-                seen[key] = state
+                done.holds.append(hold)
+                done.counters[key] = state
+                done.reserved = with_it is not None
             else:
-                refused.append(_quota_reason(plan, hold, state, code="quota_exceeded"))
+                done.refused.append(_quota_reason(plan, hold, state, code="quota_exceeded"))
             continue
         state = repository.add_reserved(session, org_id=org_id, key=key, delta=hold.quantity)
         if state is None:  # the first use of this counter in its period
             repository.ensure_counters(session, org_id=org_id, keys=[key])
             state = repository.add_reserved(session, org_id=org_id, key=key, delta=hold.quantity)
         assert state is not None
-        taken.append(hold)
-        seen[key] = state
+        done.holds.append(hold)
+        done.counters[key] = state
         if state.used + state.reserved > limit:
-            warnings.append(_quota_reason(plan, hold, state, code="quota_soft_limit_exceeded"))
-    return taken, refused, warnings, seen
+            done.warnings.append(_quota_reason(plan, hold, state, code="quota_soft_limit_exceeded"))
+    return done
 
 
 def _hold_within(
-    session: Session, org_id: str, hold: _Hold, limit: Decimal
+    session: Session,
+    org_id: str,
+    hold: _Hold,
+    limit: Decimal,
+    reservation: dict[str, Any] | None,
 ) -> tuple[bool, CounterState | None]:
-    """The conditional hold: whether it was taken, and the counter as it stands. A counter not
-    made yet for this period is made first; then the same conditional UPDATE decides, so racing
-    for the first hold of a period is exact too."""
+    """The conditional hold (and `reservation` with it, if given): whether it was taken, and
+    the counter as it stands. A counter not made yet for this period is made first; then the
+    same conditional UPDATE decides, so racing for the first hold of a period is exact too."""
     for attempt in range(2):
         state = repository.hold_within(
-            session, org_id=org_id, key=hold.key, quantity=hold.quantity, limit=limit
+            session,
+            org_id=org_id,
+            key=hold.key,
+            quantity=hold.quantity,
+            limit=limit,
+            then_reserve=reservation,
         )
         if state is not None:
             return True, state
@@ -365,36 +387,37 @@ def admit(
     reasons = [reason for check in ADMISSION_CHECKS for reason in check(request)]
     releases = _overdue_releases(session, team.org_id, now)
     holds = [] if reasons else _holds_for(plan, estimate, now)
-    taken, refused, warnings, seen = _take_holds(session, team.org_id, plan, holds, releases)
-    reasons += refused
-    held = None
+    held = Held(new_id("rsv"), now + ttl)
+    # The reservation as it is made if every hold is taken (then `holds` are all taken).
+    reservation = {
+        "id": held.id,
+        "org_id": team.org_id,
+        "team_id": team.id,
+        "user_id": principal.user_id,
+        "api_key_id": principal.api_key_id,
+        "action": action,
+        "provider": provider,
+        "model": model,
+        "estimate": {k: plain(v) for k, v in estimate.items()},
+        "holds": [_stored(h) for h in holds],
+        "created_at": now,
+        "expires_at": held.expires_at,
+    }
+    taken = _take_holds(
+        session, team.org_id, plan, holds, releases, None if reasons else reservation
+    )
+    reasons += taken.refused
+    seen = taken.counters
     if reasons:
-        _give_back(session, team.org_id, taken)
+        _give_back(session, team.org_id, taken.holds)
         seen = {}  # given back: read what is left afresh
-    else:
-        held = Held(new_id("rsv"), now + ttl)
-        repository.insert_held_reservation(
-            session,
-            {
-                "id": held.id,
-                "org_id": team.org_id,
-                "team_id": team.id,
-                "user_id": principal.user_id,
-                "api_key_id": principal.api_key_id,
-                "action": action,
-                "provider": provider,
-                "model": model,
-                "estimate": {k: plain(v) for k, v in estimate.items()},
-                "holds": [_stored(h) for h in taken],
-                "created_at": now,
-                "expires_at": held.expires_at,
-            },
-        )
+    elif not taken.reserved:
+        repository.insert_held_reservation(session, reservation)
     return Admission(
         decision="deny" if reasons else "allow",
         reasons=reasons,
-        warnings=warnings,
-        reservation=held,
+        warnings=taken.warnings,
+        reservation=None if reasons else held,
         remaining=remaining(session, team.org_id, plan, now, known=seen),
     )
 

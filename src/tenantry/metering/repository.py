@@ -533,15 +533,30 @@ def _counter_params(org_id: str, key: CounterKey) -> dict[str, Any]:
 
 
 def hold_within(
-    session: Session, *, org_id: str, key: CounterKey, quantity: Decimal, limit: Decimal
+    session: Session,
+    *,
+    org_id: str,
+    key: CounterKey,
+    quantity: Decimal,
+    limit: Decimal,
+    then_reserve: Mapping[str, Any] | None = None,
 ) -> CounterState | None:
     """Hold `quantity` if used + reserved + quantity stays within `limit`, in one conditional
     UPDATE: concurrent callers are serialized by the row lock (PostgreSQL) or the database
     lock (SQLite), and each re-checks the condition against the others' holds. Returns the
-    counter after the hold; None if it was not held (over the limit, or no counter yet)."""
+    counter after the hold; None if it was not held (over the limit, or no counter yet).
+    With `then_reserve`, that reservation (see `insert_held_reservation`) is inserted if, and
+    only if, the hold was taken: on PostgreSQL in the same statement, one round trip."""
     params = _counter_params(org_id, key)
     params.update(q=to_micros(quantity), limit=to_micros(limit))
-    row = session.execute(_HOLD_WITHIN, params).first()
+    if then_reserve is None:
+        row = session.execute(_HOLD_WITHIN, params).first()
+    elif session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_PG_HOLD_AND_RESERVE, {**params, **then_reserve}).first()
+    else:
+        row = session.execute(_HOLD_WITHIN, params).first()
+        if row is not None:
+            insert_held_reservation(session, then_reserve)
     return None if row is None else CounterState(row[0], row[1])
 
 
@@ -619,19 +634,40 @@ def move_reservation(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-_INSERT_RESERVATION = text(
-    """
+_RESERVATION_COLUMNS = """
     INSERT INTO usage_reservations
         (id, org_id, team_id, user_id, api_key_id, action, provider, model, status, estimate,
          holds, created_at, expires_at)
-    VALUES (:id, :org_id, :team_id, :user_id, :api_key_id, :action, :provider, :model, 'held',
-            :estimate, :holds, :created_at, :expires_at)
-    """
-).bindparams(
+"""
+_RESERVATION_VALUES = """
+    :id, :org_id, :team_id, :user_id, :api_key_id, :action, :provider, :model, 'held',
+    :estimate, :holds, :created_at, :expires_at
+"""
+_RESERVATION_PARAMS = (
     bindparam("estimate", type_=JSONType),
     bindparam("holds", type_=JSONType),
     bindparam("created_at", type_=UTCDateTime()),
     bindparam("expires_at", type_=UTCDateTime()),
+)
+_INSERT_RESERVATION = text(f"{_RESERVATION_COLUMNS} VALUES ({_RESERVATION_VALUES})").bindparams(
+    *_RESERVATION_PARAMS
+)
+# The last hold of an admission and its reservation in one statement: the INSERT selects from
+# the UPDATE's returned row, so the reservation exists exactly when the hold was taken.
+_PG_HOLD_AND_RESERVE = (
+    text(
+        f"""
+        WITH held AS (
+            UPDATE usage_counters SET reserved = reserved + :q
+            WHERE org_id = :org AND meter = :meter AND period = :period
+              AND period_start = :start AND used + reserved + :q <= :limit
+            RETURNING used, reserved
+        ), made AS ({_RESERVATION_COLUMNS} SELECT {_RESERVATION_VALUES} FROM held)
+        SELECT used, reserved FROM held
+        """  # noqa: S608 (put together from this module's constants only)
+    )
+    .bindparams(*_COUNTER_PARAMS, *_RESERVATION_PARAMS)
+    .columns(*_COUNTER_COLUMNS)
 )
 
 

@@ -18,12 +18,11 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy.event import listens_for
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
 from tenantry.access.catalog import Permission
 from tenantry.access.principal import Principal
-from tenantry.access.service import authorize
+from tenantry.access.service import authorize, stamped
 from tenantry.audit import service as audit
 from tenantry.kit.clock import SystemClock
 from tenantry.kit.errors import NotFound, PaymentRequired, Unprocessable
@@ -93,20 +92,20 @@ def counter_key(meter: Meter, at: datetime) -> CounterKey:
 
 
 # Built plans by what they are built from (the catalog key and the override's stored JSON), so
-# a plan is parsed once per distinct content and never served stale: a changed override is a
-# new key, whichever process changed it. Bounded; cleared wholesale when full.
+# a plan is parsed once per distinct content. Bounded; cleared wholesale when full.
 _BUILT_PLANS: dict[repository.PlanSource, Plan] = {}
 _BUILT_PLANS_CAPACITY = 4096
-# Within one session, an org's plan is read once (the limiter and admission both need it),
-# for as long as the session has no pending changes that could change it.
-_SESSION_PLANS = "tenantry.metering.plans"
 
 
 def effective_plan(session: Session, org_id: str) -> Plan:
-    """The org's plan from the catalog (`Organization.plan`) with its overrides applied."""
-    memo: dict[str, Plan] | None = session.info.get(_SESSION_PLANS)
-    if memo is not None and org_id in memo and not (session.new or session.dirty):
-        return memo[org_id]
+    """The org's plan from the catalog (`Organization.plan`) with its overrides applied. Read
+    once per change: a change to either bumps the org's version stamp (`access.policy`), under
+    which the process keeps the plan; so the limiter and admission get it without a read, and
+    never stale."""
+    return stamped(session, org_id, "plan", lambda: _load_plan(session, org_id))
+
+
+def _load_plan(session: Session, org_id: str) -> Plan:
     source = repository.org_plan_source(session, org_id)
     if source is None:
         raise NotFound("Organization not found")
@@ -116,32 +115,7 @@ def effective_plan(session: Session, org_id: str) -> Plan:
         if len(_BUILT_PLANS) >= _BUILT_PLANS_CAPACITY:
             _BUILT_PLANS.clear()
         _BUILT_PLANS[source] = plan
-    session.info.setdefault(_SESSION_PLANS, {})[org_id] = plan
     return plan
-
-
-def forget_session_plans(session: Session) -> None:
-    """Read plans afresh in this session (its transaction changed one)."""
-    session.info.pop(_SESSION_PLANS, None)
-
-
-# Whatever the session writes (a flush of changed objects, an ORM UPDATE or DELETE, a new
-# transaction) may change a plan or an override, by any domain: the memo is dropped, and the
-# next read goes to the database. Only a run of reads reuses it.
-@listens_for(Session, "after_flush")
-def _forget_after_flush(session: Session, _flush_context: Any) -> None:
-    forget_session_plans(session)
-
-
-@listens_for(Session, "after_transaction_end")
-def _forget_after_transaction(session: Session, _transaction: Any) -> None:
-    forget_session_plans(session)
-
-
-@listens_for(Session, "do_orm_execute")
-def _forget_after_bulk_write(state: ORMExecuteState) -> None:
-    if state.is_update or state.is_delete or state.is_insert:
-        forget_session_plans(state.session)
 
 
 def _build_plan(source: repository.PlanSource) -> Plan:
@@ -202,7 +176,6 @@ def set_overrides(
         row.updated_at = ctx.clock.now()
         after = row.as_overrides()
     ctx.session.flush()
-    forget_session_plans(ctx.session)
     audit.record(
         ctx,
         principal,

@@ -23,6 +23,7 @@ from tenantry.access.service import (
     is_in_org,
     org_role,
     parse_team_role_ref,
+    stamped,
 )
 from tenantry.audit import service as audit
 from tenantry.audit.retention import check_retention_setting
@@ -113,8 +114,18 @@ class TeamRef:
 
 
 def resolve_team_ref(session: Session, principal: Principal, team_id: str) -> TeamRef:
-    """`resolve_team` without loading the row (the same 404s), for the hot paths."""
-    org_id = repository.unscoped_team_org(session, team_id)
+    """`resolve_team` without loading the row (the same 404s), for the hot paths. An API key
+    is of one org, and a team made in or removed from it bumps that org's version stamp: the
+    answer is kept under it, and only a key's first use of a team reads it."""
+    if principal.key_org_id is not None:
+        org_id = stamped(
+            session,
+            principal.key_org_id,
+            f"team:{team_id}",
+            lambda: repository.unscoped_team_org(session, team_id),
+        )
+    else:
+        org_id = repository.unscoped_team_org(session, team_id)
     if org_id is None or not is_in_org(session, principal, org_id):
         raise NotFound("Team not found")
     if principal.kind == "api_key" and principal.key_team_id not in (None, team_id):

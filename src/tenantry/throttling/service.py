@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tenantry.access.principal import Principal
+from tenantry.access.service import stamped
 from tenantry.audit import service as audit
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import Conflict, Gone, NotFound, PaymentRequired
@@ -87,27 +88,23 @@ def apply_override(plan_limits: RateLimits, override: RateLimitOverride | None) 
     return RateLimits(**values)
 
 
-# The rates of each distinct (plan limits, multiplier, own limits): every limited request needs
-# them, and they depend on nothing else. Bounded; cleared wholesale when full.
-_RATES: dict[tuple[RateLimits, float, repository.OwnLimits | None], OrgRates] = {}
-
-
 def request_rates(session: Session, org_id: str, plan: Plan, *, multiplier: float) -> OrgRates:
-    """The rates a request of the org is held to (the limiter's hot path: one small read)."""
-    own = repository.own_limits(session, org_id=org_id)
-    key = (plan.rate_limits, multiplier, own)
-    found = _RATES.get(key)
-    if found is None:
-        limits = plan_limits(plan, multiplier=multiplier)
-        if own is not None:
-            limits = RateLimits(
-                *(min(p, o or p) for p, o in zip(astuple(limits), own, strict=True))
-            )
-        found = rates_of(limits)
-        if len(_RATES) >= 4096:
-            _RATES.clear()
-        _RATES[key] = found
-    return found
+    """The rates a request of the org is held to (the limiter's hot path). Its plan and its own
+    limits both bump the org's version stamp when they change, so the process keeps the rates
+    under it: no read while they stay as they are."""
+    return stamped(
+        session,
+        org_id,
+        f"rates*{multiplier}",
+        lambda: _rates(plan, repository.own_limits(session, org_id=org_id), multiplier),
+    )
+
+
+def _rates(plan: Plan, own: repository.OwnLimits | None, multiplier: float) -> OrgRates:
+    limits = plan_limits(plan, multiplier=multiplier)
+    if own is not None:
+        limits = RateLimits(*(min(p, o or p) for p, o in zip(astuple(limits), own, strict=True)))
+    return rates_of(limits)
 
 
 def rates_of(limits: RateLimits) -> OrgRates:
