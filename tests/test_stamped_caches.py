@@ -30,9 +30,7 @@ ADMIT = "/api/v1/admission"
 
 
 @pytest.fixture
-def elsewhere(
-    settings: Settings, clock: FrozenClock, database_url: str
-) -> Iterator[TestClient]:
+def elsewhere(settings: Settings, clock: FrozenClock, database_url: str) -> Iterator[TestClient]:
     """Another process on the same database: its own engine, pool and caches."""
     other = Database(database_url)
     with TestClient(
@@ -82,9 +80,7 @@ def test_a_changed_custom_plan_shows_in_another_process_at_once(
     assert denied["decision"] == "deny"
     assert denied["reasons"][0]["limit"] == "3"
     # Taking the custom plan away is a change too: back to the catalog's 5,000 hours.
-    resp = client.put(
-        f"/api/v1/orgs/{acme.org_id}/plan-overrides", headers=acme.headers, json={}
-    )
+    resp = client.put(f"/api/v1/orgs/{acme.org_id}/plan-overrides", headers=acme.headers, json={})
     assert resp.status_code == 200, resp.text
     assert compute_left(admit(elsewhere, key, acme.team_id, "1")) == "4997"
 
