@@ -379,6 +379,13 @@ def current_version(session: Session, org_id: str) -> int | None:
     return version
 
 
+def note_version(session: Session, org_id: str, version: int) -> None:
+    """The org's version as another read of this transaction found it (an API key's lookup
+    brings its org's): `current_version` need not read it again."""
+    if org_id not in session.info.get(_DIRTY, ()):
+        session.info.setdefault(_VERSIONS, {}).setdefault(org_id, version)
+
+
 def stamped(session: Session, org_id: str, what: str, load: Callable[[], _V]) -> _V:
     """`load()`, a value derived only from rows that bump the org's version (its plan, its
     rate limits, its teams, ...), cached in this process under that version. `what` names the

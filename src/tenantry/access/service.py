@@ -32,8 +32,9 @@ from tenantry.access.engine import (
     Resource,
     Snapshot,
 )
+from tenantry.access.policy import note_version as note_version
 from tenantry.access.policy import principal_snapshot, snapshot_for
-from tenantry.access.policy import stamped as stamped  # for the domains that cache by the stamp
+from tenantry.access.policy import stamped as stamped
 from tenantry.access.principal import Principal
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.errors import Forbidden, NotFound, Unprocessable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, column, delete, select, text, update
+from sqlalchemy import BigInteger, String, column, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -112,15 +112,19 @@ class ApiKeyCredential:
     last_used_at: datetime | None
     revoked_at: datetime | None
     creator_status: str | None
+    org_version: int  # the key's org's version stamp (`access.policy`), 0 if never bumped
 
 
 # Every request with an API key reads this: one statement (the key by its unique hash, joined to
 # its creator) as plain SQL with typed result columns, so no ORM object is built per request.
+# The org's version stamp comes along: each of the key's requests reads it next (its rates, plan
+# and permissions are kept under it), and a round trip costs more than the rest of the lookup.
 _API_KEY_CREDENTIAL = text(
     """
     SELECT k.id, k.org_id, k.team_id, k.permissions, k.created_by, k.expires_at,
-           k.last_used_at, k.revoked_at, u.status
+           k.last_used_at, k.revoked_at, u.status, COALESCE(v.version, 0)
     FROM api_keys k LEFT JOIN users u ON u.id = k.created_by
+         LEFT JOIN access_versions v ON v.org_id = k.org_id
     WHERE k.secret_hash = :digest
     """
 ).columns(
@@ -133,6 +137,7 @@ _API_KEY_CREDENTIAL = text(
     column("last_used_at", UTCDateTime()),
     column("revoked_at", UTCDateTime()),
     column("status", String),
+    column("org_version", BigInteger),
 )
 
 

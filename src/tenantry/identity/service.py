@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.access.catalog import Permission, is_known_permission
 from tenantry.access.principal import Principal
-from tenantry.access.service import authorize, can, is_in_org
+from tenantry.access.service import authorize, can, is_in_org, note_version
 from tenantry.audit import service as audit
 from tenantry.identity import repository
 from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
@@ -281,6 +281,7 @@ def authenticate(
             raise Unauthenticated("API key has expired", code="api_key_expired")
         if key.creator_status != "active":
             raise Unauthenticated("API key is not valid", code="invalid_api_key")
+        note_version(ctx.session, key.org_id, key.org_version)
         last = as_utc(key.last_used_at) if key.last_used_at else None
         if (
             last is None

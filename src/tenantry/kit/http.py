@@ -88,7 +88,13 @@ class Origin:
     user_agent: str | None = None
     request_id: str | None = None
     action: str | None = None
-    base_url: str = "http://127.0.0.1:8000"
+    # The server's address as the request reached it (invitation links), worked out only when
+    # asked: building it costs more than the rest of an admission's request handling.
+    base_url_of: Callable[[], str] = field(default=lambda: "http://127.0.0.1:8000")
+
+    @property
+    def base_url(self) -> str:
+        return self.base_url_of()
 
 
 _AS_BEFORE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
@@ -198,6 +204,11 @@ async def write_turn(request: Request) -> AsyncIterator[None]:
         yield
 
 
+def _base_url_of(request: Request) -> Callable[[], str]:
+    configured: str | None = request.app.state.settings.base_url
+    return (lambda: configured) if configured else (lambda: str(request.base_url))
+
+
 @contextmanager
 def open_unit_of_work(request: Request, fingerprint: str) -> Iterator[Ctx]:
     """The request's session and context; rolled back unless `Ctx.done` committed, and closed."""
@@ -210,7 +221,7 @@ def open_unit_of_work(request: Request, fingerprint: str) -> Iterator[Ctx]:
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
         request_id=getattr(request.state, "request_id", None),
         action=getattr(route, "name", None),
-        base_url=app_state.settings.base_url or str(request.base_url),
+        base_url_of=_base_url_of(request),
     )
     ctx = Ctx(
         session=session,
