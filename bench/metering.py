@@ -25,7 +25,9 @@ compute-hours limit that only half of the requests fit, three ways:
   to ~1 ms late, which is not the server's time; `client_timer_late_p99_ms` shows it);
 - closed loop, one client (the latency of an unloaded server).
 Every run checks overshoot: admissions allowed beyond the limit, and `reserved` beyond it (must
-be 0; any overshoot fails the run). The load generator writes HTTP/1.1 itself over asyncio
+be 0; any overshoot fails the run). Beside them, the database alone: the statements of one allowed
+admission sent from a bare driver connection, one admission after another (the floor under the
+HTTP latency). The load generator writes HTTP/1.1 itself over asyncio
 streams, so the client's own cost stays small beside the server's.
 Prints one JSON object on stdout; progress on stderr.
 """
@@ -36,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import socket
 import statistics
@@ -64,6 +67,7 @@ from audit import (
 )
 
 from tenantry.kit.db import Database
+from tenantry.kit.security import token_hash
 from tenantry.metering import repository, service
 from tenantry.metering.models import UsageCounter
 
@@ -419,6 +423,97 @@ def admission_figures(
     }
 
 
+# The database's part of one allowed admission, as the service sends it, from a bare driver
+# connection: the API key with its creator and its org's version stamp; the hold and the
+# reservation (one statement on PostgreSQL, two on SQLite); the commit.
+_RAW_KEY = """
+    SELECT k.org_id, u.status, COALESCE(v.version, 0)
+    FROM api_keys k LEFT JOIN users u ON u.id = k.created_by
+         LEFT JOIN access_versions v ON v.org_id = k.org_id
+    WHERE k.secret_hash = :digest
+"""
+_RAW_HOLD = """
+    UPDATE usage_counters SET reserved = reserved + 1000000
+    WHERE org_id = :org AND meter = 'compute_hours' AND period = :period
+      AND period_start = :start AND used + reserved + 1000000 <= :limit
+    RETURNING used, reserved
+"""
+_RAW_RESERVE = """
+    INSERT INTO usage_reservations (id, org_id, team_id, user_id, api_key_id, action, provider,
+        model, status, estimate, holds, created_at, expires_at)
+"""
+_RAW_VALUES = """
+    :id, :org, :team, NULL, NULL, 'llm.generate', NULL, NULL, 'held', :estimate, :holds,
+    :created, :expires
+"""
+
+
+def database_alone(db: Database, base: str, total: int) -> dict[str, Any]:
+    """`total` admissions' statements one after another on a bare driver connection (psycopg
+    or sqlite3, with the service's settings): the floor under the HTTP figures."""
+    who = limited_tenant(base, 1)
+    asyncio.run(closed_loop(base, who, 1, 1))  # the counter of this period exists now
+    log(f"admission: {total} admissions' statements alone, from a bare driver")
+    postgres = db.dialect == "postgresql"
+    with db.session(write=False) as session:
+        period, start = session.execute(
+            select(UsageCounter.period, UsageCounter.period_start).where(
+                UsageCounter.org_id == who["org"], UsageCounter.meter == "compute_hours"
+            )
+        ).one()
+    if postgres:
+        made = f"{_RAW_RESERVE} SELECT {_RAW_VALUES} FROM held"
+        hold = f"WITH held AS ({_RAW_HOLD}), made AS ({made}) SELECT used, reserved FROM held"
+        steps = [_RAW_KEY, hold]
+        steps = [re.sub(r":(\w+)", r"%(\1)s", step) for step in steps]
+    else:
+        steps = [_RAW_KEY, _RAW_HOLD, f"{_RAW_RESERVE} VALUES ({_RAW_VALUES})"]
+    now = datetime.now(UTC)
+    params = {
+        "digest": token_hash(who["key"]),
+        "org": who["org"],
+        "team": who["team"],
+        "period": period,
+        # As the service stored it (SQLite keeps times as text in its own format).
+        "start": start if postgres else start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "limit": 10**18,
+        "estimate": '{"compute_hours": "1"}',
+        "holds": "[]",
+        "created": now if postgres else now.isoformat(),
+        "expires": now + timedelta(minutes=5) if postgres else now.isoformat(),
+    }
+    raw = db.writer_engine.raw_connection()
+    latencies = []
+    try:
+        cursor = raw.cursor()
+        for i in range(total):
+            params["id"] = f"rsv_raw{i:020d}"
+            begin = time.perf_counter()
+            if not postgres:
+                cursor.execute("BEGIN IMMEDIATE")
+            for step in steps:
+                cursor.execute(step, params)
+                # Every step finds its row: the key, the hold taken (and the reservation made).
+                assert (
+                    cursor.rowcount == 1
+                    if step.lstrip().startswith("INSERT")
+                    else (cursor.fetchone() is not None)
+                ), step
+            if postgres:
+                raw.commit()
+            else:
+                cursor.execute("COMMIT")
+            latencies.append(time.perf_counter() - begin)
+    finally:
+        raw.close()
+    return {
+        "requests": total,
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+    }
+
+
 def bench_admission(db: Database, base: str, size: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, total, clients in (
@@ -457,6 +552,7 @@ def bench_database(url: str, size: dict[str, Any]) -> dict[str, Any]:
         with server(url, Path(os.environ.get("TMPDIR", "/tmp")) / "tenantry-bench-data") as base:
             figures = {"ingestion": bench_ingestion(db, base, size)}
             figures["admission"] = bench_admission(db, base, size)
+            figures["admission_database_alone"] = database_alone(db, base, size["single"])
     finally:
         db.dispose()
     return figures
@@ -529,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
         "scheduled time (queueing is counted), one sent on time from the send (the client's own "
         "timer slack, client_timer_late_p99_ms, is not the server's time)",
         "overshoot": "admissions allowed beyond the limit plus reserved beyond it; must be 0",
+        "admission_database_alone": "one allowed admission's statements (the key with its org's "
+        "stamp, the hold and the reservation, the commit) sent one admission after another "
+        "from a bare driver connection: the database's own share of the latency",
         "http_events_per_s": "usage events through POST /api/v1/usage/events, batches of 1,000, "
         "bodies encoded before the clock starts",
     }
