@@ -236,3 +236,35 @@ def test_parallel_admissions_never_overshoot(
     assert len(allowed) == 14
     assert counter(database, acme.org_id, "compute_hours") == (0, Decimal("9.8"))
     assert all(a["reasons"][0]["code"] == "quota_exceeded" for a in answers if a not in allowed)
+
+
+def test_a_reservation_exists_exactly_when_every_hold_was_taken(
+    client: TestClient, factory: Factory, database: Database
+) -> None:
+    """The last hold of an estimate carries the reservation with it (one statement on
+    PostgreSQL): a refusal there, or of an earlier hold, leaves no reservation and no hold."""
+    acme = factory.tenant("Acme")
+    hard = {"enforcement": "hard"}
+    limited(client, acme, compute_hours={"limit": "10", **hard}, storage_gb={"limit": "10", **hard})
+
+    def reservations() -> int:
+        with database.session(write=False) as s:
+            return len(
+                s.scalars(select(Reservation.id).where(Reservation.org_id == acme.org_id)).all()
+            )
+
+    # compute_hours is held first, storage_gb last (counters are taken in key order).
+    for estimate in (
+        {"compute_hours": "4", "storage_gb": "11"},  # the last one refused
+        {"compute_hours": "11", "storage_gb": "4"},  # an earlier one refused, the last fits
+    ):
+        denied = admit(client, acme, estimate)
+        assert denied["decision"] == "deny" and denied["reservation_id"] is None
+        assert reservations() == 0
+        assert counter(database, acme.org_id, "compute_hours")[1] == 0
+        assert counter(database, acme.org_id, "storage_gb")[1] == 0
+    allowed = admit(client, acme, {"compute_hours": "4", "storage_gb": "4"})
+    assert allowed["decision"] == "allow" and reservations() == 1
+    assert counter(database, acme.org_id, "compute_hours") == (0, Decimal(4))
+    assert counter(database, acme.org_id, "storage_gb") == (0, Decimal(4))
+    assert allowed["remaining"] == {**allowed["remaining"], "compute_hours": "6", "storage_gb": "6"}
