@@ -118,6 +118,16 @@ def move_head(head: AuditChainHead, *, seq: int, hash: str, now: datetime) -> No
     values["seq"], values["hash"], values["updated_at"] = seq, hash, now
 
 
+@event.listens_for(Session, "after_transaction_end")
+def _forget_held(session: Session, transaction: Any) -> None:
+    # What was held belongs to the transaction that just ended; and it refers to that
+    # transaction, which refers to the session: left in `session.info`, the cycle would keep
+    # every audited request's session for the garbage collector to find.
+    kept = session.info.get("audit_held")
+    if kept is not None and (kept[0] is transaction or kept[1] is transaction):
+        del session.info["audit_held"]
+
+
 @event.listens_for(Session, "before_flush")
 def _write_queued_events(session: Session, _context: Any, _instances: Any) -> None:
     kept = session.info.get("audit_held")

@@ -206,7 +206,15 @@ async def write_turn(request: Request) -> AsyncIterator[None]:
 
 def _base_url_of(request: Request) -> Callable[[], str]:
     configured: str | None = request.app.state.settings.base_url
-    return (lambda: configured) if configured else (lambda: str(request.base_url))
+    if configured:
+        return lambda: configured
+    # Only the parts of the scope the address is made of: a closure over the request itself
+    # would make a reference cycle (the request's state holds the Ctx that holds this), and
+    # every request's session would then wait for the garbage collector to be freed.
+    scope = request.scope
+    kept = ("type", "scheme", "server", "root_path", "headers")
+    parts = {k: scope[k] for k in kept if k in scope}
+    return lambda: str(Request({**parts, "path": "/", "query_string": b""}).base_url)
 
 
 @contextmanager
