@@ -316,7 +316,7 @@ _caches: WeakKeyDictionary[Engine, StampedCache[Any]] = WeakKeyDictionary()
 # Principal slices (see `principal_snapshot`), keyed "org|user|key", per engine likewise.
 _slices: WeakKeyDictionary[Engine, StampedCache[Any]] = WeakKeyDictionary()
 SLICE_CAPACITY: Final = 65_536
-# What other domains derive from an org's deciding rows (see `stamped`), keyed "what|org|key".
+# What other domains derive from an org's deciding rows (see `stamped`), keyed "what|org".
 _derived: WeakKeyDictionary[Engine, StampedCache[Any]] = WeakKeyDictionary()
 DERIVED_CAPACITY: Final = 65_536
 _caches_lock = threading.Lock()
