@@ -387,31 +387,33 @@ def admit(
     reasons = [reason for check in ADMISSION_CHECKS for reason in check(request)]
     releases = _overdue_releases(session, team.org_id, now)
     holds = [] if reasons else _holds_for(plan, estimate, now)
-    held = Held(new_id("rsv"), now + ttl)
+    held = None if reasons else Held(new_id("rsv"), now + ttl)
     # The reservation as it is made if every hold is taken (then `holds` are all taken).
-    reservation = {
-        "id": held.id,
-        "org_id": team.org_id,
-        "team_id": team.id,
-        "user_id": principal.user_id,
-        "api_key_id": principal.api_key_id,
-        "action": action,
-        "provider": provider,
-        "model": model,
-        "estimate": {k: plain(v) for k, v in estimate.items()},
-        "holds": [_stored(h) for h in holds],
-        "created_at": now,
-        "expires_at": held.expires_at,
-    }
-    taken = _take_holds(
-        session, team.org_id, plan, holds, releases, None if reasons else reservation
+    reservation = (
+        None
+        if held is None
+        else {
+            "id": held.id,
+            "org_id": team.org_id,
+            "team_id": team.id,
+            "user_id": principal.user_id,
+            "api_key_id": principal.api_key_id,
+            "action": action,
+            "provider": provider,
+            "model": model,
+            "estimate": {k: plain(v) for k, v in estimate.items()},
+            "holds": [_stored(h) for h in holds],
+            "created_at": now,
+            "expires_at": held.expires_at,
+        }
     )
+    taken = _take_holds(session, team.org_id, plan, holds, releases, reservation)
     reasons += taken.refused
     seen = taken.counters
     if reasons:
         _give_back(session, team.org_id, taken.holds)
         seen = {}  # given back: read what is left afresh
-    elif not taken.reserved:
+    elif reservation is not None and not taken.reserved:
         repository.insert_held_reservation(session, reservation)
     return Admission(
         decision="deny" if reasons else "allow",

@@ -502,18 +502,13 @@ def reserve_within(
 # twice per admission, where building ORM statements would cost more than the database work.
 _COUNTER_PARAMS = (bindparam("start", type_=UTCDateTime()),)
 _COUNTER_COLUMNS = (column("used", Quantity()), column("reserved", Quantity()))
-_HOLD_WITHIN = (
-    text(
-        """
-        UPDATE usage_counters SET reserved = reserved + :q
-        WHERE org_id = :org AND meter = :meter AND period = :period AND period_start = :start
-          AND used + reserved + :q <= :limit
-        RETURNING used, reserved
-        """
-    )
-    .bindparams(*_COUNTER_PARAMS)
-    .columns(*_COUNTER_COLUMNS)
-)
+_HOLD_WITHIN_SQL = """
+    UPDATE usage_counters SET reserved = reserved + :q
+    WHERE org_id = :org AND meter = :meter AND period = :period AND period_start = :start
+      AND used + reserved + :q <= :limit
+    RETURNING used, reserved
+"""
+_HOLD_WITHIN = text(_HOLD_WITHIN_SQL).bindparams(*_COUNTER_PARAMS).columns(*_COUNTER_COLUMNS)
 _ADD_RESERVED = (
     text(
         """
@@ -657,12 +652,8 @@ _INSERT_RESERVATION = text(f"{_RESERVATION_COLUMNS} VALUES ({_RESERVATION_VALUES
 _PG_HOLD_AND_RESERVE = (
     text(
         f"""
-        WITH held AS (
-            UPDATE usage_counters SET reserved = reserved + :q
-            WHERE org_id = :org AND meter = :meter AND period = :period
-              AND period_start = :start AND used + reserved + :q <= :limit
-            RETURNING used, reserved
-        ), made AS ({_RESERVATION_COLUMNS} SELECT {_RESERVATION_VALUES} FROM held)
+        WITH held AS ({_HOLD_WITHIN_SQL}),
+        made AS ({_RESERVATION_COLUMNS} SELECT {_RESERVATION_VALUES} FROM held)
         SELECT used, reserved FROM held
         """  # noqa: S608 (put together from this module's constants only)
     )
