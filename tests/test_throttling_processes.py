@@ -178,8 +178,8 @@ def test_two_processes_allow_exactly_the_limit_in_total(
         _stop(server)
     with database.session(write=False) as session:
         recorded = session.scalar(
-            select(func.count())
-            .select_from(UsageEvent)
-            .where(UsageEvent.org_id == acme.org_id, UsageEvent.meter == "api_calls")
+            select(func.sum(UsageEvent.quantity)).where(
+                UsageEvent.org_id == acme.org_id, UsageEvent.meter == "api_calls"
+            )
         )
     assert recorded == 10

@@ -374,11 +374,18 @@ def test_a_due_buffer_is_written_whole_one_chunk_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     acme = people.tenant("Acme")
-    for _ in range(5):
-        api.get(teams_url(acme), headers=acme.headers)
+    routes = [
+        teams_url(acme),
+        f"/api/v1/teams/{acme.team_id}",
+        f"/api/v1/orgs/{acme.org_id}",
+        f"/api/v1/orgs/{acme.org_id}/api-keys",
+        f"/api/v1/orgs/{acme.org_id}/members",
+    ]
+    for url in routes:  # five routes: five usage events
+        assert api.get(url, headers=acme.headers).status_code == 200
     ledger = limiter(limited_app).ledger
-    # A flush may take the oldest calls only (a chunk: one short transaction).
-    assert ledger.flush(2) == 2 and ledger.pending() == 3
+    # A flush may take the oldest events only (a chunk: one short transaction).
+    assert ledger.flush(2) == 2 and (ledger.pending(), ledger.pending_events()) == (3, 3)
     monkeypatch.setattr(limiter_module, "FLUSH_CHUNK", 2)
     clock.advance(seconds=5)
     api.get("/api/v1/me", headers=acme.headers)  # once due: the rest, in chunks of 2

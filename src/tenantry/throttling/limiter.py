@@ -44,7 +44,6 @@ from tenantry.kit.clock import Clock
 from tenantry.kit.db import Database
 from tenantry.kit.errors import PaymentRequired, TooManyRequests
 from tenantry.kit.http import Ctx, is_quota_exempt, write_gate
-from tenantry.kit.ids import new_id
 from tenantry.kit.ratelimit import (
     Bucket,
     BucketState,
@@ -183,7 +182,6 @@ class RequestLimiter:
         route = request.scope.get("route")
         self.ledger.record(
             ApiCall(
-                event_id=new_id("call"),
                 org_id=org_id,
                 at=now,
                 method=request.method,
@@ -350,7 +348,7 @@ class RateLimitHeaders:
         ledger = self.limiter.ledger
         try:
             gate = write_gate(app_state)
-            for _ in range(math.ceil(ledger.pending() / FLUSH_CHUNK)):
+            for _ in range(math.ceil(ledger.pending_events() / FLUSH_CHUNK)):
                 async with gate or contextlib.nullcontext():
                     await anyio.to_thread.run_sync(ledger.flush, FLUSH_CHUNK)
         except Exception:
