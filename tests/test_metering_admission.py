@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from conftest import Factory, Tenant, assert_problem, bearer, count_rows
 from tenantry.app import create_app
@@ -268,3 +268,43 @@ def test_a_reservation_exists_exactly_when_every_hold_was_taken(
     assert counter(database, acme.org_id, "compute_hours") == (0, Decimal(4))
     assert counter(database, acme.org_id, "storage_gb") == (0, Decimal(4))
     assert allowed["remaining"] == {**allowed["remaining"], "compute_hours": "6", "storage_gb": "6"}
+
+
+def test_a_denied_admission_tells_the_counter_as_it_stands_in_as_many_statements(
+    client: TestClient, factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    """A refused hold brings the counter with it (one statement on PostgreSQL, held or not):
+    the reason and what remains show it as this transaction left it, expired holds released."""
+    acme = factory.tenant("Acme")
+    # compute_hours the one metered quota with a limit: what remains is all in the hold's answer.
+    unlimited: dict[str, Any] = {"limit": None}
+    hard = {"limit": "10", "enforcement": "hard"}
+    limited(client, acme, compute_hours=hard, api_calls=unlimited, storage_gb=unlimited)
+    assert admit(client, acme, {"compute_hours": "8"}, ttl_seconds=1)["decision"] == "allow"
+    statements: list[str] = []
+
+    def counted(estimate: str) -> Any:
+        statements.clear()
+        event.listen(database.writer_engine, "before_cursor_execute", on_statement)
+        try:
+            return admit(client, acme, {"compute_hours": estimate})
+        finally:
+            event.remove(database.writer_engine, "before_cursor_execute", on_statement)
+
+    def on_statement(*args: Any) -> None:
+        statements.append(args[2])
+
+    allowed = counted("2")
+    assert allowed["decision"] == "allow" and allowed["remaining"]["compute_hours"] == "0"
+    for_an_allowed_one = len(statements)
+    denied = counted("1")
+    assert denied["decision"] == "deny" and len(statements) == for_an_allowed_one
+    reason = denied["reasons"][0]
+    assert (reason["used"], reason["reserved"], reason["limit"]) == ("0", "10", "10")
+    assert denied["remaining"]["compute_hours"] == "0"
+
+    clock.advance(seconds=1)  # the 8 hours expire, released by the next admission
+    denied = admit(client, acme, {"compute_hours": "9"})
+    assert denied["decision"] == "deny" and denied["reasons"][0]["reserved"] == "2"
+    assert denied["remaining"]["compute_hours"] == "8"
+    assert counter(database, acme.org_id, "compute_hours") == (0, 2)

@@ -205,6 +205,8 @@ class _Taken:
     refused: list[Reason] = field(default_factory=list)  # by hard quotas
     warnings: list[Reason] = field(default_factory=list)  # by soft quotas
     counters: dict[CounterKey, CounterState] = field(default_factory=dict)  # as holds left them
+    # Counters whose hold was refused, as they stand (nothing here changes them).
+    refused_counters: dict[CounterKey, CounterState] = field(default_factory=dict)
     reserved: bool = False  # whether the reservation was made with the last hold
 
 
@@ -241,6 +243,8 @@ def _take_holds(
                 done.reserved = with_it is not None
             else:
                 done.refused.append(_quota_reason(plan, hold, state, code="quota_exceeded"))
+                if state is not None:
+                    done.refused_counters[key] = state
             continue
         state = repository.add_reserved(session, org_id=org_id, key=key, delta=hold.quantity)
         if state is None:  # the first use of this counter in its period
@@ -265,7 +269,7 @@ def _hold_within(
     the counter as it stands. A counter not made yet for this period is made first; then the
     same conditional UPDATE decides, so racing for the first hold of a period is exact too."""
     for attempt in range(2):
-        state = repository.hold_within(
+        held, state = repository.hold_within(
             session,
             org_id=org_id,
             key=hold.key,
@@ -273,11 +277,8 @@ def _hold_within(
             limit=limit,
             then_reserve=reservation,
         )
-        if state is not None:
-            return True, state
-        state = repository.counters(session, org_id=org_id, keys=[hold.key]).get(hold.key)
-        if state is not None or attempt:
-            return False, state  # there is a counter, and the hold does not fit in it
+        if held or state is not None or attempt:
+            return held, state  # taken; or there is a counter, and the hold does not fit in it
         repository.ensure_counters(session, org_id=org_id, keys=[hold.key])
     raise AssertionError("unreachable")
 
@@ -412,7 +413,7 @@ def admit(
     seen = taken.counters
     if reasons:
         _give_back(session, team.org_id, taken.holds)
-        seen = {}  # given back: read what is left afresh
+        seen = taken.refused_counters  # the ones given back are read afresh
     elif reservation is not None and not taken.reserved:
         repository.insert_held_reservation(session, reservation)
     return Admission(

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
+    Boolean,
     String,
     Table,
     and_,
@@ -535,24 +536,26 @@ def hold_within(
     quantity: Decimal,
     limit: Decimal,
     then_reserve: Mapping[str, Any] | None = None,
-) -> CounterState | None:
+) -> tuple[bool, CounterState | None]:
     """Hold `quantity` if used + reserved + quantity stays within `limit`, in one conditional
     UPDATE: concurrent callers are serialized by the row lock (PostgreSQL) or the database
-    lock (SQLite), and each re-checks the condition against the others' holds. Returns the
-    counter after the hold; None if it was not held (over the limit, or no counter yet).
-    With `then_reserve`, that reservation (see `insert_held_reservation`) is inserted if, and
-    only if, the hold was taken: on PostgreSQL in the same statement, one round trip."""
+    lock (SQLite), and each re-checks the condition against the others' holds. Returns whether
+    it was held, and the counter (after the hold; as it stands when not held; None when this
+    period has no counter yet). With `then_reserve`, that reservation (see
+    `insert_held_reservation`) is inserted if, and only if, the hold was taken. On PostgreSQL
+    all of it is one statement, one round trip, held or not."""
     params = _counter_params(org_id, key)
     params.update(q=to_micros(quantity), limit=to_micros(limit))
-    if then_reserve is None:
-        row = session.execute(_HOLD_WITHIN, params).first()
-    elif session.get_bind().dialect.name == "postgresql":
-        row = session.execute(_PG_HOLD_AND_RESERVE, {**params, **then_reserve}).first()
-    else:
-        row = session.execute(_HOLD_WITHIN, params).first()
-        if row is not None:
-            insert_held_reservation(session, then_reserve)
-    return None if row is None else CounterState(row[0], row[1])
+    if session.get_bind().dialect.name == "postgresql":
+        statement = _PG_HOLD if then_reserve is None else _PG_HOLD_AND_RESERVE
+        row = session.execute(statement, {**params, **(then_reserve or {})}).first()
+        return (False, None) if row is None else (row[2], CounterState(row[0], row[1]))
+    row = session.execute(_HOLD_WITHIN, params).first()
+    if row is None:
+        return False, counters(session, org_id=org_id, keys=[key]).get(key)
+    if then_reserve is not None:
+        insert_held_reservation(session, then_reserve)
+    return True, CounterState(row[0], row[1])
 
 
 def add_reserved(
@@ -647,6 +650,22 @@ _RESERVATION_PARAMS = (
 _INSERT_RESERVATION = text(f"{_RESERVATION_COLUMNS} VALUES ({_RESERVATION_VALUES})").bindparams(
     *_RESERVATION_PARAMS
 )
+# A hold on PostgreSQL, with the counter as it stands when the hold does not fit (for the reason
+# and what remains), in one statement: the counter's row is read only when the UPDATE took
+# nothing. That read sees the statement's snapshot, this transaction's own changes included.
+_PG_COUNTER_IF_NOT_HELD = """
+    SELECT used, reserved, TRUE AS taken FROM held
+    UNION ALL
+    SELECT used, reserved, FALSE FROM usage_counters
+    WHERE org_id = :org AND meter = :meter AND period = :period AND period_start = :start
+      AND NOT EXISTS (SELECT 1 FROM held)
+"""
+_PG_HOLD_COLUMNS = (*_COUNTER_COLUMNS, column("taken", Boolean))
+_PG_HOLD = (
+    text(f"WITH held AS ({_HOLD_WITHIN_SQL}) {_PG_COUNTER_IF_NOT_HELD}")
+    .bindparams(*_COUNTER_PARAMS)
+    .columns(*_PG_HOLD_COLUMNS)
+)
 # The last hold of an admission and its reservation in one statement: the INSERT selects from
 # the UPDATE's returned row, so the reservation exists exactly when the hold was taken.
 _PG_HOLD_AND_RESERVE = (
@@ -654,11 +673,11 @@ _PG_HOLD_AND_RESERVE = (
         f"""
         WITH held AS ({_HOLD_WITHIN_SQL}),
         made AS ({_RESERVATION_COLUMNS} SELECT {_RESERVATION_VALUES} FROM held)
-        SELECT used, reserved FROM held
+        {_PG_COUNTER_IF_NOT_HELD}
         """  # noqa: S608 (put together from this module's constants only)
     )
     .bindparams(*_COUNTER_PARAMS, *_RESERVATION_PARAMS)
-    .columns(*_COUNTER_COLUMNS)
+    .columns(*_PG_HOLD_COLUMNS)
 )
 
 
