@@ -83,7 +83,7 @@ def test_a_write_that_failed_after_its_commit_is_retried_without_counting_twice(
     record_events = ledger_module.metering.record_events
 
     def committed_then_lost(session: Session, *args: Any, **kwargs: Any) -> Any:
-        recorded = record_events(session, *args, **kwargs)
+        record_events(session, *args, **kwargs)
         session.commit()
         raise ConnectionError("the connection dropped before the commit was acknowledged")
 

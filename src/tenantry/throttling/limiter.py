@@ -179,13 +179,15 @@ class RequestLimiter:
             if not decision.allowed:
                 raise _too_many(decision, status)
         self._count_api_call(request, plan, org_id=org_id, now=now)
-        route = request.scope.get("route")
+        # The route's template; the path only when no route matched (`request.url` is built
+        # only then: building it cost more than the rest of recording the call).
+        route = getattr(request.scope.get("route"), "path", None) or request.url.path
         self.ledger.record(
             ApiCall(
                 org_id=org_id,
                 at=now,
                 method=request.method,
-                route=str(getattr(route, "path", request.url.path))[:200],
+                route=str(route)[:200],
                 team_id=team_id,
                 user_id=principal.user_id,
                 api_key_id=principal.api_key_id,
