@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
-from tenantry.kit.db import JSONType, UTCDateTime
+from tenantry.kit.clock import as_utc
+from tenantry.kit.db import DriverStatement, JSONType, UTCDateTime
 from tenantry.kit.pagination import Page, PageRequest, paginate
 
 
@@ -119,15 +120,14 @@ class ApiKeyCredential:
 # its creator) as plain SQL with typed result columns, so no ORM object is built per request.
 # The org's version stamp comes along: each of the key's requests reads it next (its rates, plan
 # and permissions are kept under it), and a round trip costs more than the rest of the lookup.
-_API_KEY_CREDENTIAL = text(
-    """
+_API_KEY_CREDENTIAL_SQL = """
     SELECT k.id, k.org_id, k.team_id, k.permissions, k.created_by, k.expires_at,
            k.last_used_at, k.revoked_at, u.status, COALESCE(v.version, 0)
     FROM api_keys k LEFT JOIN users u ON u.id = k.created_by
          LEFT JOIN access_versions v ON v.org_id = k.org_id
     WHERE k.secret_hash = :digest
-    """
-).columns(
+"""
+_API_KEY_CREDENTIAL = text(_API_KEY_CREDENTIAL_SQL).columns(
     column("id", String),
     column("org_id", String),
     column("team_id", String),
@@ -139,12 +139,36 @@ _API_KEY_CREDENTIAL = text(
     column("status", String),
     column("org_version", BigInteger),
 )
+# On PostgreSQL, sent by the driver itself (`kit.db.DriverStatement`): it returns the times in
+# the server's zone, made UTC here as `UTCDateTime` does.
+_API_KEY_CREDENTIAL_BY_DRIVER = DriverStatement(_API_KEY_CREDENTIAL_SQL)
 
 
 def api_key_credential(session: Session, digest: str) -> ApiKeyCredential | None:
     # Unscoped: authentication is how the key's org becomes known.
-    row = session.execute(_API_KEY_CREDENTIAL, {"digest": digest}).first()
-    return None if row is None else ApiKeyCredential(*row)
+    if session.get_bind().dialect.name != "postgresql":
+        found = session.execute(_API_KEY_CREDENTIAL, {"digest": digest}).first()
+        return None if found is None else ApiKeyCredential(*found)
+    row = _API_KEY_CREDENTIAL_BY_DRIVER.first(session, {"digest": digest})
+    if row is None:
+        return None
+    key_id, org_id, team_id, permissions, created_by, expires, used, revoked, status, v = row
+    return ApiKeyCredential(
+        key_id,
+        org_id,
+        team_id,
+        permissions,
+        created_by,
+        _utc(expires),
+        _utc(used),
+        _utc(revoked),
+        status,
+        v,
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
 
 
 def api_key_in_org(session: Session, *, org_id: str, key_id: str) -> ApiKey | None:

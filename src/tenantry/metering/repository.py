@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
-    Boolean,
     String,
     Table,
     and_,
@@ -34,8 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tenantry.kit.db import JSONType, UTCDateTime, json_text
-from tenantry.metering.meters import to_micros
+from tenantry.kit.db import DriverStatement, JSONType, UTCDateTime, json_text
+from tenantry.metering.meters import from_micros, to_micros
 from tenantry.metering.models import (
     PlanOverride,
     Quantity,
@@ -547,9 +547,16 @@ def hold_within(
     params = _counter_params(org_id, key)
     params.update(q=to_micros(quantity), limit=to_micros(limit))
     if session.get_bind().dialect.name == "postgresql":
-        statement = _PG_HOLD if then_reserve is None else _PG_HOLD_AND_RESERVE
-        row = session.execute(statement, {**params, **(then_reserve or {})}).first()
-        return (False, None) if row is None else (row[2], CounterState(row[0], row[1]))
+        if then_reserve is None:
+            row = _PG_HOLD.first(session, params)
+        else:
+            reservation = {**then_reserve, "estimate": Jsonb(then_reserve["estimate"])}
+            reservation["holds"] = Jsonb(then_reserve["holds"])
+            row = _PG_HOLD_AND_RESERVE.first(session, {**params, **reservation})
+        if row is None:
+            return False, None
+        used, reserved, taken = row
+        return taken, CounterState(from_micros(used), from_micros(reserved))
     row = session.execute(_HOLD_WITHIN, params).first()
     if row is None:
         return False, counters(session, org_id=org_id, keys=[key]).get(key)
@@ -660,24 +667,15 @@ _PG_COUNTER_IF_NOT_HELD = """
     WHERE org_id = :org AND meter = :meter AND period = :period AND period_start = :start
       AND NOT EXISTS (SELECT 1 FROM held)
 """
-_PG_HOLD_COLUMNS = (*_COUNTER_COLUMNS, column("taken", Boolean))
-_PG_HOLD = (
-    text(f"WITH held AS ({_HOLD_WITHIN_SQL}) {_PG_COUNTER_IF_NOT_HELD}")
-    .bindparams(*_COUNTER_PARAMS)
-    .columns(*_PG_HOLD_COLUMNS)
-)
+_PG_HOLD = DriverStatement(f"WITH held AS ({_HOLD_WITHIN_SQL}) {_PG_COUNTER_IF_NOT_HELD}")
 # The last hold of an admission and its reservation in one statement: the INSERT selects from
 # the UPDATE's returned row, so the reservation exists exactly when the hold was taken.
-_PG_HOLD_AND_RESERVE = (
-    text(
-        f"""
-        WITH held AS ({_HOLD_WITHIN_SQL}),
-        made AS ({_RESERVATION_COLUMNS} SELECT {_RESERVATION_VALUES} FROM held)
-        {_PG_COUNTER_IF_NOT_HELD}
-        """  # noqa: S608 (put together from this module's constants only)
-    )
-    .bindparams(*_COUNTER_PARAMS, *_RESERVATION_PARAMS)
-    .columns(*_PG_HOLD_COLUMNS)
+_PG_HOLD_AND_RESERVE = DriverStatement(
+    f"""
+    WITH held AS ({_HOLD_WITHIN_SQL}),
+    made AS ({_RESERVATION_COLUMNS} SELECT {_RESERVATION_VALUES} FROM held)
+    {_PG_COUNTER_IF_NOT_HELD}
+    """  # noqa: S608 (put together from this module's constants only)
 )
 
 
