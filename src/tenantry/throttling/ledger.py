@@ -50,7 +50,6 @@ from tenantry.metering import service as metering
 log = logging.getLogger("tenantry.throttling")
 API_CALLS = "api_calls"
 FLUSH_CHUNK = 50
-ONE = Decimal(1)
 
 
 class ApiCall(NamedTuple):
