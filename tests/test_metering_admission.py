@@ -308,3 +308,21 @@ def test_a_denied_admission_tells_the_counter_as_it_stands_in_as_many_statements
     assert denied["decision"] == "deny" and denied["reasons"][0]["reserved"] == "2"
     assert denied["remaining"]["compute_hours"] == "8"
     assert counter(database, acme.org_id, "compute_hours") == (0, 2)
+
+
+def test_an_overdue_reservation_is_expired_and_released_before_the_next_hold(
+    client: TestClient, factory: Factory, clock: FrozenClock, database: Database
+) -> None:
+    """An admission that finds an overdue reservation expires it and releases what it held
+    before taking its own hold: the counter holds only the new estimate, once."""
+    acme = factory.tenant("Acme")  # Free: compute_hours 100 a month, hard
+    first = admit(client, acme, {"compute_hours": "30"}, ttl_seconds=1)
+    clock.advance(seconds=2)  # overdue, and a look is due
+    second = admit(client, acme, {"compute_hours": "60"})  # fits with or without the release
+    assert second["decision"] == "allow" and second["remaining"]["compute_hours"] == "40"
+    assert counter(database, acme.org_id, "compute_hours") == (0, 60)
+    with database.session(write=False) as s:
+        rows = s.execute(
+            select(Reservation.id, Reservation.status).where(Reservation.org_id == acme.org_id)
+        ).all()
+    assert dict(rows) == {first["reservation_id"]: "expired", second["reservation_id"]: "held"}
