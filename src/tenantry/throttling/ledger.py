@@ -198,9 +198,13 @@ class ApiCallLedger:
             for key in list(self._open)[:room]:
                 taken.append(self._open.pop(key))
         self._calls -= sum(t.calls for t in taken)
+        self._find_oldest()
+        return taken
+
+    def _find_oldest(self) -> None:
+        """The first call of the buffered tallies (under the lock)."""
         left = [*self._failed, *self._open.values()]
         self._oldest = min((t.first.at for t in left), default=None)
-        return taken
 
     def _write(self, tallies: list[Tally]) -> int:
         by_org: dict[str, list[Tally]] = defaultdict(list)
@@ -229,5 +233,4 @@ class ApiCallLedger:
         with self._lock:
             self._failed[:0] = tallies
             self._calls += sum(t.calls for t in tallies)
-            left = [*self._failed, *self._open.values()]
-            self._oldest = min((t.first.at for t in left), default=None)
+            self._find_oldest()
