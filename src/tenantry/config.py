@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # How long an admission's reservation holds its estimate unless settled (metering).
     reservation_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
     max_request_body_bytes: int = 1024 * 1024
+    # Worker threads each hot route (admission, settle, usage events) runs on, apart from the
+    # shared pool: more only lengthens the wait for the interpreter lock (kit/http.py, `_lane`).
+    hot_route_threads: int = Field(default=4, ge=1, le=64)
     api_key_touch_interval_seconds: int = 60
 
     # Rate limits, the daily API-calls quota and its usage records (docs/rate-limits.md).

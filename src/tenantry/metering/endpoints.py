@@ -20,14 +20,13 @@ from tenantry.access.catalog import Permission
 from tenantry.access.dependencies import (
     BearerDep,
     OrgScope,
-    PrincipalDep,
     TeamScope,
     authenticated,
     org_scope,
     team_scope,
 )
 from tenantry.access.principal import Principal
-from tenantry.kit.http import Ctx, CtxDep, json_body_schema, parse_json_body, quota_exempt
+from tenantry.kit.http import Ctx, json_body_schema, parse_json_body, quota_exempt
 from tenantry.metering import admission, service, summary
 from tenantry.metering.meters import METERS, plain
 from tenantry.metering.plans import Plan, upgrade_hint
@@ -92,6 +91,7 @@ def _not_a_batch(error: Any) -> bool:
 
 
 _ADMISSION_BODY = TypeAdapter(AdmissionIn)
+_SETTLE_BODY = TypeAdapter(SettleIn)
 
 
 def _quantity(value: Decimal | None) -> str | None:
@@ -221,9 +221,19 @@ def _admit(ctx: Ctx, principal: Principal, request: Request, raw: bytes) -> Resp
     name="admission.settled",
     response_model=SettledOut,
     tags=["usage"],
+    openapi_extra=json_body_schema(_SETTLE_BODY),
 )
-def settle(reservation_id: str, body: SettleIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
+async def settle(reservation_id: str, request: Request, _credential: BearerDep) -> Response:
     """Record what the admitted action really used and release the rest of its hold."""
+    # The other half of every admitted action: the same one-thread path as `admit`.
+    raw = await request.body()
+    return await authenticated(
+        request, lambda ctx, principal: _settle(ctx, principal, reservation_id, raw)
+    )
+
+
+def _settle(ctx: Ctx, principal: Principal, reservation_id: str, raw: bytes) -> Response:
+    body = parse_json_body(_SETTLE_BODY, raw)
     done = admission.settle(ctx, principal, reservation_id, body.usage)
     reservation = done.reservation
     out = SettledOut(
