@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     # refills unless a test moves it.
     rate_limit_multiplier: float = Field(default=1.0, gt=0, le=10_000)
     # The API's own requests are recorded as `api_calls` usage in batches: at the start of the
-    # first request after this many seconds (by the service's clock) or this many calls.
+    # first request after this many seconds (by the service's clock) or once this many usage
+    # events (tallies of one caller's calls to one route in one minute) are waiting.
     api_calls_flush_seconds: float = Field(default=5.0, ge=0)
     api_calls_flush_size: int = Field(default=1000, ge=1)
 
