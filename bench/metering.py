@@ -522,8 +522,9 @@ def warmed_tenant(base: str, limit: int) -> tuple[dict[str, str], float]:
     nothing), and how long the first of them took. An org's first admission after its plan
     changed builds what each server process keeps under the org's version stamp (the effective
     plan, the rates, the principal's access slice), and a key's first use records its
-    `last_used_at`: about 5 ms more than the next one, on each of the first requests that run
-    at once. Each mode times the steady state after it; the first is reported beside it."""
+    `last_used_at`: several milliseconds more than the next one, on each of the first
+    requests that run at once. Each mode times the steady state after it; the first is
+    reported beside it."""
     who = limited_tenant(base, limit)
     tally = asyncio.run(closed_loop(base, who, WARM_UP, 1, estimate="0"))
     assert tally.decisions == ["allow"] * WARM_UP, tally.decisions
