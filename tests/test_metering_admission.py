@@ -91,6 +91,35 @@ def test_reserve_settle_and_release(
     assert admit(client, acme, {"compute_hours": "87.5"})["decision"] == "allow"
 
 
+def test_a_bad_settle_is_refused_and_changes_nothing(
+    client: TestClient, factory: Factory, database: Database
+) -> None:
+    """Settle reads and checks its own body (it runs in one worker thread, as admission does):
+    every malformed settle gets the problem FastAPI's own validation would give, and leaves the
+    reservation held."""
+    acme = factory.tenant("Acme")
+    held = admit(client, acme, {"compute_hours": "10"})["reservation_id"]
+    url = f"{ADMIT}/{held}/settle"
+    json_body = {**acme.headers, "Content-Type": "application/json"}
+    before = count_rows(database)
+    for content, status, code in (
+        (b"not json", 400, "malformed_json"),
+        (b"", 422, None),
+        (b"{}", 422, None),
+        (b'{"usage": {"compute_hours": "-1"}}', 422, "invalid_quantity"),
+        (b'{"usage": {"compute_hours": "NaN"}}', 422, None),
+        (b'{"usage": {"gpu": "1"}}', 422, None),
+        (b'{"usage": {"compute_hours": "1"}, "extra": 1}', 422, None),
+    ):
+        resp = client.post(url, headers=json_body, content=content)
+        assert_problem(resp, status, code)
+    assert_problem(client.post(url, json={"usage": {"compute_hours": "1"}}), 401)
+    assert count_rows(database) == before
+    assert counter(database, acme.org_id, "compute_hours") == (0, 10)
+    assert settle(client, acme, held, {"compute_hours": "4"}).status_code == 200
+    assert counter(database, acme.org_id, "compute_hours") == (4, 0)
+
+
 def test_soft_quotas_allow_and_warn(
     client: TestClient, factory: Factory, database: Database
 ) -> None:
