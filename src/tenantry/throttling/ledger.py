@@ -131,7 +131,7 @@ class ApiCallLedger:
             tally = self._open.get(key)
             if tally is not None:
                 tally.calls += 1
-            elif len(self._open) + len(self._failed) >= self._max_buffered:
+            elif self._events() >= self._max_buffered:
                 # The database has been unreachable for a long while: keep memory bounded.
                 self.dropped += 1
                 return
@@ -149,7 +149,11 @@ class ApiCallLedger:
     def pending_events(self) -> int:
         """Usage events the buffered calls make (what a write costs)."""
         with self._lock:
-            return len(self._open) + len(self._failed)
+            return self._events()
+
+    def _events(self) -> int:
+        """Tallies buffered, open or failed: the events a write would make (under the lock)."""
+        return len(self._open) + len(self._failed)
 
     def begin_write(self) -> None:
         """A write of the buffer has started beside the requests (`limiter.RateLimitHeaders`)."""
@@ -174,8 +178,7 @@ class ApiCallLedger:
             # are one row. Counting calls made a write (a few milliseconds of the interpreter,
             # beside the requests) every 1,000 calls for nothing: at 400 admissions/s each one
             # put 3-11 admissions over 5 ms.
-            events = len(self._open) + len(self._failed)
-            return events >= self._flush_size or now - self._oldest >= self._flush_after
+            return self._events() >= self._flush_size or now - self._oldest >= self._flush_after
 
     def flush(self, at_most: int | None = None) -> int:
         """Write the buffered tallies (the oldest `at_most` of them, if given); returns how many
