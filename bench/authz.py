@@ -60,25 +60,27 @@ from casbin.model import Model
 from sqlalchemy import create_engine, delete, insert, text
 from sqlalchemy.engine import make_url
 
-from tenantry.access import policy
-from tenantry.access.catalog import (
+from tenantry.access.models import CustomRole, Grant
+from tenantry.app import create_app
+from tenantry.authz import policy
+from tenantry.authz.catalog import (
     ORG_MEMBER_PERMISSIONS,
     ORG_ROLE_AS_TEAM_ROLE,
     OrgRole,
     Permission,
     TeamRole,
 )
-from tenantry.access.engine import Resource, Snapshot, Subject
-from tenantry.access.models import AccessVersion, CustomRole, Grant
-from tenantry.app import create_app
+from tenantry.authz.engine import Resource, Snapshot, Subject
 from tenantry.config import Settings
 from tenantry.identity.models import ApiKey, User
 from tenantry.identity.service import API_KEY_PREFIX
+from tenantry.kit import stamps
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.kit.ids import new_id
 from tenantry.kit.migrations import upgrade
 from tenantry.kit.security import token_hash
+from tenantry.kit.stamps import OrgVersion
 from tenantry.tenancy.models import Organization, OrgMembership, Team, TeamMembership
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -227,14 +229,14 @@ def load(db: Database, orgs: list[OrgData]) -> None:
     rows: dict[Any, list[dict[str, Any]]] = {
         t: [] for t in (Organization, User, OrgMembership, Team, TeamMembership, CustomRole, Grant)
     }
-    rows[AccessVersion] = []
+    rows[OrgVersion] = []
     rows[ApiKey] = []
     for org in orgs:
         rows[Organization].append(
             {"id": org.id, "name": org.id, "slug": org.id.replace("_", "-"), "plan": "enterprise",
              "settings": {}, "status": "active", "created_at": NOW, "updated_at": NOW}
         )  # fmt: skip
-        rows[AccessVersion].append({"org_id": org.id, "version": 1})
+        rows[OrgVersion].append({"org_id": org.id, "version": 1})
         for u in org.users:
             rows[User].append(
                 {"id": u, "email": f"{u}@bench.example", "email_normalized": f"{u}@bench.example",
@@ -311,7 +313,7 @@ def questions(rng: random.Random, orgs: list[OrgData], count: int) -> list[Quest
 def tenantry_figures(
     db: Database, orgs: list[OrgData], asked: list[Question], cold_count: int
 ) -> tuple[dict[str, Any], dict[Question, bool]]:
-    policy.clear_caches()
+    stamps.clear_caches()
     snapshots: dict[str, Snapshot] = {}
     rebuild: list[float] = []
     for org in orgs:
@@ -354,7 +356,7 @@ def tenantry_figures(
         cold_memo.append((clock() - started) / 1000)
     cold: list[float] = []
     for q in asked[:cold_count]:
-        policy.clear_caches()
+        stamps.clear_caches()
         started = clock()
         with db.session(write=False) as session:
             snapshot = policy.principal_snapshot(session, q.org, q.user)

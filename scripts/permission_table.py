@@ -2,12 +2,12 @@
 
     python scripts/permission_table.py
 
-docs/concepts.md pastes this output; rerun it whenever `tenantry.access.catalog` changes.
+docs/concepts.md pastes this output; rerun it whenever `tenantry.authz.catalog` changes.
 """
 
 from __future__ import annotations
 
-from tenantry.access.catalog import (
+from tenantry.authz.catalog import (
     CATALOG_DESCRIPTIONS,
     ORG_MEMBER_PERMISSIONS,
     ROLE_ALIASES,

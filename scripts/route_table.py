@@ -18,11 +18,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import bearer_credential, current_principal
+from tenantry.authz.catalog import Permission
+from tenantry.http.auth import bearer_credential, current_principal
 from tenantry.app import create_app
 from tenantry.config import Settings
-from tenantry.kit.http import MUTATING_METHODS
+from tenantry.kit.context import MUTATING_METHODS
 
 # Rules that depend on the resource and are checked in the service, keyed by route name.
 # A key that matches no route makes this script fail, so the notes cannot silently go stale.

@@ -26,7 +26,9 @@ from sqlalchemy import select
 
 from conftest import PASSWORD, Factory, Tenant, bearer, count_rows
 from stripe_fake import WEBHOOK_SECRET
-from tenantry.access.catalog import (
+from tenantry.app import create_app
+from tenantry.audit.models import AuditEvent
+from tenantry.authz.catalog import (
     ORG_MEMBER_PERMISSIONS,
     ORG_ROLE_AS_TEAM_ROLE,
     TEAM_ROLE_PERMISSIONS,
@@ -36,12 +38,10 @@ from tenantry.access.catalog import (
     TeamRole,
     org_role_permissions,
 )
-from tenantry.app import create_app
-from tenantry.audit.models import AuditEvent
 from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
+from tenantry.kit.context import MUTATING_METHODS
 from tenantry.kit.db import Database
-from tenantry.kit.http import MUTATING_METHODS
 
 P = Permission
 RouteKey = tuple[str, str]

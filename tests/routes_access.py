@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from routes import PARAMS, SELF, WORLD_EXTRAS, RouteCase, World, WorldExtra
-from tenantry.access.catalog import Permission as P
+from tenantry.authz.catalog import Permission as P
 from tenantry.kit.ids import new_id
 
 # The check and explain questions are POSTs that change nothing: they are not audited.

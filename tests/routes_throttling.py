@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from routes import PARAMS, WORLD_EXTRAS, RouteCase, World, WorldExtra
-from tenantry.access.catalog import Permission as P
+from tenantry.authz.catalog import Permission as P
 
 
 def _acquire(world: World) -> dict[str, Any]:

@@ -17,16 +17,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from conftest import Factory, Tenant, assert_problem, bearer, count_rows
-from tenantry.access import policy, tasks
-from tenantry.access.catalog import Permission
-from tenantry.access.engine import Resource, Snapshot
-from tenantry.access.models import AccessVersion, Grant
+from tenantry.access import policy_source, tasks
+from tenantry.access.models import Grant
 from tenantry.app import create_app
 from tenantry.audit.models import AuditEvent
+from tenantry.authz import policy
+from tenantry.authz.catalog import Permission
+from tenantry.authz.engine import Resource, Snapshot
 from tenantry.config import Settings
+from tenantry.kit import stamps
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.kit.ids import new_id
+from tenantry.kit.stamps import OrgVersion
 
 API = "/api/v1"
 PLAN = "enterprise"  # room for the members these tests make
@@ -282,7 +285,7 @@ def test_an_expired_grant_stops_at_its_instant_with_the_cache_warm(
     # The cache of the engine that served the renames (on SQLite, writes have an engine of their
     # own): it must be warm whichever tests ran before.
     with database.session(write=True) as session:
-        version = policy.version_of(session, acme.org_id)
+        version = stamps.version_of(session, acme.org_id)
         cached = policy.cache_for(session)
     clock.set(ends - timedelta(microseconds=1))
     assert rename_team(client, acme.team_id, holder) == 200
@@ -290,7 +293,7 @@ def test_an_expired_grant_stops_at_its_instant_with_the_cache_warm(
     assert rename_team(client, acme.team_id, holder) == 403
     # Nothing about the org changed meanwhile: the cached snapshot answered, at the right time.
     with database.session(write=False) as session:
-        assert policy.version_of(session, acme.org_id) == version
+        assert stamps.version_of(session, acme.org_id) == version
     assert len(cached) >= 1
     listed = client.get(f"{API}/teams/{acme.team_id}/grants", headers=acme.headers).json()
     assert listed["items"] == []
@@ -347,7 +350,7 @@ def test_a_second_process_sees_a_revocation_on_its_next_request(
         )
         assert rename_team(elsewhere, acme.team_id, holder) == 200
     with database.session(write=False) as session:
-        assert session.get(AccessVersion, acme.org_id) is not None
+        assert session.get(OrgVersion, acme.org_id) is not None
 
 
 def test_a_parent_teams_role_applies_on_its_children_unless_a_child_says_otherwise(
@@ -755,7 +758,7 @@ def test_a_principals_slice_decides_as_the_whole_orgs_snapshot(
     with database.session(write=False) as session:
         whole = policy.snapshot_for(session, acme.org_id)
         for person in [acme.owner_id, *people]:
-            part = policy.load_principal_policy(session, acme.org_id, person, None)
+            part = policy_source.load_principal_policy(session, acme.org_id, person, None)
             sliced = Snapshot(part)
             for moment in (clock.now(), clock.now() + timedelta(minutes=2)):
                 for resource in resources:

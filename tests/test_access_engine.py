@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenantry.access.catalog import (
+from tenantry.authz.catalog import (
     ORG_MEMBER_PERMISSIONS,
     ORG_ROLE_AS_TEAM_ROLE,
     TEAM_ROLE_PERMISSIONS,
@@ -25,7 +25,7 @@ from tenantry.access.catalog import (
     TeamRole,
     org_role_permissions,
 )
-from tenantry.access.engine import (
+from tenantry.authz.engine import (
     CustomRoleData,
     GrantData,
     KeyData,

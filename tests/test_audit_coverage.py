@@ -38,9 +38,9 @@ from routes import (
     shared_app,
     success_status,
 )
-from tenantry.access.catalog import ORG_MEMBER_PERMISSIONS
+from tenantry.authz.catalog import ORG_MEMBER_PERMISSIONS
+from tenantry.kit.context import MUTATING_METHODS
 from tenantry.kit.db import Database
-from tenantry.kit.http import MUTATING_METHODS
 
 app = pytest.fixture(scope="module", name="app")(shared_app)
 

@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from conftest import Factory, Tenant, assert_problem
 from stripe_fake import API_KEY, CARDS, DECLINING, WEBHOOK_SECRET, FakeStripe, event, sign
+from tenantry.api.billing import webhook_router
 from tenantry.app import create_app
 from tenantry.audit.models import AuditEvent
 from tenantry.billing import webhooks
-from tenantry.billing.endpoints import webhook_router
 from tenantry.billing.models import Subscription, WebhookEvent
 from tenantry.billing.providers import (
     CardDetails,

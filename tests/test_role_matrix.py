@@ -41,8 +41,8 @@ from routes import (
     shared_app,
     success_status,
 )
-from tenantry.access.catalog import ORG_ROLE_RANK, TEAM_ROLE_RANK, OrgRole, Permission, TeamRole
 from tenantry.audit.models import AuditEvent
+from tenantry.authz.catalog import ORG_ROLE_RANK, TEAM_ROLE_RANK, OrgRole, Permission, TeamRole
 from tenantry.kit.db import Database
 
 app = pytest.fixture(scope="module", name="app")(shared_app)

@@ -1,7 +1,7 @@
 """What a process keeps under an org's version stamp is never served stale.
 
 The effective plan, the rates of the limiter and which org a team is in are read once per
-change and kept in each process under the org's version (`access.policy.stamped`). Here a
+change and kept in each process under the org's version (`kit.stamps.stamped`). Here a
 second app with its own engine (another process on the same database) is warmed first; then a
 change made through the first app, or written straight through a session, must show on the
 second app's very next request.
@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
 from conftest import Factory, Tenant, bearer
-from tenantry.access import policy
 from tenantry.app import create_app
 from tenantry.config import Settings
+from tenantry.kit import stamps
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.metering.models import PlanOverride
@@ -145,7 +145,7 @@ def test_writes_that_bypass_the_orm_objects_bump_the_version(
 
     def version() -> int:
         with database.session(write=False) as session:
-            return policy.version_of(session, acme.org_id)
+            return stamps.version_of(session, acme.org_id)
 
     statements = [
         update(Organization).where(Organization.id == acme.org_id).values(plan="starter"),

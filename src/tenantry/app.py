@@ -17,15 +17,20 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
-from tenantry.access.endpoints import router as access_router
+from tenantry.api.access import router as access_router
+from tenantry.api.audit import router as audit_router
+from tenantry.api.billing import router as billing_router
+from tenantry.api.billing import webhook_router as billing_webhooks
+from tenantry.api.identity import router as identity_router
+from tenantry.api.metering import router as metering_router
+from tenantry.api.privacy import router as privacy_router
+from tenantry.api.tenancy import router as tenancy_router
+from tenantry.api.throttling import router as throttling_router
 from tenantry.audit import service as audit
-from tenantry.audit.endpoints import router as audit_router
-from tenantry.billing.endpoints import router as billing_router
-from tenantry.billing.endpoints import webhook_router as billing_webhooks
 from tenantry.billing.providers import provider_from_settings
 from tenantry.config import Settings
-from tenantry.identity.endpoints import router as identity_router
 from tenantry.kit.clock import Clock, SystemClock
+from tenantry.kit.context import Origin
 from tenantry.kit.db import Database
 from tenantry.kit.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -40,15 +45,10 @@ from tenantry.kit.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
-from tenantry.kit.http import Origin
 from tenantry.kit.idempotency import Replay
 from tenantry.kit.limits import BodyLimit
 from tenantry.kit.observability import Metrics, RequestTracking
 from tenantry.kit.security import AccessTokens, Passwords
-from tenantry.metering.endpoints import router as metering_router
-from tenantry.privacy.endpoints import router as privacy_router
-from tenantry.tenancy.endpoints import router as tenancy_router
-from tenantry.throttling.endpoints import router as throttling_router
 from tenantry.throttling.limiter import RateLimitHeaders, RequestLimiter
 
 log = logging.getLogger("tenantry")

@@ -35,8 +35,8 @@ def seed_demo(settings: Settings) -> DemoLogin:
     from tenantry.identity import repository as identity_repository
     from tenantry.identity import service as identity
     from tenantry.kit.clock import SystemClock
+    from tenantry.kit.context import Ctx, Origin
     from tenantry.kit.db import Database
-    from tenantry.kit.http import Ctx, Origin
     from tenantry.kit.security import Passwords
     from tenantry.tenancy import service as tenancy
 

@@ -5,23 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.db import Base, JSONType, UTCDateTime
-
-
-class AccessVersion(Base):
-    """One row per org, bumped in the same transaction as any change to what decides access in
-    it (memberships, teams, roles, grants). Every process compares it with the version of its
-    cached snapshot on each request: one indexed read, and another process's change is seen."""
-
-    __tablename__ = "access_versions"
-
-    org_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    version: Mapped[int] = mapped_column(BigInteger, default=0)
+from tenantry.kit.stamps import track
 
 
 class CustomRole(Base):
@@ -115,3 +103,14 @@ class GrantTemplate(Base):
     duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# What decides an org's requests (see `kit.stamps`).
+track(CustomRole)
+track(
+    Grant,
+    deciding=frozenset(
+        {"subject_type", "subject_id", "resource_type", "resource_id", "team_id"}
+        | {"role", "permissions", "expires_at"}
+    ),
+)

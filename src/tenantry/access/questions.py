@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tenantry.access import repository
-from tenantry.access.catalog import Permission, is_known_permission
-from tenantry.access.engine import (
+from tenantry.access.schemas import ResourceIn, SubjectIn
+from tenantry.authz.catalog import Permission, is_known_permission
+from tenantry.authz.engine import (
     EVERY,
     ORG_RESOURCE,
     TEAM_RESOURCE,
@@ -23,13 +24,12 @@ from tenantry.access.engine import (
     Snapshot,
     Subject,
 )
-from tenantry.access.principal import Principal
-from tenantry.access.resources import has_valid_shape, is_known_type, resolver_of
-from tenantry.access.schemas import ResourceIn, SubjectIn
-from tenantry.access.service import authorize, key_of, policy
+from tenantry.authz.principal import Principal
+from tenantry.authz.resources import has_valid_shape, is_known_type, resolver_of
+from tenantry.authz.service import authorize, key_of, policy
 from tenantry.identity.models import ApiKey
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import NotFound, Unprocessable
-from tenantry.kit.http import Ctx
 from tenantry.kit.pagination import Page, PageRequest, encode_cursor
 from tenantry.tenancy.models import Organization
 

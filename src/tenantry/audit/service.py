@@ -16,12 +16,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
-from tenantry.access.catalog import Permission
-from tenantry.access.principal import Principal
-from tenantry.access.service import authorize
 from tenantry.audit import chain, fastverify, repository
 from tenantry.audit.models import AuditCheckpoint, AuditEvent, AuditEventPersonal
-from tenantry.kit.http import Ctx, Origin
+from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize
+from tenantry.kit.context import Ctx, Origin
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.security import public_key_pem, signing_key

@@ -28,8 +28,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tenantry.access.principal import Principal
 from tenantry.audit import service as audit
+from tenantry.authz.principal import Principal
 from tenantry.billing import rating, repository
 from tenantry.billing.models import (
     BillingAccount,
@@ -49,8 +49,8 @@ from tenantry.billing.providers import (
 )
 from tenantry.billing.rating import BillingPeriod, Cycle, Line, LineKind
 from tenantry.kit.clock import as_utc
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, NotFound, Unprocessable
-from tenantry.kit.http import Ctx
 from tenantry.kit.ids import new_id
 from tenantry.kit.money import from_minor, to_minor
 from tenantry.kit.pagination import Page, PageRequest

@@ -47,8 +47,8 @@ from tenantry.billing.providers import ChargeResult, ChargeStatus
 from tenantry.billing.rating import Cycle
 from tenantry.billing.stripe import price_lookup_key
 from tenantry.kit.clock import Clock, as_utc
+from tenantry.kit.context import Ctx, Origin
 from tenantry.kit.errors import BadRequest, Problem
-from tenantry.kit.http import Ctx, Origin
 from tenantry.metering.plans import DEFAULT_PLAN, PLANS
 from tenantry.tenancy import repository as tenancy_repository
 

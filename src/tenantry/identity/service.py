@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from tenantry.access.catalog import Permission, is_known_permission
-from tenantry.access.principal import Principal
-from tenantry.access.service import authorize, can, is_in_org, note_version
 from tenantry.audit import service as audit
+from tenantry.authz.catalog import Permission, is_known_permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize, can, is_in_org
 from tenantry.identity import repository
 from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
 from tenantry.kit.clock import as_utc
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import (
     Conflict,
     Forbidden,
@@ -24,10 +25,10 @@ from tenantry.kit.errors import (
     Unauthenticated,
     Unprocessable,
 )
-from tenantry.kit.http import Ctx
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.security import AccessTokens, Passwords, TokenError, new_secret, token_hash
+from tenantry.kit.stamps import note_version
 
 API_KEY_PREFIX = "tnt_"
 REFRESH_TOKEN_PREFIX = "tnr_"

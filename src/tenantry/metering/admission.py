@@ -21,11 +21,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tenantry.access.catalog import Permission, is_known_permission
-from tenantry.access.principal import Principal
-from tenantry.access.service import authorize, can
+from tenantry.authz.catalog import Permission, is_known_permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize, can
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, NotFound, Unprocessable
-from tenantry.kit.http import Ctx
 from tenantry.kit.ids import new_id
 from tenantry.metering import repository
 from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, plain, to_micros

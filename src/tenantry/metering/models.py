@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.db import Base, JSONType, UTCDateTime
+from tenantry.kit.stamps import track
 from tenantry.metering.meters import QUANTITY_SCALE, from_micros, to_micros
 
 
@@ -186,3 +187,7 @@ class PlanOverride(Base):
             "rate_limits": self.rate_limits or {},
             "overage_rates": self.overage_rates or {},
         }
+
+
+# An org's custom plan decides its admissions (see `kit.stamps`).
+track(PlanOverride)

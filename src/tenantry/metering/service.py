@@ -20,14 +20,15 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy.orm import Session
 
-from tenantry.access.catalog import Permission
-from tenantry.access.principal import Principal
-from tenantry.access.service import authorize, stamped
 from tenantry.audit import service as audit
+from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize
 from tenantry.kit.clock import SystemClock
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import NotFound, PaymentRequired, Unprocessable
-from tenantry.kit.http import Ctx
 from tenantry.kit.ids import new_id
+from tenantry.kit.stamps import stamped
 from tenantry.metering import repository
 from tenantry.metering.meters import (
     MAX_EVENT_QUANTITY,

@@ -17,14 +17,14 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from tenantry.access.catalog import Permission
-from tenantry.access.principal import Principal
-from tenantry.access.service import authorize
 from tenantry.audit import service as audit
+from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize
 from tenantry.identity import service as identity
 from tenantry.identity.models import User
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
-from tenantry.kit.http import Ctx
 from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization
 

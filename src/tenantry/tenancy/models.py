@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.db import Base, JSONType, UTCDateTime
+from tenantry.kit.stamps import track
 
 
 class Organization(Base):
@@ -92,3 +93,10 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# What decides an org's requests (see `kit.stamps`).
+track(Organization, deciding=frozenset({"plan"}), org_column="id", added_or_removed=False)
+track(OrgMembership, deciding=frozenset({"role", "user_id"}))
+track(TeamMembership, deciding=frozenset({"role", "user_id", "team_id"}))
+track(Team, deciding=frozenset({"parent_team_id", "settings"}))

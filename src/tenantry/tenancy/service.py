@@ -9,32 +9,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tenantry.access.catalog import (
-    ORG_ROLE_RANK,
-    OrgRole,
-    Permission,
-    TeamRole,
-    parse_org_role,
-)
-from tenantry.access.principal import Principal
-from tenantry.access.service import (
+from tenantry.audit import service as audit
+from tenantry.audit.retention import check_retention_setting
+from tenantry.authz.catalog import ORG_ROLE_RANK, OrgRole, Permission, TeamRole, parse_org_role
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import (
     authorize,
     check_may_assign,
     is_in_org,
     org_role,
     parse_team_role_ref,
-    stamped,
 )
-from tenantry.audit import service as audit
-from tenantry.audit.retention import check_retention_setting
 from tenantry.billing import service as billing
 from tenantry.identity.models import User
 from tenantry.kit.clock import as_utc
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
-from tenantry.kit.http import Ctx
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.security import new_secret, token_hash
+from tenantry.kit.stamps import stamped
 from tenantry.metering import service as metering
 from tenantry.tenancy import repository
 from tenantry.tenancy.models import Invitation, Organization, OrgMembership, Team, TeamMembership

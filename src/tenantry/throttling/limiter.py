@@ -38,12 +38,12 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantry.access.principal import Principal
+from tenantry.authz.principal import Principal
 from tenantry.config import Settings
 from tenantry.kit.clock import Clock
+from tenantry.kit.context import Ctx, is_quota_exempt, write_gate
 from tenantry.kit.db import Database
 from tenantry.kit.errors import PaymentRequired, TooManyRequests
-from tenantry.kit.http import Ctx, is_quota_exempt, write_gate
 from tenantry.kit.ratelimit import (
     Bucket,
     BucketState,

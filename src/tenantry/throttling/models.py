@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.db import Base, UTCDateTime
+from tenantry.kit.stamps import track
 
 
 class RateLimitOverride(Base):
@@ -63,3 +64,7 @@ class RunLease(Base):
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# An org's own rate limits decide its requests (see `kit.stamps`).
+track(RateLimitOverride)

@@ -20,15 +20,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tenantry.access.principal import Principal
-from tenantry.access.service import stamped
 from tenantry.audit import service as audit
+from tenantry.authz.principal import Principal
 from tenantry.kit.clock import as_utc
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Gone, NotFound, PaymentRequired
-from tenantry.kit.http import Ctx
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.ratelimit import Rate
+from tenantry.kit.stamps import stamped
 from tenantry.metering import service as metering
 from tenantry.metering.plans import UPGRADE_PATH, Enforcement, Plan, Quota, RateLimits
 from tenantry.tenancy.models import Organization, Team

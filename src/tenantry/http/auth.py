@@ -14,12 +14,13 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from tenantry.access.catalog import Permission
-from tenantry.access.principal import Principal
-from tenantry.access.service import authorize, bind_clock
+from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize, bind_clock
+from tenantry.http.work import CtxDep, in_one_turn
 from tenantry.identity import service as identity
+from tenantry.kit.context import Ctx, authenticating
 from tenantry.kit.errors import Unauthenticated
-from tenantry.kit.http import Ctx, CtxDep, authenticating, in_one_turn
 from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization, Team
 from tenantry.throttling.limiter import throttle_request

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import (
+from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
+from tenantry.http.auth import (
     BearerDep,
     OrgScope,
     TeamScope,
@@ -25,8 +26,8 @@ from tenantry.access.dependencies import (
     org_scope,
     team_scope,
 )
-from tenantry.access.principal import Principal
-from tenantry.kit.http import Ctx, json_body_schema, parse_json_body, quota_exempt
+from tenantry.http.work import json_body_schema, parse_json_body
+from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.metering import admission, service, summary
 from tenantry.metering.meters import METERS, plain
 from tenantry.metering.plans import Plan, upgrade_hint

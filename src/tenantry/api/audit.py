@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, org_scope
 from tenantry.audit import export, live, service
 from tenantry.audit.repository import EventFilters
 from tenantry.audit.schemas import AuditEventOut, CheckpointOut, PublicKeyOut, VerdictOut
+from tenantry.authz.catalog import Permission
+from tenantry.http.auth import OrgScope, org_scope
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import BadRequest
 from tenantry.kit.pagination import PageDep, PageOut

@@ -7,10 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from tenantry.access import management, questions
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
-from tenantry.access.engine import BUILTIN_ROLES, Resource, Snapshot, Subject
+from tenantry.access import questions
+from tenantry.access import service as management
 from tenantry.access.models import CustomRole, Grant
 from tenantry.access.repository import GrantFilters, grants_of_org
 from tenantry.access.schemas import (
@@ -34,8 +32,12 @@ from tenantry.access.schemas import (
     WhatCanOut,
     WhoCanOut,
 )
-from tenantry.access.service import policy
-from tenantry.kit.http import CtxDep, reads_only
+from tenantry.authz.catalog import Permission
+from tenantry.authz.engine import BUILTIN_ROLES, Resource, Snapshot, Subject
+from tenantry.authz.service import policy
+from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
+from tenantry.http.work import CtxDep
+from tenantry.kit.context import reads_only
 from tenantry.kit.pagination import PageDep, PageOut, PageRequest
 
 router = APIRouter(prefix="/api/v1")

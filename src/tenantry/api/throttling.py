@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, TeamScope, org_scope, team_scope
-from tenantry.kit.http import quota_exempt
+from tenantry.authz.catalog import Permission
+from tenantry.http.auth import OrgScope, TeamScope, org_scope, team_scope
+from tenantry.kit.context import quota_exempt
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.metering.plans import RateLimits
 from tenantry.throttling import service

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, PrincipalDep, org_scope
-from tenantry.kit.http import CtxDep
+from tenantry.authz.catalog import Permission
+from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.work import CtxDep
 from tenantry.privacy import service
 from tenantry.privacy.schemas import EraseIn, PersonalDataOut
 

@@ -14,10 +14,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, PrincipalDep, org_scope
-from tenantry.access.principal import Principal
-from tenantry.access.service import authorize, is_in_org
+from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize, is_in_org
 from tenantry.billing import render, service, webhooks
 from tenantry.billing.models import (
     BillingAccount,
@@ -50,8 +49,10 @@ from tenantry.billing.schemas import (
     SubscriptionOut,
     WebhookOut,
 )
+from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.work import CtxDep
+from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.errors import NotFound
-from tenantry.kit.http import Ctx, CtxDep, quota_exempt
 from tenantry.kit.money import from_minor, round_money, to_minor
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.metering.meters import plain

@@ -11,7 +11,7 @@ with `now` at decision time, so a snapshot kept in a cache never lets an expired
 What a principal holds on a team is memoized per (principal, team) together with the interval of
 time in which that answer stays true (from the last expiry it has seen to the next one ahead).
 
-Nothing here touches the database: `tenantry.access.policy` loads an org's rows into a
+Nothing here touches the database: `tenantry.authz.policy` loads an org's rows into a
 `PolicyData` and caches the compiled `Snapshot`; the property test and the benchmark compile
 snapshots from plain data the same way.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-from tenantry.access.catalog import (
+from tenantry.authz.catalog import (
     ORG_MEMBER_PERMISSIONS,
     ORG_ROLE_AS_TEAM_ROLE,
     TEAM_ROLE_PERMISSIONS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tenantry.access.catalog import OrgRole, Permission, TeamRole
+from tenantry.authz.catalog import OrgRole, Permission, TeamRole
 
 
 @dataclass

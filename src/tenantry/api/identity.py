@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, PrincipalDep, org_scope
 from tenantry.audit import service as audit
+from tenantry.authz.catalog import Permission
+from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.work import CtxDep
 from tenantry.identity import repository, service
 from tenantry.identity.schemas import (
     ApiKeyCreatedOut,
@@ -29,8 +30,8 @@ from tenantry.identity.schemas import (
     TokensOut,
     UserOut,
 )
+from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Unauthenticated
-from tenantry.kit.http import Ctx, CtxDep
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.tenancy import repository as tenancy_repository
 

@@ -6,12 +6,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from tenantry.access.catalog import Permission
-from tenantry.access.dependencies import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
+from tenantry.authz.catalog import Permission
+from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
+from tenantry.http.work import CtxDep
 from tenantry.identity import repository as identity_repository
 from tenantry.identity import service as identity
 from tenantry.identity.models import User
-from tenantry.kit.http import Ctx, CtxDep, quota_exempt
+from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.tenancy import service
 from tenantry.tenancy.models import Invitation, OrgMembership, TeamMembership

@@ -1,153 +1,34 @@
-"""The per-request unit of work: one session, one transaction, one commit, at most one audit event.
-
-Endpoints that change something end with `return ctx.done(body, status=...)`, which stores the
-response for `Idempotency-Key` replays and commits. Nothing is acknowledged before its commit.
-"""
+"""A request's unit of work (`CtxDep`): its session opened as a reader or a writer, its
+Idempotency-Key claimed, SQLite writers taking turns, and the hot routes' lanes (`in_one_turn`)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-import orjson
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from tenantry.kit import idempotency
-from tenantry.kit.clock import Clock
+from tenantry.kit.context import (
+    MUTATING_METHODS,
+    Ctx,
+    Origin,
+    authenticates,
+    per_loop,
+    reads_only_route,
+    write_gate,
+)
 from tenantry.kit.schemas import STORABLE
 
 if TYPE_CHECKING:
-    from tenantry.config import Settings
-
-MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_AUTHENTICATES = "_tenantry_authenticates"
-_F = TypeVar("_F", bound=Callable[..., Any])
-_L = TypeVar("_L")
-
-
-def authenticating(dependency: _F) -> _F:
-    """Marks the dependency that verifies the caller's credential: an idempotent replay waits
-    for it, so a revoked key or an ended session gets 401 rather than a stored answer."""
-    setattr(dependency, _AUTHENTICATES, True)
-    return dependency
-
-
-_READS_ONLY = "_tenantry_reads_only"
-
-
-def reads_only(endpoint: _F) -> _F:
-    """Marks a POST that only answers a question (an access check): it runs on a read session,
-    so on SQLite it does not queue for the single write lock behind real changes."""
-    setattr(endpoint, _READS_ONLY, True)
-    return endpoint
-
-
-_QUOTA_EXEMPT = "_tenantry_quota_exempt"
-
-
-def quota_exempt(endpoint: _F) -> _F:
-    """Marks an endpoint that a hard daily API-calls quota never refuses: changing the plan and
-    reading the quotas, limits and plan, which an org needs to get out of a used-up quota. Its
-    requests still count as API calls and still pass the rate limits (docs/rate-limits.md)."""
-    setattr(endpoint, _QUOTA_EXEMPT, True)
-    return endpoint
-
-
-def is_quota_exempt(request: Request) -> bool:
-    route = request.scope.get("route")
-    return bool(getattr(getattr(route, "endpoint", None), _QUOTA_EXEMPT, False))
-
-
-def _authenticates(route: Any) -> bool:
-    pending = [getattr(route, "dependant", None)]
-    while pending:
-        dependant = pending.pop()
-        if dependant is None:
-            continue
-        if getattr(dependant.call, _AUTHENTICATES, False):
-            return True
-        pending.extend(dependant.dependencies)
-    return False
-
-
-@dataclass
-class Origin:
-    """Where a request came from, as the audit trail records it."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-    request_id: str | None = None
-    action: str | None = None
-    # The server's address as the request reached it (invitation links), worked out only when
-    # asked: building it costs more than the rest of an admission's request handling.
-    base_url_of: Callable[[], str] = field(default=lambda: "http://127.0.0.1:8000")
-
-    @property
-    def base_url(self) -> str:
-        return self.base_url_of()
-
-
-_AS_BEFORE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-
-
-@dataclass
-class Ctx:
-    session: Session
-    clock: Clock
-    settings: Settings
-    origin: Origin
-    write: bool
-    idempotency_record: idempotency.IdempotencyRecord | None = None
-    # A stored answer for this request's Idempotency-Key, given only once the credential that
-    # sent it is verified (a revoked key or ended session gets 401, not a replay).
-    replay: idempotency.Replay | None = None
-    committed: bool = False
-    state: dict[str, Any] = field(default_factory=dict)
-
-    def done(self, body: BaseModel | dict[str, Any] | None, *, status: int = 200) -> Response:
-        """Commit the unit of work and answer with `body` (replayable under its Idempotency-Key)."""
-        if body is None:
-            raw = b""
-        elif isinstance(body, BaseModel):
-            raw = body.model_dump_json().encode()
-        else:
-            # orjson: several times faster on large answers (1,000 results of a usage batch);
-            # datetimes still go through str(), as the standard library wrote them.
-            try:
-                raw = orjson.dumps(body, default=str, option=_AS_BEFORE)
-            except orjson.JSONEncodeError:  # an integer beyond 64 bits, which orjson refuses
-                raw = json.dumps(body, default=str).encode()
-        if self.idempotency_record is not None:
-            idempotency.store_response(
-                self.idempotency_record, status, raw, secret=self.settings.server_secret()
-            )
-        self.session.commit()
-        self.committed = True
-        if status == 204:
-            return Response(status_code=204)
-        return Response(raw, status_code=status, media_type="application/json")
-
-    def keep(self) -> None:
-        """Commit what a refused request must still leave behind (a failed-login count, a revoked
-        token family) while the caller answers with an error; no idempotent replay is stored."""
-        if self.idempotency_record is not None:
-            if self.idempotency_record in self.session:
-                self.session.delete(self.idempotency_record)
-            self.idempotency_record = None
-        self.session.commit()
-        self.committed = True
+    pass
 
 
 def _client_ip(request: Request) -> str | None:
@@ -163,35 +44,7 @@ async def request_fingerprint(request: Request) -> str:
 
 
 def _writes(request: Request) -> bool:
-    route = request.scope.get("route")
-    reads = getattr(getattr(route, "endpoint", None), _READS_ONLY, False)
-    return request.method in MUTATING_METHODS and not reads
-
-
-def _per_loop(app_state: Any, name: str, make: Callable[[], _L]) -> _L:
-    """The app's one `name` object for the running event loop: asyncio and anyio primitives
-    belong to the loop they were first used on, and a test client runs a loop of its own."""
-    registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _L] | None = getattr(
-        app_state, name, None
-    )
-    if registry is None:
-        registry = weakref.WeakKeyDictionary()
-        setattr(app_state, name, registry)
-    loop = asyncio.get_running_loop()
-    found = registry.get(loop)
-    if found is None:
-        found = registry[loop] = make()
-    return found
-
-
-def write_gate(app_state: Any) -> asyncio.Lock | None:
-    """The lock by which this process's SQLite writers take turns on the event loop (None on
-    PostgreSQL, whose writers lock rows, not the database). Anything else that writes from the
-    event loop's side, such as the API-calls ledger, takes its turn here too: a writer that met
-    SQLite's lock instead would wait in its busy handler, which sleeps up to 100 ms per retry."""
-    if app_state.db.dialect != "sqlite":
-        return None
-    return _per_loop(app_state, "write_gates", asyncio.Lock)
+    return request.method in MUTATING_METHODS and not reads_only_route(request.scope.get("route"))
 
 
 def _lane(request: Request) -> anyio.CapacityLimiter:
@@ -205,7 +58,7 @@ def _lane(request: Request) -> anyio.CapacityLimiter:
     400/s some runs stalled with p99 above 300 ms). Past a few threads, only the queue gets
     longer; here it waits on the event loop, in arrival order, at no CPU cost. Requests of other
     routes never wait for a lane, and a lane's requests never wait for the shared pool."""
-    lanes = _per_loop(request.app.state, "hot_lanes", dict[str, anyio.CapacityLimiter])
+    lanes = per_loop(request.app.state, "hot_lanes", dict[str, anyio.CapacityLimiter])
     route = request.scope.get("route")
     name = getattr(route, "name", None) or request.scope["path"]
     lane = lanes.get(name)
@@ -283,7 +136,7 @@ def open_unit_of_work(request: Request, fingerprint: str) -> Iterator[Ctx]:
                     secret=ctx.settings.server_secret(),
                 )
             except idempotency.Replay as replay:
-                if not credential or not _authenticates(route):
+                if not credential or not authenticates(route):
                     raise  # anonymous: the same body, password included, is the proof
                 ctx.replay = replay  # raised once the credential is verified
         yield ctx

@@ -1,0 +1,2 @@
+"""The REST API: one module of routes per domain, HTTP only (parse, call the service, shape the
+answer)."""
