@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tenantry.billing import rating
 from tenantry.billing.rating import BillingPeriod, Cycle, LineKind
 from tenantry.kit.money import round_money
-from tenantry.metering.plans import PLANS
+from tenantry.plans.catalog import PLANS
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 D = Decimal

@@ -23,7 +23,7 @@ from tenantry.config import Settings
 from tenantry.kit import stamps
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
-from tenantry.metering.models import PlanOverride
+from tenantry.plans.models import PlanOverride
 from tenantry.tenancy.models import Organization
 
 ADMIT = "/api/v1/admission"

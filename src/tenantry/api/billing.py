@@ -56,7 +56,7 @@ from tenantry.kit.errors import NotFound
 from tenantry.kit.money import from_minor, round_money, to_minor
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.metering.meters import plain
-from tenantry.metering.plans import OVERAGE_RATES, PLANS
+from tenantry.plans.catalog import OVERAGE_RATES, PLANS
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy.models import Organization
 from tenantry.throttling.limiter import throttle_request

@@ -30,7 +30,6 @@ from tenantry.http.work import json_body_schema, parse_json_body
 from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.metering import admission, service, summary
 from tenantry.metering.meters import METERS, plain
-from tenantry.metering.plans import Plan, upgrade_hint
 from tenantry.metering.schemas import (
     AdmissionIn,
     AdmissionOut,
@@ -51,6 +50,7 @@ from tenantry.metering.schemas import (
 )
 from tenantry.metering.service import QuotaStatus
 from tenantry.metering.summary import Granularity, GroupBy
+from tenantry.plans.catalog import Plan, upgrade_hint
 
 router = APIRouter(prefix="/api/v1")
 

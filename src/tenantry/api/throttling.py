@@ -15,7 +15,7 @@ from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, TeamScope, org_scope, team_scope
 from tenantry.kit.context import quota_exempt
 from tenantry.kit.pagination import PageDep, PageOut
-from tenantry.metering.plans import RateLimits
+from tenantry.plans.catalog import RateLimits
 from tenantry.throttling import service
 from tenantry.throttling.limiter import RequestLimiter
 from tenantry.throttling.schemas import (

@@ -12,20 +12,12 @@ from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from tenantry.kit.errors import Unprocessable
+from tenantry.plans.catalog import audit_retention_days
 
 RETENTION_SETTING = "audit_retention_days"
 MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 3650
-PLAN_RETENTION_DAYS: Mapping[str, int] = {
-    "free": 30,
-    "starter": 90,
-    "professional": 90,
-    "enterprise": 365,
-}
 ACCOUNT_RETENTION_DAYS = 365
-# A plan this table does not know yet keeps events longer rather than shorter: a purge cannot
-# be undone, a late one can.
-UNKNOWN_PLAN_RETENTION_DAYS = 365
 
 
 def _is_valid_days(value: Any) -> TypeGuard[int]:
@@ -55,4 +47,4 @@ def org_retention_days(plan: str, settings: Mapping[str, Any] | None) -> int:
     custom = (settings or {}).get(RETENTION_SETTING)
     if _is_valid_days(custom):
         return custom
-    return PLAN_RETENTION_DAYS.get(plan, UNKNOWN_PLAN_RETENTION_DAYS)
+    return audit_retention_days(plan)

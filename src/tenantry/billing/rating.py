@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Final
 
 from tenantry.kit.money import format_money, round_money
-from tenantry.metering.plans import OVERAGE_RATES, Period, Plan
+from tenantry.plans.catalog import OVERAGE_RATES, Period, Plan
 
 ZERO: Final = Decimal(0)
 SECONDS_PER_DAY: Final = Decimal(86_400)

@@ -55,8 +55,8 @@ from tenantry.kit.ids import new_id
 from tenantry.kit.money import from_minor, to_minor
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.metering import service as metering
-from tenantry.metering.plans import DEFAULT_PLAN, PLANS, Plan
 from tenantry.metering.summary import summarize
+from tenantry.plans.catalog import DEFAULT_PLAN, PLANS, Plan
 from tenantry.tenancy.models import Organization
 
 LIVE = ("trialing", "active", "past_due")

@@ -49,7 +49,7 @@ from tenantry.billing.stripe import price_lookup_key
 from tenantry.kit.clock import Clock, as_utc
 from tenantry.kit.context import Ctx, Origin
 from tenantry.kit.errors import BadRequest, Problem
-from tenantry.metering.plans import DEFAULT_PLAN, PLANS
+from tenantry.plans.catalog import DEFAULT_PLAN, PLANS
 from tenantry.tenancy import repository as tenancy_repository
 
 if TYPE_CHECKING:

@@ -4,6 +4,10 @@ payments and tax.
 `usage-cost` is the one billing command that needs no server: it rates the usage it is given
 with `tenantry.billing.rating`, the same pure functions the server invoices with, against the
 standard overage rates or a plan of the catalog shipped with this version.
+
+That server-side code (the rating, the plan catalog, money formatting) and Rich are imported by
+the functions that use them, never at the top: every `tenantry` command imports this module to
+build its help, and should not pay for them (see "Start-up" in docs/cli.md).
 """
 
 from __future__ import annotations
@@ -13,13 +17,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
-from tenantry.billing import rating
-from tenantry.billing.rating import BillingPeriod, Cycle, Line
 from tenantry.cli import config, connection, values
 from tenantry.cli.output import (
     EXIT_PAYMENT_FAILED,
@@ -32,24 +33,23 @@ from tenantry.cli.output import (
     print_table,
     show,
 )
-from tenantry.client.billing import (
-    Invoice,
-    InvoiceLine,
-    InvoicePreview,
-    InvoiceSummary,
-    OrgSubscription,
-    Payment,
-    PaymentMethod,
-    PaymentResult,
-    PlanPrice,
-    PriceList,
-    Subscription,
-    SubscriptionChange,
-    invoice_line,
-)
-from tenantry.kit.money import format_money
-from tenantry.metering.meters import plain as plain_decimal
-from tenantry.metering.plans import PLANS, QUOTA_SHAPES, Period
+
+if TYPE_CHECKING:
+    from tenantry.billing.rating import BillingPeriod, Line
+    from tenantry.client.billing import (
+        Invoice,
+        InvoiceLine,
+        InvoicePreview,
+        InvoiceSummary,
+        OrgSubscription,
+        Payment,
+        PaymentMethod,
+        PaymentResult,
+        PlanPrice,
+        PriceList,
+        Subscription,
+        SubscriptionChange,
+    )
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -80,13 +80,14 @@ OVERAGE_UNITS = {
     "storage_gb": "storage GB-month",
     "api_calls": "API call",
 }
-PERIOD_SUFFIX = {Period.DAY: " per day", Period.MONTH: " per month"}
 
 
 # ---- how figures read ----
 
 
 def _money(amount: str | Decimal, currency: str) -> str:
+    from tenantry.kit.money import format_money  # the server's own formatting, pure code
+
     return format_money(Decimal(amount), currency)
 
 
@@ -119,6 +120,8 @@ def _span(start: datetime | None, end: datetime | None) -> str:
 
 def _facts(pairs: Sequence[tuple[str, str]]) -> None:
     """`name  value` lines, like `print_record`, for values this module formats itself."""
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
@@ -143,6 +146,8 @@ def _line_rows(lines: Sequence[InvoiceLine | Line], currency: str, *, empty: str
     if not lines:
         typer.echo(empty)
         return
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     table.add_column("DESCRIPTION", overflow="fold")
     for title in ("QUANTITY", "UNIT PRICE", "AMOUNT"):
@@ -182,6 +187,11 @@ def _limit(quotas: dict[str, str | None], key: str) -> str:
 
 
 def _pricing_rows(found: PriceList) -> None:
+    from rich.table import Table
+
+    from tenantry.plans.catalog import QUOTA_SHAPES, Period  # the catalog: how quotas count
+
+    period_suffix = {Period.DAY: " per day", Period.MONTH: " per month"}
     table = Table(show_edge=False, header_style="bold")
     table.add_column("")
     for plan in found.plans:
@@ -191,7 +201,7 @@ def _pricing_rows(found: PriceList) -> None:
     quota_keys = list(dict.fromkeys(k for p in found.plans for k in p.quotas))
     for key in quota_keys:
         shape = QUOTA_SHAPES.get(key)
-        label = QUOTA_LABELS.get(key, key) + (PERIOD_SUFFIX.get(shape[1], "") if shape else "")
+        label = QUOTA_LABELS.get(key, key) + (period_suffix.get(shape[1], "") if shape else "")
         cells = [_limit(plan.quotas, key) for plan in found.plans]
         table.add_row(label, *cells)
     for meter in found.overage_rates:
@@ -215,6 +225,10 @@ def pricing(json_output: JsonFlag = False) -> None:
 def _usage_cost(
     usage: dict[str, Decimal], plan_key: str | None, now: datetime
 ) -> tuple[list[Line], BillingPeriod | None, str]:
+    from tenantry.billing import rating
+    from tenantry.billing.rating import BillingPeriod, Cycle
+    from tenantry.plans.catalog import PLANS
+
     if plan_key is None:
         return rating.overage(None, usage, None), None, "usd"
     plan = PLANS.get(plan_key)
@@ -234,6 +248,10 @@ def _cost_json(
     currency: str,
 ) -> dict[str, Any]:
     """The same figures as the server's invoice lines (decimal strings, amounts to the cent)."""
+    from tenantry.billing import rating
+    from tenantry.billing.rating import Cycle
+    from tenantry.metering.meters import plain as plain_decimal
+
     total = rating.totals(lines, tax_rate=Decimal(0), currency=currency).total
     return {
         "plan": plan_key,
@@ -260,6 +278,9 @@ def _cost_json(
 def _cost_rows(
     plan_key: str | None, lines: list[Line], period: BillingPeriod | None, currency: str
 ) -> None:
+    from tenantry.billing import rating
+    from tenantry.plans.catalog import PLANS
+
     plan = PLANS[plan_key] if plan_key else None
     if plan is None or period is None:
         typer.echo("Without a plan: all usage billed at the standard overage rates, before tax.")
@@ -551,6 +572,8 @@ def invoice_show(
 def _parse_line(text: str) -> dict[str, str]:
     """DESCRIPTION:QUANTITY:UNIT_PRICE, split from the right so a description may hold colons."""
     description, sep1, rest = text.rpartition(":")
+    from tenantry.client.billing import invoice_line
+
     description, sep2, quantity = description.rpartition(":")
     if not (sep1 and sep2) or not description.strip():
         raise CliError(f"--line: expected DESCRIPTION:QUANTITY:UNIT_PRICE, not {text!r}")

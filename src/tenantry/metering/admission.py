@@ -30,7 +30,6 @@ from tenantry.kit.ids import new_id
 from tenantry.metering import repository
 from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, plain, to_micros
 from tenantry.metering.models import Reservation
-from tenantry.metering.plans import PLANS, Enforcement, Plan, Quota, upgrade_hint
 from tenantry.metering.repository import CounterKey, CounterState
 from tenantry.metering.service import (
     UsageEvent,
@@ -39,6 +38,7 @@ from tenantry.metering.service import (
     period_start,
     record_events,
 )
+from tenantry.plans.catalog import PLANS, Enforcement, Plan, Quota, upgrade_hint
 from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.service import TeamRef
 

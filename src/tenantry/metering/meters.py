@@ -21,7 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
-from tenantry.metering.plans import Period
+from tenantry.plans.catalog import Period
 
 QUANTITY_DECIMALS: Final = 6
 QUANTITY_SCALE: Final = 10**QUANTITY_DECIMALS

@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from tenantry.kit.db import DriverStatement, JSONType, UTCDateTime, json_text
 from tenantry.metering.meters import from_micros, to_micros
 from tenantry.metering.models import (
-    PlanOverride,
     Quantity,
     QuotaAlert,
     QuotaLock,
@@ -47,6 +46,7 @@ from tenantry.metering.models import (
     UsageRollup,
     UsageUniqueValue,
 )
+from tenantry.plans.models import PlanOverride
 from tenantry.tenancy.models import Organization, OrgMembership
 
 

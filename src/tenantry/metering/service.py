@@ -38,8 +38,9 @@ from tenantry.metering.meters import (
     meter_of,
     to_micros,
 )
-from tenantry.metering.models import PlanOverride, QuotaAlert
-from tenantry.metering.plans import (
+from tenantry.metering.models import QuotaAlert
+from tenantry.metering.repository import CounterKey, CounterState
+from tenantry.plans.catalog import (
     DEFAULT_PLAN,
     PLANS,
     QUOTA_SHAPES,
@@ -51,7 +52,7 @@ from tenantry.metering.plans import (
     apply_overrides,
     upgrade_hint,
 )
-from tenantry.metering.repository import CounterKey, CounterState
+from tenantry.plans.models import PlanOverride
 from tenantry.tenancy.models import Organization
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -54,7 +54,7 @@ from tenantry.kit.ratelimit import (
     StoreUnavailable,
     WindowCount,
 )
-from tenantry.metering.plans import Enforcement, Plan
+from tenantry.plans.catalog import Enforcement, Plan
 from tenantry.throttling import service
 from tenantry.throttling.ledger import API_CALLS, FLUSH_CHUNK, ApiCall, ApiCallLedger
 

@@ -30,7 +30,7 @@ from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.ratelimit import Rate
 from tenantry.kit.stamps import stamped
 from tenantry.metering import service as metering
-from tenantry.metering.plans import UPGRADE_PATH, Enforcement, Plan, Quota, RateLimits
+from tenantry.plans.catalog import UPGRADE_PATH, Enforcement, Plan, Quota, RateLimits
 from tenantry.tenancy.models import Organization, Team
 from tenantry.throttling import repository
 from tenantry.throttling.models import RateLimitOverride, RunLease

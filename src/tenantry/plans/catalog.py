@@ -2,7 +2,7 @@
 
 The catalog ships with the four public plans below. An organization's plan is
 `Organization.plan` (a key of the catalog); per-org custom plans and overrides are layered on top
-by `metering.service` (see docs/usage-and-quotas.md). Money is `Decimal`; `None` as a limit means
+by `apply_overrides` (see docs/usage-and-quotas.md). Money is `Decimal`; `None` as a limit means
 unlimited.
 """
 
@@ -62,6 +62,8 @@ class Plan:
     rate_limits: RateLimits
     overage_rates: dict[str, Decimal] = field(default_factory=dict)
     currency: str = "usd"
+    # How long the org's audit trail keeps events unless the org sets its own figure.
+    audit_retention_days: int = 365
     # A custom plan is a catalog plan (`base`) with an org's overrides applied.
     custom: bool = False
     base: str | None = None
@@ -99,6 +101,7 @@ def _plan(
     rate_limits: RateLimits,
     *,
     metered: Enforcement,
+    audit_retention_days: int,
 ) -> Plan:
     quotas: dict[str, Quota] = {}
     for quota_key, limit in limits.items():
@@ -121,6 +124,7 @@ def _plan(
         quotas,
         rate_limits,
         overage_rates=overage,
+        audit_retention_days=audit_retention_days,
     )
 
 
@@ -156,6 +160,7 @@ PLANS: Final[dict[str, Plan]] = {
             _limits(10, 100, 10, 100, 5, 10_000, 5),
             RateLimits(org_per_minute=600, org_burst=60, key_per_minute=300, key_burst=30),
             metered=Enforcement.HARD,
+            audit_retention_days=30,
         ),
         _plan(
             "starter",
@@ -165,6 +170,7 @@ PLANS: Final[dict[str, Plan]] = {
             _limits(50, 500, 100, 1_000, 10, 100_000, 10),
             RateLimits(org_per_minute=1_200, org_burst=120, key_per_minute=600, key_burst=60),
             metered=Enforcement.SOFT,
+            audit_retention_days=90,
         ),
         _plan(
             "professional",
@@ -174,6 +180,7 @@ PLANS: Final[dict[str, Plan]] = {
             _limits(200, 2_000, 500, 5_000, 50, 1_000_000, 25),
             RateLimits(org_per_minute=3_000, org_burst=300, key_per_minute=1_500, key_burst=150),
             metered=Enforcement.SOFT,
+            audit_retention_days=90,
         ),
         _plan(
             "enterprise",
@@ -183,6 +190,7 @@ PLANS: Final[dict[str, Plan]] = {
             _limits(None, None, None, None, None, None, 100),
             RateLimits(org_per_minute=12_000, org_burst=1_200, key_per_minute=6_000, key_burst=600),
             metered=Enforcement.SOFT,
+            audit_retention_days=365,
         ),
     )
 }
@@ -200,6 +208,17 @@ UPGRADE_PATH: Final[dict[str, str | None]] = {
 def catalog_plan(key: str) -> Plan:
     """A plan of the shipped catalog; KeyError if there is none of that name."""
     return PLANS[key]
+
+
+# A plan the catalog does not know keeps audit events longer rather than shorter: a purge cannot
+# be undone, a late one can.
+UNKNOWN_PLAN_RETENTION_DAYS: Final = 365
+
+
+def audit_retention_days(plan_key: str) -> int:
+    """Days the audit trail of an org on `plan_key` keeps its events by default."""
+    plan = PLANS.get(plan_key)
+    return plan.audit_retention_days if plan is not None else UNKNOWN_PLAN_RETENTION_DAYS
 
 
 def upgrade_hint(plan_key: str) -> str | None:
