@@ -29,6 +29,7 @@ from tenantry.kit import idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
 from tenantry.metering import tasks as metering_tasks
+from tenantry.tenancy import scope as tenancy_scope
 from tenantry.throttling import tasks as throttling_tasks
 
 log = logging.getLogger("tenantry.worker")
@@ -89,7 +90,9 @@ def run_once(
     try:
         notary = Notary(settings.server_secret())
         started = clock.now()
-        retention = audit_tasks.purge_expired(db, notary, now=started)
+        retention = audit_tasks.purge_expired(
+            db, notary, now=started, org_terms=tenancy_scope.org_terms
+        )
         # After the purges, so a chain's periodic checkpoint signs the head they left.
         checkpoints = audit_tasks.checkpoint_moved(db, notary, now=clock.now())
         expired = _forget_expired_idempotency(db, settings, now=clock.now())

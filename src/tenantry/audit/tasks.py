@@ -10,8 +10,10 @@ finds its old events gone and its head already signed, and does nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,9 +21,12 @@ from tenantry.audit import service as audit
 from tenantry.audit.retention import ACCOUNT_RETENTION_DAYS, org_retention_days
 from tenantry.kit.db import Database
 from tenantry.kit.ids import has_prefix
-from tenantry.tenancy import service as tenancy
 
 log = logging.getLogger("tenantry.worker")
+
+# Each org's plan and settings by id: what its chain's retention depends on. Given by the worker
+# (tenancy owns the orgs; the trail sits below it, so it does not read them itself).
+OrgTerms = Callable[[Session, list[str]], dict[str, tuple[str, Mapping[str, Any]]]]
 
 
 @dataclass
@@ -40,28 +45,26 @@ class CheckpointReport:
     failed_chains: list[str] = field(default_factory=list)
 
 
-def retention_days(session: Session, chain_ids: list[str]) -> dict[str, int]:
+def retention_days(session: Session, chain_ids: list[str], org_terms: OrgTerms) -> dict[str, int]:
     """Days each chain keeps its events: an org's chain by its settings or plan; every other
     chain (a person's, `system`, `anonymous`, a deleted org's last event) a year."""
     org_ids = [chain_id for chain_id in chain_ids if has_prefix(chain_id, "org")]
-    orgs = tenancy.orgs_for_maintenance(session, org_ids)
+    terms = org_terms(session, org_ids)
     days: dict[str, int] = {}
     for chain_id in chain_ids:
-        org = orgs.get(chain_id)
-        days[chain_id] = (
-            org_retention_days(org.plan, org.settings)
-            if org is not None
-            else ACCOUNT_RETENTION_DAYS
-        )
+        found = terms.get(chain_id)
+        days[chain_id] = org_retention_days(*found) if found is not None else ACCOUNT_RETENTION_DAYS
     return days
 
 
-def purge_expired(database: Database, notary: audit.Notary, *, now: datetime) -> RetentionReport:
+def purge_expired(
+    database: Database, notary: audit.Notary, *, now: datetime, org_terms: OrgTerms
+) -> RetentionReport:
     """Delete every chain's events older than its retention, through the purge path (a permit
     the append-only trigger accepts) and with a signed checkpoint anchoring what remains."""
     with database.session(write=False) as session:
         chain_ids = audit.chain_ids(session)
-        days = retention_days(session, chain_ids)
+        days = retention_days(session, chain_ids, org_terms)
         cutoffs = {chain_id: now - timedelta(days=days[chain_id]) for chain_id in chain_ids}
         # Read without locks, to take no chain's lock in vain; confirmed under the lock.
         due = [

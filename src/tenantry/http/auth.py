@@ -21,7 +21,7 @@ from tenantry.http.work import CtxDep, in_one_turn
 from tenantry.identity import service as identity
 from tenantry.kit.context import Ctx, authenticating
 from tenantry.kit.errors import Unauthenticated
-from tenantry.tenancy import service as tenancy
+from tenantry.tenancy import scope as tenancy
 from tenantry.tenancy.models import Organization, Team
 from tenantry.throttling.limiter import throttle_request
 
@@ -41,6 +41,8 @@ def authenticate_request(request: Request, ctx: Ctx) -> Principal:
     bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
     touch = identity.TouchApiKey(ctx, None if ctx.write else state.db.session(write=True))
     principal = identity.authenticate(ctx, tokens=state.tokens, credential=credential, touch=touch)
+    if principal.key_org_id is not None:  # a suspended org's keys open nothing at all
+        tenancy.check_active(ctx.session, principal.key_org_id)
     request.state.principal = principal
     throttle_request(request, ctx, principal)  # an API key's org is known now
     if ctx.replay is not None:

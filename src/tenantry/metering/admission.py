@@ -39,8 +39,8 @@ from tenantry.metering.service import (
     record_events,
 )
 from tenantry.plans.catalog import PLANS, Enforcement, Plan, Quota, upgrade_hint
-from tenantry.tenancy import service as tenancy
-from tenantry.tenancy.service import TeamRef
+from tenantry.tenancy import scope as tenancy
+from tenantry.tenancy.scope import TeamRef
 
 LAZY_EXPIRY_BATCH = 20
 

@@ -53,6 +53,7 @@ from tenantry.plans.catalog import (
     upgrade_hint,
 )
 from tenantry.plans.models import PlanOverride
+from tenantry.tenancy import scope as tenancy_scope
 from tenantry.tenancy.models import Organization
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -543,6 +544,18 @@ def register_count_source(quota_key: str, source: CountSource) -> None:
     COUNT_SOURCES[quota_key] = source
 
 
+# Live sources: how many slots of a concurrent quota an org holds now (registered by the domain
+# that holds them: throttling registers `concurrent_runs`, its leases).
+LiveSource = Callable[[Session, str, datetime], int]
+LIVE_SOURCES: dict[str, LiveSource] = {}
+
+
+def register_live_source(quota_key: str, source: LiveSource) -> None:
+    if quota_key not in QUOTA_SHAPES or QUOTA_SHAPES[quota_key][0] is not QuotaKind.CONCURRENT:
+        raise ValueError(f"{quota_key!r} is not a concurrent quota")
+    LIVE_SOURCES[quota_key] = source
+
+
 def quota_statuses(
     session: Session, org_id: str, *, now: datetime, team_id: str | None = None
 ) -> list[QuotaStatus]:
@@ -564,12 +577,11 @@ def quota_statuses(
 def _concurrent_status(
     session: Session, org_id: str, quota: Quota, *, now: datetime
 ) -> QuotaStatus:
-    """Concurrent runs are throttling's leases: used = the org's live leases now."""
-    # Imported here: throttling's service imports this module.
-    from tenantry.throttling import service as throttling
-
-    used = throttling.live_leases(session, org_id, now=now)
-    return QuotaStatus(quota, Decimal(used), Decimal(0), None, None)
+    """Used = what the domain holding the quota's slots says is live now (concurrent runs:
+    throttling's leases); unknown when no domain registered a source."""
+    source = LIVE_SOURCES.get(quota.key)
+    used = Decimal(source(session, org_id, now)) if source is not None else None
+    return QuotaStatus(quota, used, Decimal(0), None, None)
 
 
 def _status(
@@ -702,14 +714,12 @@ def _ingest_org(
 ) -> str:
     """Whose usage this is: an API key's org; else the `org` named; else the org of the teams
     the events name (one org). Anything outside the principal's tenants answers 404."""
-    from tenantry.tenancy import service as tenancy
-
     if org_ref is not None:
-        return tenancy.resolve_org(session, principal, org_ref).id
+        return tenancy_scope.resolve_org(session, principal, org_ref).id
     if principal.kind == "api_key" and principal.key_org_id is not None:
         return principal.key_org_id
     orgs = {
-        tenancy.resolve_team_ref(session, principal, t).org_id
+        tenancy_scope.resolve_team_ref(session, principal, t).org_id
         for t in {e.team for e in events}
         if t
     }

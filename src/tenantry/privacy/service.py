@@ -25,6 +25,7 @@ from tenantry.identity import service as identity
 from tenantry.identity.models import User
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
+from tenantry.tenancy import scope as tenancy_scope
 from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization
 
@@ -74,7 +75,7 @@ def export_member(
 ) -> PersonalData:
     """What `org` holds about one of its members; anyone else answers 404."""
     authorize(session, principal, Permission.AUDIT_READ, org_id=org.id)
-    member = tenancy.resolve_member(session, org_id=org.id, ref=user_ref)
+    member = tenancy_scope.resolve_member(session, org_id=org.id, ref=user_ref)
     return _gather(session, member, org_id=org.id, team_id=None, now=now)
 
 
