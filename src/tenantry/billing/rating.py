@@ -26,7 +26,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
-from tenantry.kit.money import format_money, round_money
+from tenantry.kit.money import format_money, plain, round_money
 from tenantry.plans.catalog import OVERAGE_RATES, Period, Plan
 
 ZERO: Final = Decimal(0)
@@ -258,12 +258,12 @@ def overage(
             continue
         beyond = used - allowance
         label, unit = METER_LABELS.get(meter, (meter, "units"))
-        what = f"beyond the {_quantity(allowance)} included" if allowance else "used"
+        what = f"beyond the {plain(allowance, grouped=True)} included" if allowance else "used"
         span = (period.start, period.end) if period else None
         out.append(
             line(
                 LineKind.OVERAGE,
-                f"{label}: {_quantity(beyond)} {unit} {what}",
+                f"{label}: {plain(beyond, grouped=True)} {unit} {what}",
                 quantity=beyond,
                 unit_price=rate,
                 currency=currency,
@@ -307,11 +307,6 @@ def negated(source: Line, description: str) -> Line:
 
 def describe_money(amount: Decimal, currency: str) -> str:
     return format_money(amount, currency)
-
-
-def _quantity(value: Decimal) -> str:
-    text = f"{value.normalize():,f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _span(start: datetime, end: datetime) -> str:

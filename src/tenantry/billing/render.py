@@ -30,7 +30,7 @@ from jinja2 import Environment, StrictUndefined
 
 from tenantry.billing.models import Invoice, InvoiceLine
 from tenantry.kit.clock import as_utc
-from tenantry.kit.money import MINOR_EXPONENT, format_money, from_minor
+from tenantry.kit.money import MINOR_EXPONENT, format_money, from_minor, plain
 
 if TYPE_CHECKING:
     from tenantry.billing.service import InvoiceView
@@ -160,11 +160,11 @@ def period(start: datetime, end: datetime) -> str:
 
 def percent(rate: Decimal) -> str:
     """A tax rate kept as a fraction (0.0825) as a percentage (8.25%)."""
-    return f"{_plain(rate * 100)}%"
+    return f"{plain(rate * 100)}%"
 
 
 def quantity(value: Decimal) -> str:
-    return _plain(value, grouped=True)
+    return plain(value, grouped=True)
 
 
 def unit_price(value: Decimal, currency: str) -> str:
@@ -174,7 +174,7 @@ def unit_price(value: Decimal, currency: str) -> str:
     if -_plain_exponent(value) <= exponent:
         return format_money(value, currency)
     sign = "-" if value < 0 else ""
-    digits = _plain(abs(value), grouped=True)
+    digits = plain(abs(value), grouped=True)
     if currency.lower() == "usd":
         return f"{sign}${digits}"
     return f"{sign}{digits} {currency.upper()}"
@@ -183,14 +183,6 @@ def unit_price(value: Decimal, currency: str) -> str:
 def _plain_exponent(value: Decimal) -> int:
     exponent = value.normalize().as_tuple().exponent
     return exponent if isinstance(exponent, int) else 0
-
-
-def _plain(value: Decimal, *, grouped: bool = False) -> str:
-    """Fixed-point text without trailing zeros (never `2E+1`)."""
-    normal = value.normalize()
-    if normal == 0:
-        return "0"
-    return format(normal, ",f" if grouped else "f")
 
 
 # ---- HTML ----

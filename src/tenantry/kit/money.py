@@ -48,3 +48,13 @@ def format_money(amount: Decimal, currency: str = "usd") -> str:
     if currency.lower() == "usd":
         return f"{sign}${digits}"
     return f"{sign}{digits} {currency.upper()}"
+
+
+def plain(value: Decimal, *, grouped: bool = False) -> str:
+    """A decimal as people write it: fixed point (never `2E+1`), no trailing zeros after the
+    point, thousands separated by commas when `grouped`. The one formatter of quantities, rates
+    and prices in answers, invoices and the CLI."""
+    text = format(value, ",f" if grouped else "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text

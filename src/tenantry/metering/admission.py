@@ -27,8 +27,9 @@ from tenantry.authz.service import authorize, can
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, NotFound, Unprocessable
 from tenantry.kit.ids import new_id
+from tenantry.kit.money import plain
 from tenantry.metering import repository
-from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, plain, to_micros
+from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, to_micros
 from tenantry.metering.models import Reservation
 from tenantry.metering.repository import CounterKey, CounterState
 from tenantry.metering.service import (

@@ -110,11 +110,3 @@ def to_micros(quantity: Decimal) -> int:
 
 def from_micros(micros: int) -> Decimal:
     return (Decimal(micros) / QUANTITY_SCALE).quantize(Decimal(1).scaleb(-QUANTITY_DECIMALS))
-
-
-def plain(quantity: Decimal) -> str:
-    """A decimal as people write it: no exponent, no trailing zeros after the point."""
-    text = format(quantity, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
