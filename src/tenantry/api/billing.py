@@ -53,9 +53,8 @@ from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
 from tenantry.http.work import CtxDep
 from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.errors import NotFound
-from tenantry.kit.money import from_minor, round_money, to_minor
+from tenantry.kit.money import from_minor, plain, round_money, to_minor
 from tenantry.kit.pagination import PageDep, PageOut
-from tenantry.metering.meters import plain
 from tenantry.plans.catalog import OVERAGE_RATES, PLANS
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy.models import Organization
