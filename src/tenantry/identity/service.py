@@ -14,7 +14,14 @@ from tenantry.authz.catalog import Permission, is_known_permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize, can, is_in_org
 from tenantry.identity import repository
-from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
+from tenantry.identity.models import (
+    ApiKey,
+    LoginSession,
+    LoginThrottle,
+    RefreshToken,
+    User,
+    UserStatus,
+)
 from tenantry.kit.clock import as_utc
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import (
@@ -100,7 +107,7 @@ def create_user(
         username=_username_from(ctx.session, email, username),
         full_name=full_name,
         password_hash=passwords.hash(password),
-        status="active",
+        status=UserStatus.ACTIVE,
         created_at=now,
         updated_at=now,
     )
@@ -166,7 +173,7 @@ def login(
     check_not_throttled(ctx, email)
     user = repository.user_by_email(ctx.session, email)
     stored = user.password_hash if user is not None else None
-    if not passwords.verify(stored, password) or user is None or user.status != "active":
+    if not passwords.verify(stored, password) or user is None or user.status != UserStatus.ACTIVE:
         raise LoginRefused()
     throttle = repository.throttle_for(ctx.session, user.email_normalized)
     if throttle is not None:
@@ -232,7 +239,7 @@ def refresh(ctx: Ctx, *, tokens: AccessTokens, refresh_token: str) -> IssuedToke
     ):
         raise Unauthenticated("Session has ended; sign in again", code="session_ended")
     user = repository.user_by_id(ctx.session, login.user_id)
-    if user is None or user.status != "active":
+    if user is None or user.status != UserStatus.ACTIVE:
         raise Unauthenticated("Account is not active", code="account_inactive")
     stored.rotated_at = now
     login.last_used_at = now
@@ -280,7 +287,7 @@ def authenticate(
             raise Unauthenticated("API key is not valid", code="invalid_api_key")
         if key.expires_at is not None and as_utc(key.expires_at) <= now:
             raise Unauthenticated("API key has expired", code="api_key_expired")
-        if key.creator_status != "active":
+        if key.creator_status != UserStatus.ACTIVE:
             raise Unauthenticated("API key is not valid", code="invalid_api_key")
         note_version(ctx.session, key.org_id, key.org_version)
         last = as_utc(key.last_used_at) if key.last_used_at else None
@@ -309,7 +316,7 @@ def authenticate(
     if login is None or login.revoked_at is not None or as_utc(login.expires_at) <= now:
         raise Unauthenticated("Session has ended; sign in again", code="session_ended")
     user = repository.user_by_id(ctx.session, claims.user_id)
-    if user is None or user.status != "active":
+    if user is None or user.status != UserStatus.ACTIVE:
         raise Unauthenticated("Account is not active", code="account_inactive")
     return Principal(kind="user", user_id=user.id, session_id=login.id)
 
