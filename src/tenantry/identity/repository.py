@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String, column, delete, select, text, update
+from sqlalchemy import BigInteger, String, bindparam, column, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,6 +62,36 @@ def throttle_for_update(session: Session, email_normalized: str, *, now: datetim
         return created
     except IntegrityError:  # a concurrent failure created it first; wait for it and count on
         return session.scalars(query).one()
+
+
+@dataclass(frozen=True)
+class SessionCredential:
+    """What authenticating an access token needs: its session's state and its user's status."""
+
+    expires_at: datetime
+    revoked_at: datetime | None
+    user_status: str | None
+
+
+# Every request with an access token reads this: one statement, no ORM object.
+_SESSION_CREDENTIAL = text(
+    """
+    SELECT s.expires_at, s.revoked_at, u.status
+    FROM login_sessions s LEFT JOIN users u ON u.id = s.user_id
+    WHERE s.id = :session AND s.user_id = :user
+    """
+).columns(
+    column("expires_at", UTCDateTime()),
+    column("revoked_at", UTCDateTime()),
+    column("status", String),
+)
+
+
+def session_credential(
+    session: Session, *, user_id: str, session_id: str
+) -> SessionCredential | None:
+    found = session.execute(_SESSION_CREDENTIAL, {"session": session_id, "user": user_id}).first()
+    return None if found is None else SessionCredential(*found)
 
 
 def login_session(session: Session, *, user_id: str, session_id: str) -> LoginSession | None:
@@ -222,3 +253,17 @@ def delete_account(session: Session, *, user_id: str, email_normalized: str) -> 
     session.execute(delete(ApiKey).where(ApiKey.created_by == user_id))
     session.execute(delete(LoginThrottle).where(LoginThrottle.email_normalized == email_normalized))
     session.execute(delete(User).where(User.id == user_id))
+
+
+# Which of the key ids a batch of usage events names are the org's: built once.
+_API_KEYS_IN_ORG = text("SELECT id FROM api_keys WHERE org_id = :org AND id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+
+def api_keys_in_org(session: Session, *, org_id: str, key_ids: Iterable[str]) -> set[str]:
+    """Which of `key_ids` are the org's API keys."""
+    wanted = sorted(set(key_ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(_API_KEYS_IN_ORG, {"org": org_id, "ids": wanted}))

@@ -310,15 +310,14 @@ def authenticate(
         claims = tokens.verify(credential, now=now)
     except TokenError as exc:
         raise Unauthenticated("Access token is not valid", code="invalid_token") from exc
-    login = repository.login_session(
+    login = repository.session_credential(
         ctx.session, user_id=claims.user_id, session_id=claims.session_id
     )
     if login is None or login.revoked_at is not None or as_utc(login.expires_at) <= now:
         raise Unauthenticated("Session has ended; sign in again", code="session_ended")
-    user = repository.user_by_id(ctx.session, claims.user_id)
-    if user is None or user.status != UserStatus.ACTIVE:
+    if login.user_status != UserStatus.ACTIVE:
         raise Unauthenticated("Account is not active", code="account_inactive")
-    return Principal(kind="user", user_id=user.id, session_id=login.id)
+    return Principal(kind="user", user_id=claims.user_id, session_id=claims.session_id)
 
 
 class TouchApiKey:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import jwt
 from argon2 import PasswordHasher
@@ -77,6 +79,10 @@ class AccessClaims:
     expires_at: datetime
 
 
+# Access tokens whose signature this process has checked (a few MB at most; the oldest go first).
+VERIFIED_TOKENS_KEPT: Final = 10_000
+
+
 class TokenError(Exception):
     pass
 
@@ -88,6 +94,8 @@ class AccessTokens:
         self.audience = audience
         self.issuer = issuer
         self.ttl = ttl
+        self._verified: OrderedDict[str, tuple[float, float, AccessClaims]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -109,6 +117,27 @@ class AccessTokens:
         return jwt.encode(claims, self._private, algorithm=JWT_ALGORITHM), expires
 
     def verify(self, token: str, *, now: datetime) -> AccessClaims:
+        """The token's claims if its signature, audience, issuer and times are good. A token's
+        signature is checked once per process (`_verified`): the same token arrives with every
+        request of a session, and an Ed25519 verification costs more than the rest of
+        authentication. The times are judged against `now` on every call."""
+        found = self._verified.get(token)
+        if found is None:
+            found = self._verify_signed(token)
+            with self._verified_lock:
+                self._verified[token] = found
+                while len(self._verified) > VERIFIED_TOKENS_KEPT:
+                    self._verified.popitem(last=False)
+        exp, nbf, claims = found
+        # Time checks against our Clock, not the wall clock, so tests can move time.
+        stamp = now.timestamp()
+        if exp <= stamp:
+            raise TokenError("token expired")
+        if nbf > stamp + 5:
+            raise TokenError("token not yet valid")
+        return replace(claims, expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo))
+
+    def _verify_signed(self, token: str) -> tuple[float, float, AccessClaims]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != JWT_ALGORITHM:
@@ -135,13 +164,11 @@ class AccessTokens:
             raise TokenError("malformed time claims")
         if not isinstance(claims["sid"], str):
             raise TokenError("malformed session claim")
-        # Time checks against our Clock, not the wall clock, so tests can move time.
-        stamp = now.timestamp()
-        if claims["exp"] <= stamp:
-            raise TokenError("token expired")
-        if claims["nbf"] > stamp + 5:
-            raise TokenError("token not yet valid")
         if claims.get("typ") != "access":
             raise TokenError("not an access token")
-        expires_at = datetime.fromtimestamp(claims["exp"], tz=now.tzinfo)
-        return AccessClaims(user_id=claims["sub"], session_id=claims["sid"], expires_at=expires_at)
+        expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
+        return (
+            float(claims["exp"]),
+            float(claims["nbf"]),
+            AccessClaims(user_id=claims["sub"], session_id=claims["sid"], expires_at=expires_at),
+        )
