@@ -24,6 +24,7 @@ from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize
+from tenantry.identity import repository as identity_repository
 from tenantry.kit.clock import SystemClock
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import NotFound, PaymentRequired, Unprocessable
@@ -53,6 +54,7 @@ from tenantry.plans.catalog import (
     upgrade_hint,
 )
 from tenantry.plans.models import PlanOverride
+from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy import scope as tenancy_scope
 from tenantry.tenancy.models import Organization
 
@@ -532,7 +534,9 @@ class QuotaStatus:
 # Count sources: how many things of a count quota an org has (registered by their domains).
 CountSource = Callable[[Session, str], int]
 COUNT_SOURCES: dict[str, CountSource] = {
-    "team_members": lambda session, org_id: repository.count_org_members(session, org_id=org_id),
+    "team_members": lambda session, org_id: tenancy_repository.count_org_members(
+        session, org_id=org_id
+    ),
 }
 
 
@@ -778,11 +782,11 @@ def _unknown_refs(
             users.add(event.user)
         if event.api_key:
             keys.add(event.api_key)
-    known_teams = repository.teams_in_org(session, org_id=org_id, team_ids=teams)
+    known_teams = tenancy_repository.teams_in_org(session, org_id=org_id, team_ids=teams)
     if principal.kind == "api_key" and principal.key_team_id is not None:
         known_teams &= {principal.key_team_id}  # a team-bound key speaks for its team only
-    known_users = repository.members_in_org(session, org_id=org_id, user_ids=users)
-    known_keys = repository.api_keys_in_org(session, org_id=org_id, key_ids=keys)
+    known_users = tenancy_repository.members_in_org(session, org_id=org_id, user_ids=users)
+    known_keys = identity_repository.api_keys_in_org(session, org_id=org_id, key_ids=keys)
     return teams - known_teams, users - known_users, keys - known_keys
 
 

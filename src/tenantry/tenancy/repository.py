@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from tenantry.identity.models import User
@@ -336,3 +337,36 @@ def unscoped_orgs_by_ids(session: Session, org_ids: list[str]) -> dict[str, Orga
         org.id: org
         for org in session.scalars(select(Organization).where(Organization.id.in_(org_ids)))
     }
+
+
+# ---- what metering counts and checks: an org's members, the ids a usage batch names ----
+
+
+def count_org_members(session: Session, *, org_id: str) -> int:
+    query = select(func.count()).select_from(OrgMembership).where(OrgMembership.org_id == org_id)
+    return int(session.execute(query).scalar_one())
+
+
+# Which of the ids a batch names are the org's: built once (a batch names a few, every time).
+_TEAMS_IN_ORG = text("SELECT id FROM teams WHERE org_id = :org AND id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+_MEMBERS_IN_ORG = text(
+    "SELECT user_id FROM org_memberships WHERE org_id = :org AND user_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
+def teams_in_org(session: Session, *, org_id: str, team_ids: Iterable[str]) -> set[str]:
+    """Which of `team_ids` are the org's teams."""
+    wanted = sorted(set(team_ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(_TEAMS_IN_ORG, {"org": org_id, "ids": wanted}))
+
+
+def members_in_org(session: Session, *, org_id: str, user_ids: Iterable[str]) -> set[str]:
+    """Which of `user_ids` are the org's members."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(_MEMBERS_IN_ORG, {"org": org_id, "ids": wanted}))
