@@ -1,9 +1,9 @@
 """HTTP benchmark: the general request stack, an authenticated read against `/healthz` on the
 same server in the same run.
 
-    .venv/bin/python bench/http.py            # full size, a temp SQLite file
-    .venv/bin/python bench/http.py --quick    # smoke size (CI)
-    .venv/bin/python bench/http.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/http_stack.py            # full size, a temp SQLite file
+    .venv/bin/python bench/http_stack.py --quick    # smoke size (CI)
+    .venv/bin/python bench/http_stack.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
 The server is `uvicorn tenantry.asgi:app` in a process of its own (configured by environment
 variables, as an operator runs it; one worker, the in-process rate-limit store, every plan's
