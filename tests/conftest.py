@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import pytest
 from fastapi import FastAPI
@@ -165,6 +166,57 @@ class Tenant:
         return bearer(self.token)
 
 
+@dataclass(frozen=True)
+class Operator:
+    """A user who is one of the deployment's operators."""
+
+    user_id: str
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+_operators: WeakKeyDictionary[TestClient, Operator] = WeakKeyDictionary()
+
+
+def operator_of(client: TestClient) -> Operator:
+    """The deployment's operator for this test's app: a signed-up account flagged as one (as
+    `tenantry operator add` does), made on first use."""
+    found = _operators.get(client)
+    if found is None:
+        email = f"operator-{secrets.token_hex(4)}@example.com"
+        resp = client.post("/api/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        assert resp.status_code == 201, resp.text
+        make_operator(client, email)
+        body = resp.json()
+        found = _operators[client] = Operator(body["user"]["id"], email, body["access_token"])
+    return found
+
+
+def operator_headers(client: TestClient) -> dict[str, str]:
+    return operator_of(client).headers
+
+
+def operator_url(org_id: str, what: str = "") -> str:
+    """An operator route about one tenant: `operator_url(org, "/plan-overrides")`."""
+    return f"/api/v1/operator/tenants/{org_id}{what}"
+
+
+def make_operator(client: TestClient, email: str) -> None:
+    """Flag an existing account as an operator, on the database as the CLI does."""
+    from tenantry.operator import service as operators
+
+    app: Any = client.app
+    with app.state.db.session(write=True) as session:
+        user = operators.user_by_email(session, email)
+        assert user is not None
+        operators.add_operator(session, user, now=app.state.clock.now())
+        session.commit()
+
+
 class Factory:
     def __init__(self, client: TestClient) -> None:
         self.client = client
@@ -174,7 +226,22 @@ class Factory:
         self._n += 1
         return self._n
 
+    def operator(self) -> Operator:
+        """The deployment's operator (see `operator_of`)."""
+        return operator_of(self.client)
+
+    def set_plan(self, org: str, plan: str) -> None:
+        """Put an org on `plan` as an operator does (outside billing)."""
+        resp = self.client.put(
+            f"/api/v1/operator/tenants/{org}/plan",
+            headers=self.operator().headers,
+            json={"plan": plan},
+        )
+        assert resp.status_code == 200, resp.text
+
     def tenant(self, name: str | None = None, plan: str = "free") -> Tenant:
+        """An onboarded org on `plan`: onboarded on Free, then given the plan by an operator
+        (no subscription, no trial; tests of trials onboard with a paid plan themselves)."""
         n = self._next()
         email = f"owner{n}-{secrets.token_hex(3)}@example.com"
         resp = self.client.post(
@@ -183,11 +250,12 @@ class Factory:
                 "company_name": name or f"Company {n}",
                 "admin_email": email,
                 "admin_password": PASSWORD,
-                "plan": plan,
             },
         )
         assert resp.status_code == 201, resp.text
         body = resp.json()
+        if plan != "free":
+            self.set_plan(body["organization"]["id"], plan)
         return Tenant(
             org_id=body["organization"]["id"],
             org_slug=body["organization"]["slug"],

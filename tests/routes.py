@@ -2,9 +2,9 @@
 
 For every route of the app, keyed by (method, path template): how to make a valid request (path
 parameters and a JSON body, built from a seeded `World`), who may make it (`rule`: a permission of
-the catalog, or PUBLIC / SELF / INVITEE) and where that permission is checked (`scope`: the org or
-the team). The suites parametrize over the app's own route table, so a route added to the app
-without an entry here fails every suite, naming the route: add its entry.
+the catalog, or PUBLIC / SELF / INVITEE / OPERATOR) and where that permission is checked
+(`scope`: the org or the team). The suites parametrize over the app's own route table, so a
+route added to the app without an entry here fails every suite, naming the route: add its entry.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ RouteKey = tuple[str, str]
 PUBLIC = "public"  # no credentials needed (sign-up, sign-in, onboarding, health)
 SELF = "self"  # any signed-in user, acting on their own account, sessions or new orgs
 INVITEE = "invitee"  # only the user an invitation was sent to
-Rule = Permission | Literal["public", "self", "invitee"]
+OPERATOR = "operator"  # only the deployment's operators (members of no org by being one)
+Rule = Permission | Literal["public", "self", "invitee", "operator"]
 
 
 # ---- a seeded organization ----
@@ -241,7 +242,19 @@ class World:
             return {}
         if case.rule == INVITEE:
             return self.invitee.headers
+        if case.rule == OPERATOR:
+            return self.factory.operator().headers
         return self.owner.headers
+
+    def suspended(self) -> str:
+        """This world's org, suspended by an operator (for the route that resumes it)."""
+        resp = self.client.post(
+            f"/api/v1/operator/tenants/{self.org_id}/suspend",
+            headers=self.factory.operator().headers,
+            json={},
+        )
+        assert resp.status_code == 200, resp.text
+        return self.org_id
 
 
 # ---- the built-in roles, and what the catalog gives them ----
@@ -526,9 +539,10 @@ CASES = [
 from routes_access import CASES as ACCESS_CASES  # noqa: E402
 from routes_billing import CASES as BILLING_CASES  # noqa: E402
 from routes_metering import CASES as METERING_CASES  # noqa: E402
+from routes_operator import CASES as OPERATOR_CASES  # noqa: E402
 from routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
 
-CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES + BILLING_CASES
+CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES + BILLING_CASES + OPERATOR_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 

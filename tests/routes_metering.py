@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from routes import PARAMS, WORLD_EXTRAS, P, RouteCase, World, WorldExtra, _case
+from routes import OPERATOR, PARAMS, WORLD_EXTRAS, P, RouteCase, World, WorldExtra, _case
 from tenantry.kit.clock import FrozenClock
 
 # The shared app's clock stands still here: events must be within 35 days of it.
@@ -87,11 +87,12 @@ CASES: list[RouteCase] = [
     _case("GET", "/orgs/{org}/quotas", P.USAGE_READ, scope="org"),
     _case("GET", "/orgs/{org}/quota-alerts", P.USAGE_READ, scope="org"),
     _case("GET", "/orgs/{org}/plan", P.USAGE_READ, scope="org"),
+    # Custom plans are the operator's: members (owners too) get 403 operator_only.
     _case(
         "PUT",
         "/orgs/{org}/plan-overrides",
-        P.BILLING_MANAGE,
-        scope="org",
+        OPERATOR,
         body=lambda w: {"name": "Alpha custom", "quotas": {"models": {"limit": "20"}}},
+        audit=2,
     ),
 ]

@@ -20,6 +20,7 @@ from conftest import Factory, bearer
 from routes import (
     APP_ROUTES,
     INVITEE,
+    OPERATOR,
     PUBLIC,
     ROLES,
     RouteKey,
@@ -81,7 +82,14 @@ def test_a_mutating_route_writes_exactly_one_event(
     assert [(e.action, e.result) for e in events] == expected
     event = events[0]
     assert event.request_id == resp.headers["x-request-id"]
-    if case.rule != PUBLIC:
+    if case.rule == OPERATOR:
+        # The tenant's chain, then the operator chain: both name the operator.
+        operator = factory.operator()
+        assert [(e.actor_type, e.actor_id) for e in events] == [("operator", operator.user_id)] * 2
+        assert [e.chain_id for e in events][1] == "operator"
+        if "org" in params:
+            assert event.org_id == world.org_id
+    elif case.rule != PUBLIC:
         who = world.invitee if case.rule == INVITEE else world.owner
         assert (event.actor_type, event.actor_id) == ("user", who.id)
     if case.permission is not None or case.rule == INVITEE:

@@ -15,7 +15,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from conftest import PASSWORD, Factory, Tenant, assert_problem, bearer, count_rows
+from conftest import (
+    PASSWORD,
+    Factory,
+    Tenant,
+    assert_problem,
+    bearer,
+    count_rows,
+    operator_headers,
+    operator_url,
+)
 from tenantry.billing.models import Invoice
 from tenantry.billing.providers import LocalProvider
 from tenantry.config import Settings
@@ -428,6 +437,7 @@ def test_trial_then_first_invoice_at_its_end(
     assert change["subscription"]["status"] == "trialing" and change["invoice"] is None
     assert org.call("GET", f"/orgs/{org.id}/plan")["key"] == "professional"
     org.record("compute_hours", "9000", event_id="trial-usage")  # a trial's usage is free
+    org.add_card()  # a trial that ends unpaid falls back to Free (tests/test_operators.py)
     clock.set(clock.now() + timedelta(days=14, hours=2))
     report = worker()
     [invoice_id] = report.billing.invoices
@@ -458,10 +468,16 @@ def test_plans_are_public(client: TestClient) -> None:
 
 
 def test_the_plan_of_a_subscribed_org_moves_only_through_its_subscription(org: Org) -> None:
-    # Without a subscription an owner may set the plan directly (a plan given outside billing).
-    org.call("PATCH", f"/orgs/{org.id}", json={"plan": "starter"})
-    org.subscribe("professional")
+    # The owner never sets the plan directly: PATCH takes no `plan` (422, nothing written).
     resp = org.client.patch(f"/api/v1/orgs/{org.id}", headers=org.headers, json={"plan": "free"})
+    assert_problem(resp, 422, "validation_error")
+    # An operator may give a plan outside billing (a contract)...
+    operator = operator_headers(org.client)
+    resp = org.client.put(operator_url(org.id, "/plan"), headers=operator, json={"plan": "starter"})
+    assert resp.status_code == 200, resp.text
+    org.subscribe("professional")
+    # ...but not around a subscription: its plan moves through billing.
+    resp = org.client.put(operator_url(org.id, "/plan"), headers=operator, json={"plan": "free"})
     assert_problem(resp, 409, "subscription_active")
     assert org.call("GET", f"/orgs/{org.id}/plan")["key"] == "professional"
 

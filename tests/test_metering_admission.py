@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
-from conftest import Factory, Tenant, assert_problem, bearer, count_rows
+from conftest import (
+    Factory,
+    Tenant,
+    assert_problem,
+    bearer,
+    count_rows,
+    operator_headers,
+    operator_url,
+)
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
@@ -25,8 +33,8 @@ ADMIT = "/api/v1/admission"
 
 def limited(client: TestClient, tenant: Tenant, **quotas: dict[str, Any]) -> None:
     resp = client.put(
-        f"/api/v1/orgs/{tenant.org_id}/plan-overrides",
-        headers=tenant.headers,
+        operator_url(tenant.org_id, "/plan-overrides"),
+        headers=operator_headers(client),
         json={"quotas": quotas},
     )
     assert resp.status_code == 200, resp.text

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from conftest import Factory, Tenant, assert_problem, bearer
+from conftest import Factory, Tenant, assert_problem, bearer, operator_headers, operator_url
 from tenantry.audit.models import AuditEvent
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
@@ -137,14 +137,18 @@ def test_claim_count_lets_one_of_twenty_take_the_last_slot(
 def test_a_custom_plan_per_org(client: TestClient, factory: Factory, database: Database) -> None:
     acme = factory.tenant("Acme")
     bravo = factory.tenant("Bravo")
-    url = f"/api/v1/orgs/{acme.org_id}/plan-overrides"
+    url = operator_url(acme.org_id, "/plan-overrides")
+    operator = operator_headers(client)
     body = {
         "name": "Acme deal",
         "quotas": {"team_members": {"limit": "8"}, "api_calls": {"limit": None}},
         "rate_limits": {"org_per_minute": 900},
         "overage_rates": {"compute_hours": "0.40"},
     }
-    resp = client.put(url, headers=acme.headers, json=body)
+    # The org's own owner may not give it a custom plan: that is the operator's.
+    owners_url = f"/api/v1/orgs/{acme.org_id}/plan-overrides"
+    assert_problem(client.put(owners_url, headers=acme.headers, json=body), 403, "operator_only")
+    resp = client.put(url, headers=operator, json=body)
     assert resp.status_code == 200, resp.text
     plan = resp.json()
     assert (plan["name"], plan["key"], plan["custom"]) == ("Acme deal", "free", True)
@@ -155,17 +159,22 @@ def test_a_custom_plan_per_org(client: TestClient, factory: Factory, database: D
     with database.session(write=False) as s:
         assert service.effective_plan(s, acme.org_id).quotas["team_members"].limit == 8
         assert service.effective_plan(s, bravo.org_id).quotas["team_members"].limit == 5
-        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "plan.overridden")).one()
-    assert event.summary["after"]["name"] == "Acme deal"
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "operator.plan_overridden")
+        ).all()
+    # In the tenant's chain and in the operator chain, by the operator.
+    assert sorted(e.chain_id for e in events) == sorted([acme.org_id, "operator"])
+    assert {e.actor_type for e in events} == {"operator"}
+    assert all(e.summary["after"]["name"] == "Acme deal" for e in events)
     # Back to the catalog plan.
-    reset = client.put(url, headers=acme.headers, json={})
+    reset = client.put(url, headers=operator, json={})
     assert reset.json()["custom"] is False and reset.json()["name"] == "Free"
-    # Bad overrides are refused, and an admin may not give the org a plan.
+    # Bad overrides are refused, and an admin may not give the org a plan either.
     bad = {"quotas": {"gpus": {"limit": "1"}}}
-    assert_problem(client.put(url, headers=acme.headers, json=bad), 422, "unknown_quota")
+    assert_problem(client.put(url, headers=operator, json=bad), 422, "unknown_quota")
     _, admin = factory.member(acme, org_role="admin")
-    problem = assert_problem(client.put(url, headers=bearer(admin), json=body), 403)
-    assert problem["missing_permission"] == "billing:manage"
+    assert_problem(client.put(owners_url, headers=bearer(admin), json=body), 403, "operator_only")
+    assert_problem(client.put(url, headers=bearer(admin), json=body), 403, "operator_only")
 
 
 def test_quota_listing(client: TestClient, factory: Factory) -> None:
@@ -198,8 +207,8 @@ def test_alerts_at_80_and_100_percent_once_per_period(
 ) -> None:
     acme = factory.tenant("Acme", plan="starter")  # compute_hours soft
     client.put(
-        f"/api/v1/orgs/{acme.org_id}/plan-overrides",
-        headers=acme.headers,
+        operator_url(acme.org_id, "/plan-overrides"),
+        headers=operator_headers(client),
         json={"quotas": {"compute_hours": {"limit": "10"}}},
     )
 

@@ -159,14 +159,17 @@ def test_each_plan_keeps_its_window(
 ) -> None:
     days = PLAN_DAYS[plan]
     assert org_retention_days(plan, {}) == days
-    org = factory.tenant("Planned", plan=plan)  # seq 1
-    new_team(client, org, "Second")  # seq 2, the head, always kept
+    # Onboarded (seq 1) and, on a paid plan, given it by an operator (seq 2).
+    org = factory.tenant("Planned", plan=plan)
+    made = seqs(database, org.org_id)
+    head = made[-1] + 1
+    new_team(client, org, "Second")  # the head, always kept
     clock.advance(days=days, seconds=-1)
     run_worker(settings, clock, database)
-    assert seqs(database, org.org_id) == [1, 2]
+    assert seqs(database, org.org_id) == [*made, head]
     clock.advance(seconds=2)
     run_worker(settings, clock, database)
-    assert seqs(database, org.org_id) == [2]
+    assert seqs(database, org.org_id) == [head]
     assert verdict(database, settings, org.org_id).ok
 
 
@@ -177,13 +180,13 @@ def test_an_orgs_own_retention_wins_over_its_plan(
     settings: Settings,
     clock: FrozenClock,
 ) -> None:
-    short = factory.tenant("Short Memory", plan="enterprise")
+    short = factory.tenant("Short Memory", plan="enterprise")  # seqs 1 and 2 (the plan)
     resp = client.patch(
         f"/api/v1/orgs/{short.org_id}",
         headers=short.headers,
         json={"settings": {"audit_retention_days": 7}},
     )
-    assert resp.status_code == 200, resp.text  # seq 2
+    assert resp.status_code == 200, resp.text  # seq 3
     long = factory.tenant("Long Memory", plan="free")
     resp = client.patch(
         f"/api/v1/orgs/{long.org_id}",
@@ -192,13 +195,15 @@ def test_an_orgs_own_retention_wins_over_its_plan(
     )
     assert resp.status_code == 200, resp.text
     clock.advance(days=8)
-    new_team(client, short, "Later")  # seq 3
+    new_team(client, short, "Later")  # seq 4
     new_team(client, long, "Later")
     clock.advance(days=400)
     report = run_worker(settings, clock, database)
-    assert seqs(database, short.org_id) == [3]  # 7 days, not the plan's 365
+    assert seqs(database, short.org_id) == [4]  # 7 days, not the plan's 365
     assert seqs(database, long.org_id) == [1, 2, 3]  # ten years, not the plan's 30
-    assert report.retention.purged_chains == [short.org_id]
+    # The operator chain (the plan given to Short, 408 days ago) keeps a year, as every chain
+    # of no org does.
+    assert report.retention.purged_chains == sorted([short.org_id, "operator"])
     assert verdict(database, settings, short.org_id).ok
 
 

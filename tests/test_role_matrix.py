@@ -21,6 +21,7 @@ from httpx import Response
 from conftest import Factory
 from routes import (
     INVITEE,
+    OPERATOR,
     ROLES,
     SELF,
     Account,
@@ -178,6 +179,35 @@ def test_only_the_invitee_answers_an_invitation(
         assert assert_problem(resp, 404)["code"] == "not_found", f"{name}: {resp.text}"
     assert row_counts(database) == before
     resp = call(client, case, params=params, headers=world.invitee.headers)
+    assert resp.status_code == success_status(app, case), resp.text
+
+
+OPERATOR_KEYS = keys_where(lambda case: case.rule == OPERATOR)
+
+
+@pytest.mark.parametrize("key", OPERATOR_KEYS, ids=route_id)
+def test_only_operators_on_operator_routes(
+    app: FastAPI, client: TestClient, factory: Factory, database: Database, key: RouteKey
+) -> None:
+    """Every role of the org, its owner included, and the owner's API key get 403
+    `operator_only` and change nothing (a refused change is audited, nothing else); the
+    deployment's operator gets through."""
+    case = case_for(key)
+    world = World(client, factory, "Alpha Industries")
+    actors = {name: actor(world, role).headers for name, role in ROLES.items()}
+    actors["owner's API key"] = world.api_key.headers
+    params, body = case.path_params(world), case.json(world)
+    before = row_counts(database)
+    for name, headers in actors.items():
+        resp = call(client, case, params=params, headers=headers, body=body)
+        code = assert_problem(resp, 403)["code"]
+        # A suspended org's keys open nothing at all (the route that resumes it).
+        allowed = {"operator_only", "tenant_suspended"} if "key" in name else {"operator_only"}
+        assert code in allowed, f"{name}: {resp.text}"
+    after = row_counts(database)
+    after["audit_events"] = before["audit_events"]
+    assert after == before, "a refused request changed something besides the audit trail"
+    resp = call(client, case, params=params, headers=world.headers_for(case), body=body)
     assert resp.status_code == success_status(app, case), resp.text
 
 

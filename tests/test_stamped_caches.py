@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
-from conftest import Factory, Tenant, bearer
+from conftest import Factory, Tenant, bearer, operator_headers, operator_url
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.kit import stamps
@@ -55,8 +55,8 @@ def admit(client: TestClient, key: dict[str, str], team: str, hours: str) -> Any
 
 def set_quota(client: TestClient, tenant: Tenant, limit: str) -> None:
     resp = client.put(
-        f"/api/v1/orgs/{tenant.org_id}/plan-overrides",
-        headers=tenant.headers,
+        operator_url(tenant.org_id, "/plan-overrides"),
+        headers=operator_headers(client),
         json={"quotas": {"compute_hours": {"limit": limit, "enforcement": "hard"}}},
     )
     assert resp.status_code == 200, resp.text
@@ -80,7 +80,9 @@ def test_a_changed_custom_plan_shows_in_another_process_at_once(
     assert denied["decision"] == "deny"
     assert denied["reasons"][0]["limit"] == "3"
     # Taking the custom plan away is a change too: back to the catalog's 5,000 hours.
-    resp = client.put(f"/api/v1/orgs/{acme.org_id}/plan-overrides", headers=acme.headers, json={})
+    resp = client.put(
+        operator_url(acme.org_id, "/plan-overrides"), headers=operator_headers(client), json={}
+    )
     assert resp.status_code == 200, resp.text
     assert compute_left(admit(elsewhere, key, acme.team_id, "1")) == "4997"
 
@@ -91,8 +93,10 @@ def test_a_changed_catalog_plan_shows_in_another_process_at_once(
     acme = factory.tenant("Acme", plan="starter")
     key = key_of(client, acme)
     assert compute_left(admit(elsewhere, key, acme.team_id, "1")) == "999"
-    resp = client.patch(
-        f"/api/v1/orgs/{acme.org_id}", headers=acme.headers, json={"plan": "professional"}
+    resp = client.put(
+        operator_url(acme.org_id, "/plan"),
+        headers=operator_headers(client),
+        json={"plan": "professional"},
     )
     assert resp.status_code == 200, resp.text
     assert compute_left(admit(elsewhere, key, acme.team_id, "1")) == "4998"

@@ -19,7 +19,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import Factory, Tenant, assert_problem, bearer, count_rows
+from conftest import (
+    Factory,
+    Tenant,
+    assert_problem,
+    bearer,
+    count_rows,
+    operator_headers,
+    operator_url,
+)
 from tenantry.app import create_app
 from tenantry.audit.models import AuditEvent
 from tenantry.config import Settings
@@ -185,8 +193,8 @@ def test_a_plan_below_an_old_override_still_caps_it(
     rich = people.tenant("Rich", plan="professional")
     url = f"/api/v1/orgs/{rich.org_id}/rate-limits"
     assert api.put(url, headers=rich.headers, json={"org_burst": 200}).status_code == 200
-    downgraded = api.patch(
-        f"/api/v1/orgs/{rich.org_id}", headers=rich.headers, json={"plan": "free"}
+    downgraded = api.put(
+        operator_url(rich.org_id, "/plan"), headers=operator_headers(api), json={"plan": "free"}
     )
     assert downgraded.status_code == 200, downgraded.text
     assert api.get(url, headers=rich.headers).json()["effective"]["org_burst"] == 60
@@ -249,9 +257,11 @@ def test_an_org_past_its_hard_quota_can_still_read_its_limits_and_change_its_pla
         assert read.status_code == 200, (path, read.text)
         assert "RateLimit-Remaining" in read.headers
         assert "state=exceeded" in read.headers["Tenantry-Quota-Warning"]
-    overrides = api.put(org + "/plan-overrides", json={}, headers=acme.headers)
-    assert overrides.status_code == 200, overrides.text
-    upgraded = api.patch(org, json={"plan": "starter"}, headers=acme.headers)
+    # Custom plans and plans outside billing are the operator's; the org's own way up is a
+    # subscription, which the daily quota never refuses either.
+    refused = api.put(org + "/plan-overrides", json={}, headers=acme.headers)
+    assert_problem(refused, 403, "operator_only")
+    upgraded = api.put(org + "/subscription", json={"plan": "starter"}, headers=acme.headers)
     assert upgraded.status_code == 200, upgraded.text
     assert limiter(limited_app).used_today(acme.org_id, now=clock.now()) == 10_005
     # The upgrade took effect: Starter's quota is soft (and larger).

@@ -23,6 +23,7 @@ from tenantry.api.billing import router as billing_router
 from tenantry.api.billing import webhook_router as billing_webhooks
 from tenantry.api.identity import router as identity_router
 from tenantry.api.metering import router as metering_router
+from tenantry.api.operator import router as operator_router
 from tenantry.api.privacy import router as privacy_router
 from tenantry.api.tenancy import router as tenancy_router
 from tenantry.api.throttling import router as throttling_router
@@ -243,6 +244,7 @@ def create_app(
         throttling_router,
         billing_router,
         billing_webhooks,
+        operator_router,
     ):
         app.include_router(router)
     _install_error_handlers(app)

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     billing_retry_days: tuple[int, ...] = (1, 3, 5)
     # Days an invoice is due after it is finalized (manual payment).
     billing_due_days: int = Field(default=14, ge=0)
+    # Days a paid plan asked for at sign-up (onboarding, a new org) is a free trial; unpaid at
+    # its end (no payment method), the org falls back to the Free plan.
+    billing_trial_days: int = Field(default=14, ge=1, le=90)
 
     @model_validator(mode="after")
     def _provider_is_usable(self) -> Settings:

@@ -21,15 +21,18 @@ from tenantry.authz.principal import Principal
 from tenantry.http.auth import (
     BearerDep,
     OrgScope,
+    PrincipalDep,
     TeamScope,
     authenticated,
     org_scope,
     team_scope,
 )
-from tenantry.http.work import json_body_schema, parse_json_body
+from tenantry.http.work import CtxDep, json_body_schema, parse_json_body
 from tenantry.kit.context import Ctx, quota_exempt
+from tenantry.kit.errors import Forbidden
+from tenantry.kit.money import plain
 from tenantry.metering import admission, service, summary
-from tenantry.metering.meters import METERS, plain
+from tenantry.metering.meters import METERS
 from tenantry.metering.schemas import (
     AdmissionIn,
     AdmissionOut,
@@ -50,13 +53,15 @@ from tenantry.metering.schemas import (
 )
 from tenantry.metering.service import QuotaStatus
 from tenantry.metering.summary import Granularity, GroupBy
+from tenantry.operator import service as operators
 from tenantry.plans.catalog import Plan, upgrade_hint
+from tenantry.tenancy import scope as tenancy_scope
+from tenantry.throttling.limiter import throttle_request
 
 router = APIRouter(prefix="/api/v1")
 
 OrgUsageRead = Annotated[OrgScope, Depends(org_scope(Permission.USAGE_READ))]
 TeamUsageRead = Annotated[TeamScope, Depends(team_scope(Permission.USAGE_READ))]
-OrgBillingManage = Annotated[OrgScope, Depends(org_scope(Permission.BILLING_MANAGE))]
 QUOTA_WARNING_HEADER = "Tenantry-Quota-Warning"
 
 
@@ -400,7 +405,7 @@ def quota_alerts(scope: OrgUsageRead) -> QuotaAlertsOut:
     )
 
 
-def _plan_out(org_id: str, plan: Plan) -> PlanOut:
+def plan_out(org_id: str, plan: Plan) -> PlanOut:
     return PlanOut(
         org_id=org_id,
         key=plan.key,
@@ -435,7 +440,7 @@ def _plan_out(org_id: str, plan: Plan) -> PlanOut:
 @quota_exempt
 def org_plan(scope: OrgUsageRead) -> PlanOut:
     """The org's effective plan: its catalog plan with any overrides applied."""
-    return _plan_out(scope.org.id, service.effective_plan(scope.ctx.session, scope.org.id))
+    return plan_out(scope.org.id, service.effective_plan(scope.ctx.session, scope.org.id))
 
 
 @router.put(
@@ -443,9 +448,34 @@ def org_plan(scope: OrgUsageRead) -> PlanOut:
     name="plan.overridden",
     response_model=PlanOut,
     tags=["usage"],
+    responses={
+        403: {
+            "description": "`operator_only`: custom plans are set by the deployment's operators "
+            "(PUT /api/v1/operator/tenants/{org}/plan-overrides does the same)",
+            "content": {"application/problem+json": {}},
+        },
+        404: {
+            "description": "`not_found`: no such organization, or not yours",
+            "content": {"application/problem+json": {}},
+        },
+    },
 )
 @quota_exempt
-def set_plan_overrides(body: PlanOverridesIn, scope: OrgBillingManage) -> Response:
-    """Replace the org's overrides of its plan (a custom plan); `{}` goes back to the catalog."""
-    plan = service.set_overrides(scope.ctx, scope.principal, scope.org, body.as_overrides())
-    return scope.ctx.done(_plan_out(scope.org.id, plan))
+def set_plan_overrides(
+    org: str, body: PlanOverridesIn, ctx: CtxDep, principal: PrincipalDep, request: Request
+) -> Response:
+    """Replace the org's overrides of its plan (a custom plan); `{}` goes back to the catalog.
+    Custom plans are the operator's: the org's own members, owners included, get 403
+    `operator_only` (and others 404, as everywhere)."""
+    if not operators.is_operator(ctx.session, principal):
+        found = tenancy_scope.resolve_org(ctx.session, principal, org)
+        request.state.audit_org_id = found.id
+        throttle_request(request, ctx, principal, org_id=found.id)  # as any org route
+        raise Forbidden(
+            "Custom plans are set by the deployment's operators",
+            code="operator_only",
+            org_id=found.id,
+        )
+    target = operators.tenant(ctx.session, org)
+    plan = operators.set_overrides(ctx, principal, target, body.as_overrides())
+    return ctx.done(plan_out(target.id, plan))

@@ -6,14 +6,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from tenantry.api.billing import ProviderDep
 from tenantry.authz.catalog import Permission
+from tenantry.billing import service as billing
 from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
 from tenantry.http.work import CtxDep
 from tenantry.identity import repository as identity_repository
 from tenantry.identity import service as identity
 from tenantry.identity.models import User
 from tenantry.kit.context import Ctx, quota_exempt
+from tenantry.kit.errors import Unprocessable
 from tenantry.kit.pagination import PageDep, PageOut
+from tenantry.plans.catalog import DEFAULT_PLAN, check_plan_key, is_paid
 from tenantry.tenancy import service
 from tenantry.tenancy.models import Invitation, OrgMembership, TeamMembership
 from tenantry.tenancy.schemas import (
@@ -58,6 +62,18 @@ TeamMembersUpdate = Annotated[TeamScope, Depends(team_scope(Permission.MEMBER_UP
 TeamMembersRemove = Annotated[TeamScope, Depends(team_scope(Permission.TEAM_READ))]
 
 
+def asked_trial(plan: str | None, tier: str | None) -> str | None:
+    """The paid plan a sign-up asks for (`plan`, or its alias `tier`), checked against the
+    catalog; None for none or the Free plan. 422 before anything is written."""
+    if plan is not None and tier is not None and plan != tier:
+        raise Unprocessable("Send `plan` or `tier`, not two different plans", code="invalid_plan")
+    asked = plan if plan is not None else tier
+    if asked is None:
+        return None
+    check_plan_key(asked)
+    return asked if is_paid(asked) else None
+
+
 def invitation_url(ctx: Ctx, token: str) -> str:
     return f"{ctx.origin.base_url.rstrip('/')}/invitations/{token}"
 
@@ -84,23 +100,33 @@ def link_out(ctx: Ctx, issued: service.IssuedInvitation) -> InvitationLinkOut:
     response_model=OrgCreatedOut,
     tags=["organizations"],
 )
-def create_org(body: OrgCreateIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
+def create_org(
+    body: OrgCreateIn, ctx: CtxDep, principal: PrincipalDep, provider: ProviderDep
+) -> Response:
+    """A new org, owned by you. It starts on the Free plan; a paid `plan` (or `tier`) starts
+    a trial of it that needs a payment method by its end (docs/billing.md#trials)."""
+    trial = asked_trial(body.plan, body.tier)
     created = service.create_org(
         ctx,
         principal,
         name=body.name,
         slug=body.slug,
-        plan=body.plan,
+        plan=DEFAULT_PLAN,
         billing_email=body.billing_email,
         settings=body.settings,
         owner_email=body.owner_email,
+        trial=trial,
     )
+    ends = None
+    if trial is not None:
+        ends = billing.start_trial(ctx, created.org, trial, via=provider.name).trial_end
     out = OrgCreatedOut.model_validate(
         {
             **OrgOut.model_validate(created.org).model_dump(),
             "owner_invitation": link_out(ctx, created.owner_invitation)
             if created.owner_invitation
             else None,
+            "trial_ends_at": ends,
         }
     )
     return ctx.done(out, status=201)
@@ -404,8 +430,11 @@ def revoke_invitation(invitation_id: str, ctx: CtxDep, principal: PrincipalDep) 
     response_model=OnboardOut,
     tags=["onboarding"],
 )
-def onboard(body: OnboardIn, ctx: CtxDep, request: Request) -> Response:
+def onboard(body: OnboardIn, ctx: CtxDep, request: Request, provider: ProviderDep) -> Response:
+    """A company's first sign-up: an account, its org (Free, or a trial of the paid `plan` or
+    `tier` asked for) with a default team, and a session."""
     state = request.app.state
+    trial = asked_trial(body.plan, body.tier)
     owner = identity.create_user(
         ctx,
         passwords=state.passwords,
@@ -413,7 +442,12 @@ def onboard(body: OnboardIn, ctx: CtxDep, request: Request) -> Response:
         password=body.admin_password,
         full_name=body.admin_name,
     )
-    done = service.onboard(ctx, company_name=body.company_name, owner=owner, plan=body.plan)
+    done = service.onboard(
+        ctx, company_name=body.company_name, owner=owner, plan=DEFAULT_PLAN, trial=trial
+    )
+    ends = None
+    if trial is not None:
+        ends = billing.start_trial(ctx, done.org, trial, via=provider.name).trial_end
     issued = identity.start_session(ctx, tokens=state.tokens, user=owner)
     out = OnboardOut(
         organization=OrgOut.model_validate(done.org),
@@ -422,5 +456,6 @@ def onboard(body: OnboardIn, ctx: CtxDep, request: Request) -> Response:
         access_token=issued.access_token,
         refresh_token=issued.refresh_token,
         expires_in=int((issued.access_expires_at - ctx.clock.now()).total_seconds()),
+        trial_ends_at=ends,
     )
     return ctx.done(out, status=201)

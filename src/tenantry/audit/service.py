@@ -29,6 +29,9 @@ from tenantry.kit.security import public_key_pem, signing_key
 SUMMARY_VALUE_LIMIT = 200
 ANONYMOUS_SUBJECT = "anonymous"
 SYSTEM_CHAIN = "system"
+# The deployment's operators' own trail: what they did, across tenants (each act is also in
+# the tenant's chain).
+OPERATOR_CHAIN = "operator"
 
 
 def _trim(summary: dict[str, Any]) -> dict[str, Any]:
@@ -49,9 +52,12 @@ def _trim(summary: dict[str, Any]) -> dict[str, Any]:
 def chain_of(
     *, org_id: str | None, actor_type: str, actor_id: str | None, subject_id: str | None
 ) -> str:
-    """An org's events form its chain; account-level events chain per person."""
+    """An org's events form its chain; an operator's deployment-level events form the operator
+    chain; account-level events chain per person."""
     if org_id:
         return org_id
+    if actor_type == "operator":
+        return OPERATOR_CHAIN
     if actor_type == "user" and actor_id:
         return actor_id
     return subject_id or SYSTEM_CHAIN

@@ -237,6 +237,28 @@ def subscribe(
     return result
 
 
+def start_trial(ctx: Ctx, org: Organization, plan_key: str, *, via: str) -> Subscription:
+    """A paid plan asked for when the org was made (onboarding, a new org): a monthly trial of
+    it for `billing_trial_days`. It becomes a paying subscription at its end if the org has a
+    payment method by then, and falls back to Free if not (`close_period`). Its audit record is
+    the org's creation, which names the trial."""
+    plan = catalog_plan(plan_key)
+    if plan.key == DEFAULT_PLAN:
+        raise Unprocessable("The Free plan has no trial", code="invalid_plan")
+    days = ctx.settings.billing_trial_days
+    started = _start(
+        ctx,
+        org,
+        None,
+        plan=plan,
+        cycle=Cycle.MONTHLY,
+        trial_days=days,
+        now=ctx.clock.now(),
+        via=via,
+    )
+    return started.subscription
+
+
 def _start(
     ctx: Ctx,
     org: Organization,
@@ -434,6 +456,14 @@ def close_period(
     period = period_of(sub)
     if period.end > now - delay:
         return None
+    if sub.status == "trialing" and default_method(session, org.id) is None:
+        # A trial that ends unpaid: nothing is owed (a trial's usage is free), the org is on
+        # Free from the trial's end.
+        sub.status, sub.canceled_at, sub.cancel_at_period_end = "canceled", period.end, False
+        sub.updated_at = now
+        set_org_plan(session, org, DEFAULT_PLAN, now=now)
+        session.flush()
+        return sub, None
     plan = metering.effective_plan(session, org.id)
     cycle = Cycle(sub.cycle)
     lines: list[Line] = []

@@ -14,6 +14,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
+from tenantry.kit.errors import Unprocessable
+
 
 class Enforcement(StrEnum):
     HARD = "hard"  # refuse with 402 and an upgrade hint
@@ -208,6 +210,23 @@ UPGRADE_PATH: Final[dict[str, str | None]] = {
 def catalog_plan(key: str) -> Plan:
     """A plan of the shipped catalog; KeyError if there is none of that name."""
     return PLANS[key]
+
+
+def plan_keys() -> list[str]:
+    """The catalog's plan keys, cheapest first."""
+    return list(PLANS)
+
+
+def is_paid(key: str) -> bool:
+    """Whether `key` is a plan of the catalog other than the default (free) one."""
+    return key in PLANS and key != DEFAULT_PLAN
+
+
+def check_plan_key(key: str) -> str:
+    """`key` if the catalog has such a plan; else 422 `invalid_plan` naming the plans."""
+    if key not in PLANS:
+        raise Unprocessable(f"Plan must be one of {', '.join(PLANS)}", code="invalid_plan")
+    return key
 
 
 # A plan the catalog does not know keeps audit events longer rather than shorter: a purge cannot

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.db import Base, JSONType, UTCDateTime
 from tenantry.kit.stamps import track
+from tenantry.plans.catalog import DEFAULT_PLAN
 
 
 class Organization(Base):
@@ -18,9 +19,10 @@ class Organization(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
-    plan: Mapped[str] = mapped_column(String(32), default="free")
+    plan: Mapped[str] = mapped_column(String(32), default=DEFAULT_PLAN)
     billing_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # active | suspended (by an operator: its members and keys are refused, nothing is deleted)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -96,7 +98,8 @@ class Invitation(Base):
 
 
 # What decides an org's requests (see `kit.stamps`).
-track(Organization, deciding=frozenset({"plan"}), org_column="id", added_or_removed=False)
+# The status too: a suspension must reach every process's cached answers at once.
+track(Organization, deciding=frozenset({"plan", "status"}), org_column="id", added_or_removed=False)
 track(OrgMembership, deciding=frozenset({"role", "user_id"}))
 track(TeamMembership, deciding=frozenset({"role", "user_id", "team_id"}))
 track(Team, deciding=frozenset({"parent_team_id", "settings"}))

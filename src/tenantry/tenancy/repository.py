@@ -133,6 +133,15 @@ def unscoped_team_org(session: Session, team_id: str) -> str | None:
     return None if found is None else str(found)
 
 
+_ORG_STATUS = text("SELECT status FROM organizations WHERE id = :org")
+
+
+def unscoped_org_status(session: Session, org_id: str) -> str | None:
+    """An org's status (None: no such org), as plain SQL for the hot paths."""
+    found = session.execute(_ORG_STATUS, {"org": org_id}).scalar()
+    return None if found is None else str(found)
+
+
 def team_slug_taken(session: Session, *, org_id: str, slug: str) -> bool:
     return (
         session.scalar(select(Team.id).where(Team.org_id == org_id, Team.slug == slug)) is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
@@ -19,13 +19,18 @@ from tenantry.kit.schemas import (
     check_settings_size,
 )
 
-PlanName = Literal["free", "starter", "professional", "enterprise"]
+# A plan of the catalog, checked against it by the server (`invalid_plan`).
+PlanKey = Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class OrgCreateIn(Input):
     name: Name
     slug: Slug | None = None
-    plan: PlanName = "free"
+    plan: PlanKey | None = Field(
+        default=None,
+        description="A paid plan starts as a trial of it (billing); none or Free: the Free plan",
+    )
+    tier: PlanKey | None = Field(default=None, description="The same as `plan`")
     billing_email: Email | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     owner_email: Email | None = None
@@ -36,7 +41,6 @@ class OrgCreateIn(Input):
 class OrgUpdateIn(Input):
     name: Name | None = None
     slug: Slug | None = None
-    plan: PlanName | None = None
     billing_email: Email | None = None
     settings: dict[str, Any] | None = None
 
@@ -66,6 +70,7 @@ class InvitationLinkOut(Input):
 
 class OrgCreatedOut(OrgOut):
     owner_invitation: InvitationLinkOut | None = None
+    trial_ends_at: datetime | None = None
 
 
 class DeleteConfirmIn(Input):
@@ -165,7 +170,11 @@ class OnboardIn(Input):
     admin_email: Email
     admin_password: Password
     admin_name: str = Field(default="", max_length=200)
-    plan: PlanName = "free"
+    plan: PlanKey | None = Field(
+        default=None,
+        description="A paid plan starts as a trial of it (billing); none or Free: the Free plan",
+    )
+    tier: PlanKey | None = Field(default=None, description="The same as `plan`")
 
 
 class OnboardOut(Input):
@@ -176,3 +185,4 @@ class OnboardOut(Input):
     refresh_token: str
     expires_in: int
     token_type: str = "bearer"
+    trial_ends_at: datetime | None = None

@@ -20,7 +20,6 @@ from tenantry.authz.service import (
     org_role,
     parse_team_role_ref,
 )
-from tenantry.billing import service as billing
 from tenantry.identity.models import User
 from tenantry.kit.clock import as_utc
 from tenantry.kit.context import Ctx
@@ -28,12 +27,11 @@ from tenantry.kit.errors import Conflict, Forbidden, Gone, NotFound, Unprocessab
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.security import new_secret, token_hash
-from tenantry.kit.stamps import stamped
-from tenantry.metering import service as metering
-from tenantry.tenancy import repository
+from tenantry.plans.catalog import check_plan_key
+from tenantry.tenancy import hooks, repository
 from tenantry.tenancy.models import Invitation, Organization, OrgMembership, Team, TeamMembership
+from tenantry.tenancy.scope import resolve_member
 
-PLANS = ("free", "starter", "professional", "enterprise")
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 INVITATION_TOKEN_PREFIX = "tni_"
 
@@ -60,12 +58,6 @@ def check_slug(slug: str) -> str:
     return slug
 
 
-def check_plan(plan: str) -> str:
-    if plan not in PLANS:
-        raise Unprocessable(f"Plan must be one of {', '.join(PLANS)}", code="invalid_plan")
-    return plan
-
-
 # Fields that may hold a person's details: the trail records that they changed, not to what.
 PERSONAL_FIELDS = frozenset({"billing_email"})
 
@@ -81,57 +73,6 @@ def _before_after(obj: Any, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- resolution of path references (404 for anything outside the principal's tenants) ----
-
-
-def resolve_org(session: Session, principal: Principal, ref: str) -> Organization:
-    org = repository.unscoped_org_by_ref(session, ref)
-    if org is None or not is_in_org(session, principal, org.id):
-        raise NotFound("Organization not found")
-    return org
-
-
-def resolve_team(session: Session, principal: Principal, team_id: str) -> Team:
-    team = repository.unscoped_team(session, team_id)
-    if team is None or not is_in_org(session, principal, team.org_id):
-        raise NotFound("Team not found")
-    if principal.kind == "api_key" and principal.key_team_id not in (None, team.id):
-        raise NotFound("Team not found")
-    return team
-
-
-@dataclass(frozen=True)
-class TeamRef:
-    """A team known to be the principal's to name: its id and its org."""
-
-    id: str
-    org_id: str
-
-
-def resolve_team_ref(session: Session, principal: Principal, team_id: str) -> TeamRef:
-    """`resolve_team` without loading the row (the same 404s), for the hot paths. An API key
-    is of one org, and a team made in or removed from it bumps that org's version stamp: the
-    answer is kept under it, and only a key's first use of a team reads it."""
-    if principal.key_org_id is not None:
-        org_id = stamped(
-            session,
-            principal.key_org_id,
-            f"team:{team_id}",
-            lambda: repository.unscoped_team_org(session, team_id),
-        )
-    else:
-        org_id = repository.unscoped_team_org(session, team_id)
-    if org_id is None or not is_in_org(session, principal, org_id):
-        raise NotFound("Team not found")
-    if principal.kind == "api_key" and principal.key_team_id not in (None, team_id):
-        raise NotFound("Team not found")
-    return TeamRef(team_id, org_id)
-
-
-def resolve_member(session: Session, *, org_id: str, ref: str) -> User:
-    user = repository.user_by_ref(session, ref)
-    if user is None or repository.org_membership(session, org_id=org_id, user_id=user.id) is None:
-        raise NotFound("Member not found")
-    return user
 
 
 # ---- organizations ----
@@ -152,7 +93,7 @@ def _insert_org(
     billing_email: str | None,
     settings: dict[str, Any],
 ) -> Organization:
-    check_plan(plan)
+    check_plan_key(plan)
     check_retention_setting(settings)
     if slug is not None:
         check_slug(slug)
@@ -179,8 +120,9 @@ def _insert_org(
 
 
 def _add_org_member(ctx: Ctx, *, org_id: str, user_id: str, role: OrgRole) -> OrgMembership:
-    # Every way into an org comes through here: the plan's member quota is claimed atomically.
-    metering.claim_count(ctx.session, org_id, "team_members")
+    # Every way into an org comes through here: the plan's member quota is claimed atomically
+    # (metering's hook).
+    hooks.member_joining(ctx.session, org_id)
     membership = OrgMembership(
         id=new_id("mem"),
         org_id=org_id,
@@ -203,7 +145,10 @@ def create_org(
     billing_email: str | None,
     settings: dict[str, Any],
     owner_email: str | None,
+    trial: str | None = None,
 ) -> CreatedOrg:
+    """A new org owned by the principal. `trial` names the paid plan whose trial billing starts
+    for it right after (recorded here: the org's creation is the request's one event)."""
     if principal.kind != "user":
         raise Forbidden("Organizations are created by signed-in users", code="users_only")
     org = _insert_org(
@@ -237,10 +182,35 @@ def create_org(
             "name": name,
             "slug": org.slug,
             "plan": plan,
+            **({"trial": trial} if trial else {}),
             "owner_id": owner.id if owner is not None else None,
             "owner_invitation_id": invitation.invitation.id if invitation is not None else None,
         },
     )
+    return CreatedOrg(org=org, owner_invitation=invitation)
+
+
+def open_org_for(
+    ctx: Ctx,
+    principal: Principal,
+    *,
+    name: str,
+    slug: str | None,
+    plan: str,
+    owner_email: str,
+) -> CreatedOrg:
+    """An org made for someone else by a principal who does not join it (an operator): the
+    owner is the account of `owner_email`, or is invited when there is none yet. The caller
+    records the audit events."""
+    org = _insert_org(ctx, name=name, slug=slug, plan=plan, billing_email=owner_email, settings={})
+    owner = repository.user_by_ref(ctx.session, owner_email)
+    invitation: IssuedInvitation | None = None
+    if owner is not None:
+        _add_org_member(ctx, org_id=org.id, user_id=owner.id, role=OrgRole.OWNER)
+    else:
+        invitation = _new_invitation(
+            ctx, principal, org_id=org.id, team_id=None, email=owner_email, role=OrgRole.OWNER.value
+        )
     return CreatedOrg(org=org, owner_invitation=invitation)
 
 
@@ -252,17 +222,7 @@ def list_orgs(session: Session, principal: Principal, page: PageRequest) -> Page
 def update_org(
     ctx: Ctx, principal: Principal, org: Organization, changes: dict[str, Any]
 ) -> Organization:
-    if "plan" in changes:
-        authorize(ctx.session, principal, Permission.BILLING_MANAGE, org_id=org.id)
-        check_plan(changes["plan"])
-        # With a subscription the plan is billed: it moves through the subscription (prorated),
-        # never around it. Without one, setting it here is a plan given outside billing.
-        if changes["plan"] != org.plan and billing.has_live_subscription(ctx.session, org.id):
-            raise Conflict(
-                "The organization has a subscription: change the plan with "
-                "PUT /api/v1/orgs/{org}/subscription (tenantry billing subscribe)",
-                code="subscription_active",
-            )
+    # The plan is not a field here: it moves through billing (a subscription) or an operator.
     if "settings" in changes:
         check_retention_setting(changes["settings"])
     if "slug" in changes:
@@ -877,7 +837,9 @@ class Onboarded:
     owner: User
 
 
-def onboard(ctx: Ctx, *, company_name: str, owner: User, plan: str) -> Onboarded:
+def onboard(
+    ctx: Ctx, *, company_name: str, owner: User, plan: str, trial: str | None = None
+) -> Onboarded:
     org = _insert_org(
         ctx, name=company_name, slug=None, plan=plan, billing_email=owner.email, settings={}
     )
@@ -903,7 +865,12 @@ def onboard(ctx: Ctx, *, company_name: str, owner: User, plan: str) -> Onboarded
         target_type="organization",
         target_id=org.id,
         actor=("user", owner.id),
-        summary={"name": company_name, "slug": org.slug, "plan": plan},
+        summary={
+            "name": company_name,
+            "slug": org.slug,
+            "plan": plan,
+            **({"trial": trial} if trial else {}),
+        },
     )
     return Onboarded(org=org, team=team, owner=owner)
 
@@ -960,16 +927,3 @@ def forget_member(session: Session, user: User) -> None:
     repository.unscoped_forget_member(
         session, user_id=user.id, email_normalized=user.email_normalized
     )
-
-
-MAINTENANCE_BATCH = 500
-
-
-def orgs_for_maintenance(session: Session, org_ids: list[str]) -> dict[str, Organization]:
-    """Orgs by id for background work that acts for the system, not for a principal."""
-    found: dict[str, Organization] = {}
-    for start in range(0, len(org_ids), MAINTENANCE_BATCH):
-        found |= repository.unscoped_orgs_by_ids(
-            session, org_ids[start : start + MAINTENANCE_BATCH]
-        )
-    return found
