@@ -309,7 +309,7 @@ def test_every_command_prints_parseable_json(people: dict[str, Cli], factory: Fa
         (
             ["org", "update", "acme-ai"],
             2,
-            "error: nothing to change: give --name, --plan or --billing-email",
+            "error: nothing to change: give --name or --billing-email",
         ),
         (
             ["audit", "list", "acme-ai", "--since", "last tuesday"],

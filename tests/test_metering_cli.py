@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from fastapi.testclient import TestClient
 
-from conftest import Factory
+from conftest import Factory, operator_of
 from tenantry.client import Client
 from tenantry.client.metering import usage_event
 from tenantry.kit.clock import FrozenClock
@@ -65,7 +65,9 @@ def test_the_sdk_admits_settles_and_summarizes(
         "llm_output_tokens": "42",
     }
     assert api.org_usage(acme.org_id, group_by="model").org_id == acme.org_id
-    plan = api.set_plan_overrides(acme.org_id, quotas={"models": {"limit": "3"}})
+    # A custom plan is the operator's to give (the owner's own try is refused).
+    operator = Client("http://testserver", operator_of(client).token, http=client)
+    plan = operator.set_tenant_overrides(acme.org_id, quotas={"models": {"limit": "3"}})
     assert plan.custom and api.org_plan(acme.org_id).quotas[0].limit == "3"
     assert api.org_quotas(acme.org_id).custom
     assert api.team_quotas(acme.team_id).team_id == acme.team_id

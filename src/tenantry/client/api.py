@@ -62,10 +62,12 @@ from tenantry.client.models import (
     Tokens,
     User,
 )
+from tenantry.client.operator import OperatorCalls
 from tenantry.client.throttling import ThrottlingCalls
 
 T = TypeVar("T")
-PlanName = Literal["free", "starter", "professional", "enterprise"]
+# A plan of the server's catalog (`GET /api/v1/billing/plans`); the server checks it.
+PlanName = str
 ExportFormat = Literal["ndjson", "json", "csv"]
 InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "all"]
 TokensCallback = Callable[[Tokens], None]
@@ -93,7 +95,7 @@ def _audit_filters(
     }
 
 
-class Api(AccessCalls, BillingCalls, MeteringCalls, ThrottlingCalls):
+class Api(AccessCalls, BillingCalls, MeteringCalls, OperatorCalls, ThrottlingCalls):
     """State and request handling shared by the sync and async clients."""
 
     def __init__(
@@ -268,7 +270,8 @@ class Api(AccessCalls, BillingCalls, MeteringCalls, ThrottlingCalls):
         idempotency_key: str | None = None,
     ) -> Call[OrgCreated]:
         """Create an organization owned by the caller. With `owner_email`, that person becomes an
-        owner too; if they have no account yet, `owner_invitation` carries their invitation."""
+        owner too; if they have no account yet, `owner_invitation` carries their invitation. It
+        starts on the Free plan; a paid `plan` starts a trial of it (`trial_ends_at`)."""
         body = fields(
             name=name,
             slug=slug,
@@ -298,13 +301,12 @@ class Api(AccessCalls, BillingCalls, MeteringCalls, ThrottlingCalls):
         *,
         name: str | None = None,
         slug: str | None = None,
-        plan: PlanName | None = None,
         billing_email: str | None = None,
         settings: dict[str, Any] | None = None,
     ) -> Call[Org]:
-        body = fields(
-            name=name, slug=slug, plan=plan, billing_email=billing_email, settings=settings
-        )
+        """Rename, re-slug or re-configure an org. Its plan moves through billing
+        (`subscribe`) or an operator (`set_tenant_plan`), never here."""
+        body = fields(name=name, slug=slug, billing_email=billing_email, settings=settings)
         return Call("PATCH", f"{API}/orgs/{segment(org)}", model(Org), body=body)
 
     @endpoint
@@ -708,7 +710,8 @@ class Api(AccessCalls, BillingCalls, MeteringCalls, ThrottlingCalls):
         idempotency_key: str | None = None,
     ) -> Call[Onboarded]:
         """Create an organization, its owner's account and a "default" team in one call. The
-        answer carries the owner's tokens; this client's own credentials are left unchanged."""
+        answer carries the owner's tokens; this client's own credentials are left unchanged. A
+        paid `plan` starts a trial of it (`trial_ends_at`); else the org is on Free."""
         body = fields(
             company_name=company_name,
             admin_email=admin_email,

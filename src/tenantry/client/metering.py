@@ -274,7 +274,9 @@ class MeteringCalls:
         rate_limits: dict[str, int] | None = None,
         overage_rates: dict[str, Quantity | None] | None = None,
     ) -> Call[Plan]:
-        """Replace the org's overrides (a custom plan); no arguments: back to the catalog."""
+        """Replace the org's overrides (a custom plan); no arguments: back to the catalog.
+        Operators only (403 `operator_only` for the org's own members): see
+        `set_tenant_overrides`."""
         body = fields(
             name=name,
             quotas=quotas,
