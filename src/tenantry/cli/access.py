@@ -7,7 +7,7 @@ resource such as `model:mdl_…@team_…`. TEAM is a team id or ORG/TEAM-SLUG, a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,8 +21,10 @@ from tenantry.cli.output import (
     show,
 )
 from tenantry.cli.teams import resolve_team
-from tenantry.client import Client
-from tenantry.client.access import Explanation, ResourceRef, SubjectRef, WhatCan, WhoCan
+
+if TYPE_CHECKING:
+    from tenantry.client import Client
+    from tenantry.client.access import Explanation, ResourceRef, SubjectRef, WhatCan, WhoCan
 
 app = typer.Typer(
     no_args_is_help=True, help="Ask who may do what: check, explain, who-can, what-can."

@@ -6,14 +6,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.cli import config, connection
 from tenantry.cli.output import CliError, JsonFlag, done, note, print_json, print_table
 from tenantry.client import Unauthenticated
-from tenantry.client.models import Me, TeamMembership, Tokens
+
+if TYPE_CHECKING:
+    from tenantry.client.models import Me, TeamMembership, Tokens
 
 
 def _read_password(from_stdin: bool) -> str:

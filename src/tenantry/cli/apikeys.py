@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.cli import connection, values
 from tenantry.cli.output import JsonFlag, print_record, print_table, show
 from tenantry.cli.teams import TEAM_HELP, resolve_team
-from tenantry.client.models import ApiKey, ApiKeyCreated
+
+if TYPE_CHECKING:
+    from tenantry.client.models import ApiKey, ApiKeyCreated
 
 app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 

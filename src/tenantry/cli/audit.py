@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import IO, Annotated, Literal
+from typing import IO, TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -28,8 +28,10 @@ from tenantry.cli.output import (
     print_table,
     show,
 )
-from tenantry.client import Client
-from tenantry.client.models import AuditCheckpoint, AuditEvent, AuditVerdict
+
+if TYPE_CHECKING:
+    from tenantry.client import Client
+    from tenantry.client.models import AuditCheckpoint, AuditEvent, AuditVerdict
 
 app = typer.Typer(no_args_is_help=True, help="Read, export, follow and verify the audit trail.")
 

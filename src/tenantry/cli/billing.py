@@ -250,7 +250,7 @@ def _cost_json(
     """The same figures as the server's invoice lines (decimal strings, amounts to the cent)."""
     from tenantry.billing import rating
     from tenantry.billing.rating import Cycle
-    from tenantry.metering.meters import plain as plain_decimal
+    from tenantry.kit.money import plain as plain_decimal
 
     total = rating.totals(lines, tax_rate=Decimal(0), currency=currency).total
     return {

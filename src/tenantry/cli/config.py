@@ -12,11 +12,10 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from platformdirs import user_config_dir
-
-from tenantry.client.models import Tokens
+if TYPE_CHECKING:
+    from tenantry.client.models import Tokens
 
 CONFIG_DIR_ENV = "TENANTRY_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.json"
@@ -49,7 +48,12 @@ class StoredLogin:
 
 def config_dir() -> Path:
     override = os.environ.get(CONFIG_DIR_ENV)
-    return Path(override) if override else Path(user_config_dir("tenantry"))
+    if override:
+        return Path(override)
+    # Here rather than at the top: every command imports this module, few need the default.
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("tenantry"))
 
 
 def config_path() -> Path:

@@ -10,15 +10,19 @@ command sends its requests through it instead of opening a network connection:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import httpx
+from typing import TYPE_CHECKING
 
 from tenantry.cli import config
 from tenantry.cli.config import StoredLogin
-from tenantry.client import Client
-from tenantry.client.models import Tokens
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tenantry.client import Client
+    from tenantry.client.models import Tokens
 
 SERVER_ENV = "TENANTRY_SERVER"
 TOKEN_ENV = "TENANTRY_TOKEN"
@@ -35,10 +39,33 @@ def server_url(stored: StoredLogin, explicit: str | None = None) -> str:
     return explicit or os.environ.get(SERVER_ENV) or stored.server or DEFAULT_SERVER
 
 
+def _client_class() -> type[Client]:
+    """The SDK's client, imported when a command first asks for one rather than with this
+    module: `tenantry --help` and the commands that need no server never load httpx, pydantic
+    or the SDK's models."""
+    if "httpx" not in sys.modules:
+        # httpx imports its own command line (`httpx.main`, with click, pygments and Rich's
+        # progress bars and syntax highlighting) whenever those are installed, as they are beside
+        # Typer: some 40 ms that this process never uses. A None entry makes just that import
+        # fail, which httpx expects and answers with a stub; the entry goes straight after, so a
+        # later `import httpx._main` works as usual.
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
+        try:
+            import httpx  # noqa: F401
+        except ImportError:
+            pass  # a future httpx that does not expect it: imported below, as usual
+        finally:
+            if sys.modules.get("httpx._main", "") is None:
+                del sys.modules["httpx._main"]
+    from tenantry.client import Client
+
+    return Client
+
+
 @contextmanager
 def anonymous(server: str) -> Iterator[Client]:
     """A client without credentials, for signing in."""
-    with Client(server, http=http_override) as api:
+    with _client_class()(server, http=http_override) as api:
         yield api
 
 
@@ -49,7 +76,7 @@ def signed_in() -> Iterator[Client]:
     stored = config.load()
     env_token = os.environ.get(TOKEN_ENV)
     if env_token:
-        with Client(server_url(stored), env_token, http=http_override) as api:
+        with _client_class()(server_url(stored), env_token, http=http_override) as api:
             yield api
     else:
         with stored_session(stored) as api:
@@ -67,7 +94,7 @@ def stored_session(stored: StoredLogin) -> Iterator[Client]:
         # Re-read first: another command may have changed the file since this one started.
         config.save(config.load().with_tokens(tokens))
 
-    with Client(
+    with _client_class()(
         server_url(stored),
         stored.access_token,
         refresh_token=stored.refresh_token,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,8 +10,10 @@ from tenantry.cli import connection, values
 from tenantry.cli.access import RESOURCE_HELP, SUBJECT_HELP, resolve_resource, resolve_subject
 from tenantry.cli.output import CliError, JsonFlag, done, print_record, print_table, show
 from tenantry.cli.teams import TEAM_HELP, resolve_team
-from tenantry.client import Client
-from tenantry.client.access import BulkAction, BulkResult, Grant, ResourceRef
+
+if TYPE_CHECKING:
+    from tenantry.client import Client
+    from tenantry.client.access import BulkAction, BulkResult, Grant, ResourceRef
 
 app = typer.Typer(no_args_is_help=True, help="Resource-level grants.")
 

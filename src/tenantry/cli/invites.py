@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from tenantry.cli import connection
 from tenantry.cli.output import JsonFlag, print_table, show
 from tenantry.cli.teams import TEAM_HELP, TEAM_ROLES, resolve_team
-from tenantry.client.models import Invitation, InvitationCreated
+
+if TYPE_CHECKING:
+    from tenantry.client.models import Invitation, InvitationCreated
 
 app = typer.Typer(
     no_args_is_help=True, help="Invite people; accept, decline or revoke invitations."

@@ -6,14 +6,16 @@ the end; a lease not heartbeated within its TTL expires and frees its slot by it
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.cli import connection
 from tenantry.cli.output import JsonFlag, done, print_record, print_table, show
 from tenantry.cli.teams import TeamArg, resolve_team
-from tenantry.client.throttling import Lease, LeaseAcquired
+
+if TYPE_CHECKING:
+    from tenantry.client.throttling import Lease, LeaseAcquired
 
 app = typer.Typer(no_args_is_help=True, help="Concurrent-run leases of a team.")
 

@@ -4,31 +4,23 @@ talks to a server through the SDK (`tenantry.client`), exactly as any other API 
 Failures end with one line on stderr and a non-zero exit code (see docs/cli.md), never a
 traceback: they are raised as exceptions anywhere below and turned into that line in one place,
 `TenantryGroup.invoke`.
+
+Start-up (see docs/cli.md): only the commands that work on this machine's database (`serve`,
+`migrate`, `worker`, `operator add|list|remove`) import the server (FastAPI, SQLAlchemy, the app),
+inside their own functions; the other commands import the SDK when they first ask for a client,
+and a command group's module is imported only when the command line names it (`GROUPS`).
+tests/test_cli_startup.py holds them to that.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
-from tenantry.cli import (
-    access,
-    account,
-    apikeys,
-    audit,
-    billing,
-    grants,
-    invites,
-    leases,
-    orgs,
-    quotas,
-    ratelimits,
-    roles,
-    teams,
-    usage,
-)
+from tenantry.cli import account
 from tenantry.cli import worker as worker_command
 from tenantry.cli.config import ConfigError
 from tenantry.cli.connection import NotSignedIn
@@ -42,9 +34,9 @@ from tenantry.cli.output import (
     done,
     settings_or_exit,
 )
-from tenantry.client import ConnectionFailed, TenantryError, Unauthenticated
-from tenantry.runtime import migrate as run_migrate
-from tenantry.runtime import serve as run_serve
+
+# The error classes only: importing them does not load the SDK's clients (httpx, pydantic).
+from tenantry.client.errors import ConnectionFailed, TenantryError, Unauthenticated
 
 SIGN_IN_HINT = "run `tenantry login --server URL --email EMAIL`"
 
@@ -63,8 +55,60 @@ def _api_failure(exc: TenantryError) -> NoReturn:
     _fail(line, EXIT_API_ERROR)
 
 
+# The command groups, each a Typer `app` in its own module, in the order `tenantry --help` lists
+# them. Typer turns every command of every group into a Click command before it parses anything,
+# some 100 of them; building only the group a command line names keeps `tenantry org list` from
+# paying for all the others. `--help` still lists them all, built as they are listed.
+GROUPS = {
+    "org": "tenantry.cli.orgs",
+    "team": "tenantry.cli.teams",
+    "invite": "tenantry.cli.invites",
+    "apikey": "tenantry.cli.apikeys",
+    "role": "tenantry.cli.roles",
+    "grant": "tenantry.cli.grants",
+    "access": "tenantry.cli.access",
+    "usage": "tenantry.cli.usage",
+    "quota": "tenantry.cli.quotas",
+    "lease": "tenantry.cli.leases",
+    "ratelimit": "tenantry.cli.ratelimits",
+    "billing": "tenantry.cli.billing",
+    "audit": "tenantry.cli.audit",
+    "account": "tenantry.cli.account",
+    "operator": "tenantry.cli.operators",
+}
+
+
+def _build_group(name: str) -> Any:
+    """The group `name`, built as `app.add_typer(module.app, name=name)` would build it: added
+    to a Typer whose settings for building groups (markup, suggestions, tracebacks) are the
+    defaults, as the root's are, and taken back."""
+    holder = typer.Typer(add_completion=False)
+    holder.add_typer(importlib.import_module(GROUPS[name]).app, name=name)
+    built = typer.main.get_command(holder)
+    assert isinstance(built, TyperGroup)
+    return built.commands[name]
+
+
 class TenantryGroup(TyperGroup):
-    """The root command group: subcommands run inside its `invoke`, so it sees every failure."""
+    """The root command group: subcommands run inside its `invoke`, so it sees every failure.
+    It also builds the command groups (`GROUPS`) on demand."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        # As Typer lists them: the commands first, then the groups in the order they were added.
+        commands = [name for name in super().list_commands(ctx) if name not in GROUPS]
+        return [*commands, *GROUPS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in GROUPS and cmd_name not in self.commands:
+            self.add_command(_build_group(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and args[0] not in GROUPS:
+            # Not a command: Typer's "Did you mean ...?" looks for one among those built.
+            for name in GROUPS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -97,12 +141,16 @@ def serve(
     ] = False,
 ) -> None:
     """Run the server (migrating the embedded SQLite database first)."""
+    from tenantry.runtime import serve as run_serve  # the server stack: for this command only
+
     run_serve(settings_or_exit(), host=host, port=port, workers=workers, demo=demo)
 
 
 @app.command()
 def migrate(json_output: JsonFlag = False) -> None:
     """Apply database migrations to TENANTRY_DATABASE_URL (or the embedded SQLite database)."""
+    from tenantry.runtime import migrate as run_migrate  # the server stack: for this command only
+
     url = run_migrate(settings_or_exit())
     where = url.split("@")[-1]  # never print a password embedded in the URL
     done(json_output, f"Migrated {where}", {"migrated": where})
@@ -113,21 +161,7 @@ app.command("signup")(account.signup)
 app.command("login")(account.login)
 app.command("logout")(account.logout)
 app.command("whoami")(account.whoami)
-app.add_typer(orgs.app, name="org")
-app.add_typer(teams.app, name="team")
-app.add_typer(invites.app, name="invite")
-app.add_typer(apikeys.app, name="apikey")
-app.add_typer(roles.app, name="role")
-app.add_typer(grants.app, name="grant")
-app.add_typer(access.app, name="access")
-app.add_typer(usage.app, name="usage")
-app.add_typer(quotas.app, name="quota")
-app.add_typer(leases.app, name="lease")
-app.add_typer(ratelimits.app, name="ratelimit")
-app.add_typer(billing.app, name="billing")
-app.add_typer(audit.app, name="audit")
-app.add_typer(account.app, name="account")
-app.command("worker")(worker_command.worker)
+app.command("worker")(worker_command.worker)  # and the groups, from `GROUPS`
 
 
 def run() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -16,7 +16,9 @@ from tenantry.cli.output import (
     print_table,
     show,
 )
-from tenantry.client.models import Org, OrgCreated
+
+if TYPE_CHECKING:
+    from tenantry.client.models import Org, OrgCreated
 
 app = typer.Typer(no_args_is_help=True, help="Create, inspect, change and delete organizations.")
 

@@ -1,21 +1,27 @@
-"""Everything the CLI prints: Rich tables for people, JSON for scripts, one-line errors."""
+"""Everything the CLI prints: Rich tables for people, JSON for scripts, one-line errors.
+
+Every command module imports this one, so it imports nothing heavy at the top: Rich, pydantic and
+the server's settings are imported by the functions that use them, once a command runs (see
+"Start-up" in docs/cli.md).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
-from rich.console import Console
-from rich.table import Table
 
-from tenantry.client.models import OrgMember
-from tenantry.config import Settings
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.console import Console
 
-M = TypeVar("M", bound=BaseModel)
+    from tenantry.client.models import OrgMember
+    from tenantry.config import Settings
+
+M = TypeVar("M", bound="BaseModel")
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON instead of a table.")
@@ -42,6 +48,8 @@ class CliError(Exception):
 
 def console() -> Console:
     # Made per call, not at import, so output goes to whatever sys.stdout is now (CliRunner).
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
@@ -58,6 +66,8 @@ def plain(value: Any) -> str:
 
 
 def as_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> Any:
+    from pydantic import BaseModel  # loaded already by the SDK that made `value`
+
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, dict):
@@ -77,6 +87,8 @@ def print_table(
     keep_whole: Sequence[str] = (),
 ) -> None:
     """Rows as a table; columns named in `keep_whole` are never wrapped (others give way)."""
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     for title, _ in columns:
         # Ids must stay whole for copy and paste: fold them rather than cut them with "…".
@@ -93,6 +105,8 @@ def print_table(
 
 def print_record(record: BaseModel, fields: Sequence[str] | None = None) -> None:
     """One object as `field  value` lines."""
+    from rich.table import Table
+
     data = record.model_dump()
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -144,7 +158,13 @@ def print_members(members: Sequence[OrgMember]) -> None:
 
 
 def settings_or_exit() -> Settings:
-    """The server's settings from the environment, or one line saying what is wrong with them."""
+    """The server's settings from the environment, or one line saying what is wrong with them.
+    Only the commands that work on this machine's database need them (`serve`, `migrate`,
+    `worker`, `operator add|list|remove`), so the server's config is imported here, not above."""
+    from pydantic import ValidationError
+
+    from tenantry.config import Settings
+
     try:
         return Settings()
     except ValidationError as exc:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.cli import connection
 from tenantry.cli.output import JsonFlag, print_table, show
 from tenantry.cli.teams import resolve_team
-from tenantry.client.metering import Quotas
+
+if TYPE_CHECKING:
+    from tenantry.client.metering import Quotas
 
 app = typer.Typer(no_args_is_help=True, help="Plan quotas and what is left.")
 

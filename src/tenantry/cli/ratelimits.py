@@ -7,14 +7,15 @@ clears the org's own.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from tenantry.cli import connection
 from tenantry.cli.output import JsonFlag, console, plain, show
-from tenantry.client.throttling import RateLimits
+
+if TYPE_CHECKING:
+    from tenantry.client.throttling import RateLimits
 
 app = typer.Typer(no_args_is_help=True, help="Rate limits of an organization.")
 
@@ -23,6 +24,8 @@ LIMITS = ("org_per_minute", "org_burst", "key_per_minute", "key_burst")
 
 
 def _render(limits: RateLimits) -> None:
+    from rich.table import Table  # only when printing for people: Rich is slow to import
+
     table = Table(show_edge=False, header_style="bold")
     for title in ("LIMIT", "PLAN", "OWN", "EFFECTIVE"):
         table.add_column(title)

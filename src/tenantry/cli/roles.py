@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.cli import connection, values
 from tenantry.cli.output import CliError, JsonFlag, done, print_record, print_table, show
-from tenantry.client.access import Role
+
+if TYPE_CHECKING:
+    from tenantry.client.access import Role
 
 app = typer.Typer(no_args_is_help=True, help="Custom roles of an organization.")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,8 +17,10 @@ from tenantry.cli.output import (
     print_table,
     show,
 )
-from tenantry.client import Client
-from tenantry.client.models import Team
+
+if TYPE_CHECKING:
+    from tenantry.client import Client
+    from tenantry.client.models import Team
 
 app = typer.Typer(no_args_is_help=True, help="Create and inspect teams; manage their members.")
 

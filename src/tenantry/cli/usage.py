@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.cli import connection, values
 from tenantry.cli.output import EXIT_API_ERROR, CliError, JsonFlag, print_table, show
 from tenantry.cli.teams import TeamArg, resolve_team
-from tenantry.client.metering import UsageRecorded, UsageSummary, usage_event
+
+if TYPE_CHECKING:
+    from tenantry.client.metering import UsageRecorded, UsageSummary
 
 app = typer.Typer(no_args_is_help=True, help="Record and summarize usage.")
 
@@ -52,6 +54,8 @@ def record(
     json_output: JsonFlag = False,
 ) -> None:
     """Record one usage event for a team."""
+    from tenantry.client.metering import usage_event  # the SDK loads once a command runs
+
     event = usage_event(
         event_id or f"cli-{secrets.token_hex(8)}",
         meter,

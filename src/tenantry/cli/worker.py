@@ -7,13 +7,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.cli.output import EXIT_API_ERROR, JsonFlag, print_json, settings_or_exit
-from tenantry.runtime import migrate
-from tenantry.worker import WorkerReport, run, run_once
+
+if TYPE_CHECKING:
+    from tenantry.worker import WorkerReport
 
 DEFAULT_INTERVAL_SECONDS = 300.0
 
@@ -58,6 +59,10 @@ def worker(
     """Run background work: audit retention purges, periodic audit checkpoints, expiry of
     idempotency records, leases and reservations, and billing (period invoices, automatic
     payments). Several workers may run at once."""
+    # The server stack, imported here so that no other command pays for it at start-up.
+    from tenantry.runtime import migrate
+    from tenantry.worker import run, run_once
+
     settings = settings_or_exit()
     if settings.uses_embedded_database():
         migrate(settings)  # as `serve` does: the embedded database migrates itself

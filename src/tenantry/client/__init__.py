@@ -10,7 +10,10 @@
 `AsyncClient` has the same methods, awaited. Failed calls raise a `TenantryError` subclass.
 """
 
-from tenantry.client.aio import AsyncClient
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from tenantry.client.errors import (
     BadRequest,
     Conflict,
@@ -25,7 +28,10 @@ from tenantry.client.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from tenantry.client.sync import Client
+
+if TYPE_CHECKING:
+    from tenantry.client.aio import AsyncClient
+    from tenantry.client.sync import Client
 
 __all__ = [
     "AsyncClient",
@@ -43,3 +49,20 @@ __all__ = [
     "Unauthenticated",
     "ValidationFailed",
 ]
+
+
+# The clients are imported on first use (PEP 562), not with the package: they bring httpx,
+# pydantic and every model of the API, and a program that only needs the error classes (the
+# `tenantry` command before it sends anything) should not wait for them.
+_LAZY = {"AsyncClient": "tenantry.client.aio", "Client": "tenantry.client.sync"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found directly from now on
+    return value

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tenantry.client._calls import Call, Download, Stream
+from tenantry.client._transport import tls_verify
 from tenantry.client.api import Api, TokensCallback
 from tenantry.client.errors import TenantryError, connection_failed, error_from_response
 from tenantry.client.models import Page
@@ -36,7 +37,9 @@ class AsyncClient(Api):
     ) -> None:
         super().__init__(base_url, token, refresh_token=refresh_token, on_tokens=on_tokens)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        if http is None:
+            http = httpx.AsyncClient(timeout=timeout, verify=tls_verify(base_url))
+        self._http = http
         self._refresh_guard = asyncio.Lock()
 
     async def aclose(self) -> None:

@@ -7,9 +7,10 @@ caller can write `except NotFound:` instead of comparing status codes. The machi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx  # only named in annotations: the error classes load without it
 
 
 class TenantryError(Exception):

@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class Result(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 class Page(Result, Generic[T]):

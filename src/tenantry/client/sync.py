@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tenantry.client._calls import Call, Download, Stream
+from tenantry.client._transport import tls_verify
 from tenantry.client.api import Api, TokensCallback
 from tenantry.client.errors import TenantryError, connection_failed, error_from_response
 from tenantry.client.models import Page
@@ -37,7 +38,9 @@ class Client(Api):
     ) -> None:
         super().__init__(base_url, token, refresh_token=refresh_token, on_tokens=on_tokens)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=timeout)
+        if http is None:
+            http = httpx.Client(timeout=timeout, verify=tls_verify(base_url))
+        self._http = http
         self._refresh_guard = threading.Lock()
 
     def close(self) -> None:
