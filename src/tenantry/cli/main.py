@@ -15,6 +15,8 @@ tests/test_cli_startup.py holds them to that.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -164,5 +166,14 @@ app.command("whoami")(account.whoami)
 app.command("worker")(worker_command.worker)  # and the groups, from `GROUPS`
 
 
+SERVER_COMMANDS = frozenset({"serve", "migrate", "worker", "operator"})
+
+
 def run() -> None:
+    # Pydantic looks for plugins by scanning every installed package's metadata the first time
+    # it validates anything: ~35 ms of a client command's start, for plugins the SDK's answers
+    # do not use. Not for the commands that run the server (its processes inherit this
+    # environment), nor when the caller has said otherwise.
+    if len(sys.argv) < 2 or sys.argv[1] not in SERVER_COMMANDS:
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()
