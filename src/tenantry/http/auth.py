@@ -8,7 +8,7 @@ missing permission inside them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
@@ -17,7 +17,13 @@ from fastapi import Depends, Request
 from tenantry.authz.catalog import Permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize, bind_clock
-from tenantry.http.work import CtxDep, in_one_turn
+from tenantry.http.work import (
+    CtxDep,
+    in_one_turn,
+    request_fingerprint,
+    unit_of_work_entered,
+    write_turn,
+)
 from tenantry.identity import service as identity
 from tenantry.kit.context import Ctx, authenticating
 from tenantry.kit.errors import Unauthenticated
@@ -91,23 +97,51 @@ class TeamScope:
     team: Team
 
 
-def org_scope(permission: Permission) -> Callable[..., OrgScope]:
-    def dependency(org: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> OrgScope:
+# The scope dependencies open the request's unit of work themselves, and authenticate, resolve
+# and authorize in the same worker thread (`unit_of_work_entered`). A route that declares a
+# scope therefore does not also declare `CtxDep` or `PrincipalDep`: it has `scope.ctx` and
+# `scope.principal`.
+FingerprintDep = Annotated[str, Depends(request_fingerprint)]
+TurnDep = Annotated[None, Depends(write_turn)]
+
+
+def org_scope(permission: Permission) -> Callable[..., AsyncIterator[OrgScope]]:
+    def enter(request: Request, ctx: Ctx, org: str) -> OrgScope:
+        principal = authenticate_request(request, ctx)
         found = tenancy.resolve_org(ctx.session, principal, org)
         request.state.audit_org_id = found.id
         throttle_request(request, ctx, principal, org_id=found.id)
         authorize(ctx.session, principal, permission, org_id=found.id)
         return OrgScope(ctx=ctx, principal=principal, org=found)
 
+    @authenticating
+    async def dependency(
+        org: str, request: Request, fingerprint: FingerprintDep, _turn: TurnDep
+    ) -> AsyncIterator[OrgScope]:
+        async with unit_of_work_entered(
+            request, fingerprint, lambda ctx: enter(request, ctx, org)
+        ) as scope:
+            yield scope
+
     return dependency
 
 
-def team_scope(permission: Permission) -> Callable[..., TeamScope]:
-    def dependency(team: str, ctx: CtxDep, principal: PrincipalDep, request: Request) -> TeamScope:
+def team_scope(permission: Permission) -> Callable[..., AsyncIterator[TeamScope]]:
+    def enter(request: Request, ctx: Ctx, team: str) -> TeamScope:
+        principal = authenticate_request(request, ctx)
         found = tenancy.resolve_team(ctx.session, principal, team)
         request.state.audit_org_id, request.state.audit_team_id = found.org_id, found.id
         throttle_request(request, ctx, principal, org_id=found.org_id, team_id=found.id)
         authorize(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)
         return TeamScope(ctx=ctx, principal=principal, team=found)
+
+    @authenticating
+    async def dependency(
+        team: str, request: Request, fingerprint: FingerprintDep, _turn: TurnDep
+    ) -> AsyncIterator[TeamScope]:
+        async with unit_of_work_entered(
+            request, fingerprint, lambda ctx: enter(request, ctx, team)
+        ) as scope:
+            yield scope
 
     return dependency

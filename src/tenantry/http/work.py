@@ -4,7 +4,7 @@ Idempotency-Key claimed, SQLite writers taking turns, and the hot routes' lanes 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -218,3 +218,32 @@ async def in_one_turn(request: Request, work: Callable[[Ctx], _T]) -> _T:
 def _run_unit_of_work(request: Request, fingerprint: str, work: Callable[[Ctx], _T]) -> _T:
     with open_unit_of_work(request, fingerprint) as ctx:
         return work(ctx)
+
+
+@asynccontextmanager
+async def unit_of_work_entered(
+    request: Request, fingerprint: str, enter: Callable[[Ctx], _T]
+) -> AsyncIterator[_T]:
+    """The request's unit of work opened, and `enter` run in it (authenticate, resolve the
+    scope, authorize), in one worker thread; the unit of work closed in another when the
+    request is done.
+
+    For the scope dependencies of every other route (`OrgScope`, `TeamScope`): as sync
+    dependencies, the unit of work's opening, the principal and the scope each took a worker
+    thread of their own, and the closing a fourth; each hop is a wake-up and a hand-over of
+    the interpreter lock, together more CPU than the work they carried."""
+    stack = ExitStack()
+
+    def open_and_enter() -> _T:
+        ctx = stack.enter_context(open_unit_of_work(request, fingerprint))
+        try:
+            return enter(ctx)
+        except BaseException:
+            stack.close()
+            raise
+
+    entered = await anyio.to_thread.run_sync(open_and_enter)
+    try:
+        yield entered
+    finally:
+        await anyio.to_thread.run_sync(stack.close)
