@@ -32,25 +32,16 @@ Prints one JSON object on stdout; progress on stderr.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file has the name of the standard library's `http` package, which httpx, uvicorn and
-# urllib import: run as a script, its folder would come first on the import path and shadow
-# it. The folder goes to the end of the path instead, where `audit` (the shared helpers) is
-# still found.
-sys.path.sort(
-    key=lambda entry: os.path.realpath(entry or ".") == os.path.dirname(os.path.realpath(__file__))
-)
-
 import argparse
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
