@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import cast
 
 import anyio
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ from tenantry.api.throttling import router as throttling_router
 from tenantry.audit import service as audit
 from tenantry.billing.providers import provider_from_settings
 from tenantry.config import Settings
+from tenantry.http.state import AppState, app_state
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.context import Origin
 from tenantry.kit.db import Database
@@ -75,7 +77,7 @@ def _record_denial(request: Request, exc: Forbidden) -> None:
     # Reads that are refused are answered, not recorded: the trail is of attempted changes.
     if principal is None or action is None or org_id is None or request.method == "GET":
         return
-    state = request.app.state
+    state = app_state(request)
     origin = Origin(
         ip=request.client.host if request.client else None,
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
@@ -194,7 +196,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     # The API's own calls are recorded in batches: let a write under way finish, then write
     # what is left before stopping.
-    ledger = app.state.throttle.ledger
+    ledger = cast(AppState, app.state).throttle.ledger
     await anyio.to_thread.run_sync(ledger.wait_written, 30.0)
     await anyio.to_thread.run_sync(ledger.flush)
 
@@ -213,23 +215,23 @@ def create_app(
         description="Multi-tenant team and enterprise control plane for AI/ML platforms.",
         lifespan=_lifespan,
     )
-    app.state.settings = settings
-    app.state.clock = clock or SystemClock()
-    app.state.db = database or Database(settings.resolved_database_url())
-    app.state.tokens = AccessTokens(
+    state = app.state = AppState()
+    state.settings = settings
+    state.clock = clock or SystemClock()
+    state.db = database or Database(settings.resolved_database_url())
+    state.tokens = AccessTokens(
         secret,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
         ttl=timedelta(seconds=settings.access_token_ttl_seconds),
     )
-    app.state.passwords = Passwords(
+    state.passwords = Passwords(
         time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_cost_kib
     )
-    app.state.notary = audit.Notary(secret)
-    app.state.throttle = RequestLimiter.from_settings(settings, app.state.db)
-    app.state.payments = provider_from_settings(settings)
-    metrics = Metrics()
-    app.state.metrics = metrics
+    state.notary = audit.Notary(secret)
+    state.throttle = RequestLimiter.from_settings(settings, state.db)
+    state.payments = provider_from_settings(settings)
+    metrics = state.metrics = Metrics()
 
     # Routers are matched in turn, each route by its pattern, and each router passed costs about
     # 10 µs: metering's high-volume data path (usage events, admission) goes first. No route is
@@ -248,7 +250,7 @@ def create_app(
     ):
         app.include_router(router)
     _install_error_handlers(app)
-    app.add_middleware(RateLimitHeaders, limiter=app.state.throttle, clock=app.state.clock)
+    app.add_middleware(RateLimitHeaders, limiter=state.throttle, clock=state.clock)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestTracking, metrics=metrics)
 
@@ -259,7 +261,7 @@ def create_app(
     @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
         try:
-            with app.state.db.session(write=False) as session:
+            with state.db.session(write=False) as session:
                 session.execute(text("SELECT 1"))
         except Exception as exc:
             log.warning("readiness check failed: %s", exc)

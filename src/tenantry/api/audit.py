@@ -13,6 +13,7 @@ from tenantry.audit.repository import EventFilters
 from tenantry.audit.schemas import AuditEventOut, CheckpointOut, PublicKeyOut, VerdictOut
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, org_scope
+from tenantry.http.state import app_state
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import BadRequest
 from tenantry.kit.pagination import PageDep, PageOut
@@ -83,7 +84,7 @@ def export_audit_events(
     format: export.ExportFormat = "ndjson",
 ) -> StreamingResponse:
     """The org's audit trail (or the events matching the filters) as one file of any size."""
-    state = request.app.state
+    state = app_state(request)
     name = export.filename(scope.org.slug, format, state.clock.now())
     _release(scope)
     body = export.chunks(
@@ -138,7 +139,7 @@ def stream_audit_events(
     start = _resume_point(last_event_id, after_seq)
     _release(scope)
     feed = live.Feed(
-        db=request.app.state.db,
+        db=app_state(request).db,
         chain_id=scope.org.id,
         after_seq=start,
         max_events=max_events,
@@ -160,7 +161,7 @@ def verify_audit_events(scope: AuditReader, request: Request) -> VerdictOut:
     """Recompute the org's chain: every hash, link and signed checkpoint, and the tail."""
     verdict = service.verify_chain(
         scope.ctx.session,
-        request.app.state.notary,
+        app_state(request).notary,
         chain_id=scope.org.id,
         workers=scope.ctx.settings.audit_verify_workers,
     )
@@ -193,7 +194,7 @@ def create_checkpoint(scope: AuditReader, request: Request) -> Response:
     )
     cp = service.make_checkpoint(
         ctx.session,
-        request.app.state.notary,
+        app_state(request).notary,
         chain_id=scope.org.id,
         now=ctx.clock.now(),
         reason="manual",
@@ -205,4 +206,4 @@ def create_checkpoint(scope: AuditReader, request: Request) -> Response:
 @router.get("/audit/public-key", response_model=PublicKeyOut, tags=["audit"])
 def audit_public_key(request: Request) -> PublicKeyOut:
     """The Ed25519 key that signs checkpoints, for verifying exports anywhere."""
-    return PublicKeyOut(**service.public_key(request.app.state.notary))
+    return PublicKeyOut(**service.public_key(app_state(request).notary))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep
 from tenantry.identity import repository, service
 from tenantry.identity.schemas import (
@@ -53,7 +54,7 @@ def tokens_out(ctx: Ctx, issued: service.IssuedTokens) -> TokensOut:
     "/auth/signup", name="auth.signup", status_code=201, response_model=TokensOut, tags=["auth"]
 )
 def signup(body: SignupIn, ctx: CtxDep, request: Request) -> Response:
-    state = request.app.state
+    state = app_state(request)
     user = service.create_user(
         ctx,
         passwords=state.passwords,
@@ -71,7 +72,7 @@ def signup(body: SignupIn, ctx: CtxDep, request: Request) -> Response:
 
 @router.post("/auth/login", name="auth.login", response_model=TokensOut, tags=["auth"])
 def login(body: LoginIn, ctx: CtxDep, request: Request) -> Response:
-    state = request.app.state
+    state = app_state(request)
     try:
         issued = service.login(
             ctx,
@@ -93,7 +94,7 @@ def login(body: LoginIn, ctx: CtxDep, request: Request) -> Response:
 def refresh(body: RefreshIn, ctx: CtxDep, request: Request) -> Response:
     try:
         issued = service.refresh(
-            ctx, tokens=request.app.state.tokens, refresh_token=body.refresh_token
+            ctx, tokens=app_state(request).tokens, refresh_token=body.refresh_token
         )
     except Unauthenticated:
         reused = ctx.state.get("refresh_reuse")
@@ -180,7 +181,7 @@ def update_me(body: MeUpdateIn, ctx: CtxDep, principal: PrincipalDep) -> Respons
 def change_password(
     body: PasswordChangeIn, ctx: CtxDep, principal: PrincipalDep, request: Request
 ) -> Response:
-    passwords = request.app.state.passwords
+    passwords = app_state(request).passwords
     user = repository.user_by_id(ctx.session, principal.user_id)
     assert user is not None
     if principal.kind != "user" or not passwords.verify(user.password_hash, body.current_password):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, TeamScope, org_scope, team_scope
+from tenantry.http.state import app_state
 from tenantry.kit.context import quota_exempt
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.plans.catalog import RateLimits
@@ -49,7 +50,7 @@ def _values(limits: RateLimits) -> RateLimitValues:
 
 
 def _limits_out(request: Request, scope: OrgScope, view: service.RateLimitView) -> RateLimitsOut:
-    limiter: RequestLimiter = request.app.state.throttle
+    limiter: RequestLimiter = app_state(request).throttle
     now = scope.ctx.clock.now()
     quota = view.plan.quota("api_calls")
     _, resets_at = service.day_window(now)

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from tenantry.authz.catalog import Permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize, bind_clock
+from tenantry.http.state import app_state
 from tenantry.http.work import (
     CtxDep,
     in_one_turn,
@@ -43,7 +44,7 @@ def _bearer(request: Request) -> str:
 def authenticate_request(request: Request, ctx: Ctx) -> Principal:
     """Who sent the request (401 if nobody valid), with the org's rate limits applied."""
     credential = _bearer(request)
-    state = request.app.state
+    state = app_state(request)
     bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
     touch = identity.TouchApiKey(ctx, None if ctx.write else state.db.session(write=True))
     principal = identity.authenticate(ctx, tokens=state.tokens, credential=credential, touch=touch)

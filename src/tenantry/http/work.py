@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
+from tenantry.http.state import app_state
 from tenantry.kit import idempotency
 from tenantry.kit.context import (
     MUTATING_METHODS,
@@ -58,12 +59,12 @@ def _lane(request: Request) -> anyio.CapacityLimiter:
     400/s some runs stalled with p99 above 300 ms). Past a few threads, only the queue gets
     longer; here it waits on the event loop, in arrival order, at no CPU cost. Requests of other
     routes never wait for a lane, and a lane's requests never wait for the shared pool."""
-    lanes = per_loop(request.app.state, "hot_lanes", dict[str, anyio.CapacityLimiter])
+    lanes = per_loop(app_state(request), "hot_lanes", dict[str, anyio.CapacityLimiter])
     route = request.scope.get("route")
     name = getattr(route, "name", None) or request.scope["path"]
     lane = lanes.get(name)
     if lane is None:
-        lane = lanes[name] = anyio.CapacityLimiter(request.app.state.settings.hot_route_threads)
+        lane = lanes[name] = anyio.CapacityLimiter(app_state(request).settings.hot_route_threads)
     return lane
 
 
@@ -73,7 +74,7 @@ async def _taking_turns(request: Request) -> AsyncIterator[None]:
     take a worker thread. SQLite lets one writer in at a time; without this, requests blocked on
     its lock could fill the thread pool while the one holding the lock waits for a thread to
     finish in, until the busy timeout fails them all."""
-    gate = write_gate(request.app.state) if _writes(request) else None
+    gate = write_gate(app_state(request)) if _writes(request) else None
     if gate is None:
         yield
         return
@@ -87,7 +88,7 @@ async def write_turn(request: Request) -> AsyncIterator[None]:
 
 
 def _base_url_of(request: Request) -> Callable[[], str]:
-    configured: str | None = request.app.state.settings.base_url
+    configured: str | None = app_state(request).settings.base_url
     if configured:
         return lambda: configured
     # Only the parts of the scope the address is made of: a closure over the request itself
@@ -102,10 +103,10 @@ def _base_url_of(request: Request) -> Callable[[], str]:
 @contextmanager
 def open_unit_of_work(request: Request, fingerprint: str) -> Iterator[Ctx]:
     """The request's session and context; rolled back unless `Ctx.done` committed, and closed."""
-    app_state = request.app.state
+    state = app_state(request)
     route = request.scope.get("route")
     write = _writes(request)
-    session: Session = app_state.db.session(write=write)
+    session: Session = state.db.session(write=write)
     origin = Origin(
         ip=_client_ip(request),
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
@@ -115,8 +116,8 @@ def open_unit_of_work(request: Request, fingerprint: str) -> Iterator[Ctx]:
     )
     ctx = Ctx(
         session=session,
-        clock=app_state.clock,
-        settings=app_state.settings,
+        clock=state.clock,
+        settings=state.settings,
         origin=origin,
         write=write,
     )
