@@ -123,6 +123,7 @@ def server(url: str, data_dir: Path) -> Iterator[str]:
     command += ["--port", str(port), "--no-access-log", "--timeout-keep-alive", "120"]
     process = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
+    _SERVER_DATABASES[base] = url
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -140,17 +141,50 @@ def server(url: str, data_dir: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+# The database each running server uses, by its base URL: the bench's operator is flagged there.
+_SERVER_DATABASES: dict[str, str] = {}
+_OPERATORS: dict[str, dict[str, str]] = {}
+
+
+def operator(base: str, http: httpx.Client) -> dict[str, str]:
+    """The headers of an operator of the server at `base` (plans and custom plans are theirs):
+    signed up over the API, flagged on the database as `tenantry operator add` does."""
+    if base not in _OPERATORS:
+        from tenantry.operator import service as operators
+
+        email = f"bench-operator-{secrets.token_hex(4)}@example.com"
+        made = http.post(
+            f"{base}/api/v1/auth/signup", json={"email": email, "password": PASSWORD}
+        ).json()
+        db = Database(_SERVER_DATABASES[base])
+        try:
+            with db.session(write=True) as session:
+                user = operators.user_by_email(session, email)
+                assert user is not None
+                operators.add_operator(session, user, now=datetime.now(UTC), by="bench")
+                session.commit()
+        finally:
+            db.dispose()
+        _OPERATORS[base] = {"Authorization": f"Bearer {made['access_token']}"}
+    return _OPERATORS[base]
+
+
 def tenant(base: str, http: httpx.Client) -> dict[str, str]:
-    """An onboarded enterprise org with an API key, rate limits raised out of the way."""
+    """An onboarded org an operator put on the enterprise plan, with an API key, rate limits
+    raised out of the way."""
     email = f"bench-{secrets.token_hex(4)}@example.com"
     body = {"company_name": "Bench", "admin_email": email, "admin_password": PASSWORD}
-    made = http.post(f"{base}/api/v1/onboard", json={**body, "plan": "enterprise"}).json()
+    made = http.post(f"{base}/api/v1/onboard", json=body).json()
     owner = {"Authorization": f"Bearer {made['access_token']}"}
     org, team = made["organization"]["id"], made["team"]["id"]
+    ops = operator(base, http)
+    http.put(
+        f"{base}/api/v1/operator/tenants/{org}/plan", headers=ops, json={"plan": "enterprise"}
+    ).raise_for_status()
     limits = dict.fromkeys(("org_per_minute", "org_burst", "key_per_minute", "key_burst"), 10**7)
     resp = http.put(
-        f"{base}/api/v1/orgs/{org}/plan-overrides",
-        headers=owner,
+        f"{base}/api/v1/operator/tenants/{org}/plan-overrides",
+        headers=ops,
         json={
             "quotas": {"compute_hours": {"limit": "0", "enforcement": "hard"}},
             "rate_limits": limits,
@@ -381,8 +415,8 @@ def limited_tenant(base: str, limit: int) -> dict[str, str]:
     with httpx.Client(timeout=60) as http:
         who = tenant(base, http)
         resp = http.put(
-            f"{base}/api/v1/orgs/{who['org']}/plan-overrides",
-            headers={"Authorization": who["owner"]},
+            f"{base}/api/v1/operator/tenants/{who['org']}/plan-overrides",
+            headers=operator(base, http),
             json={
                 "quotas": {"compute_hours": {"limit": str(limit), "enforcement": "hard"}},
                 "rate_limits": dict.fromkeys(

@@ -83,10 +83,11 @@ def test_a_mutating_route_writes_exactly_one_event(
     event = events[0]
     assert event.request_id == resp.headers["x-request-id"]
     if case.rule == OPERATOR:
-        # The tenant's chain, then the operator chain: both name the operator.
+        # The tenant's chain (for an act on a tenant), then the operator chain: both name the
+        # operator.
         operator = factory.operator()
-        assert [(e.actor_type, e.actor_id) for e in events] == [("operator", operator.user_id)] * 2
-        assert [e.chain_id for e in events][1] == "operator"
+        assert {(e.actor_type, e.actor_id) for e in events} == {("operator", operator.user_id)}
+        assert events[-1].chain_id == "operator"
         if "org" in params:
             assert event.org_id == world.org_id
     elif case.rule != PUBLIC:

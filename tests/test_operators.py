@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -389,6 +390,8 @@ def test_operator_bootstrap_and_commands_from_the_cli(
     assert cli.json("operator", "suspend", "acme-ai", "--reason", "audit")["status"] == "suspended"
     assert cli.json("operator", "resume", "acme-ai")["status"] == "active"
     assert "professional" in cli.ok("operator", "plans")
+    edited = cli.json("operator", "plans", "starter", '{"yearly_price": "300"}')
+    assert edited["yearly_price"] == "300"
     # An owner signed in is refused, in one line.
     owner = people["owner"]
     assert owner.login(acme.owner_email).exit_code == 0
@@ -397,3 +400,94 @@ def test_operator_bootstrap_and_commands_from_the_cli(
     removed = cli.json("operator", "remove", "ops@example.com", **env)
     assert removed == {"email": "ops@example.com", "removed": True}
     assert cli.json("operator", "list", **env)["operators"] == []
+
+
+# ---- the plan catalog, as data ----
+
+
+def test_a_catalog_edit_takes_effect_for_quotas_in_every_process(
+    client: TestClient,
+    factory: Factory,
+    settings: Settings,
+    clock: FrozenClock,
+    database: Database,
+    database_url: str,
+) -> None:
+    from tenantry.app import create_app
+
+    acme = factory.tenant("Acme", plan="starter")
+    key = bearer(factory.api_key(acme)["secret"])
+    admission = {"team": acme.team_id, "action": "run", "estimate": {"compute_hours": "1"}}
+    operator = operator_headers(client)
+    other = Database(database_url)
+    try:
+        with TestClient(create_app(settings, clock=clock, database=other)) as elsewhere:
+            first = elsewhere.post("/api/v1/admission", headers=key, json=admission).json()
+            assert first["remaining"]["compute_hours"] == "999"  # cached there now
+            edited = client.patch(
+                "/api/v1/operator/plans/starter",
+                headers=operator,
+                json={
+                    "monthly_price": "35",
+                    "quotas": {
+                        "compute_hours": {"limit": "50", "enforcement": "soft"},
+                        "team_members": {"limit": "10"},
+                    },
+                },
+            )
+            assert edited.status_code == 200, edited.text
+            assert edited.json()["monthly_price"] == "35"
+            again = elsewhere.post("/api/v1/admission", headers=key, json=admission).json()
+            assert again["remaining"]["compute_hours"] == "48"
+            prices = elsewhere.get("/api/v1/billing/plans").json()["plans"]
+            assert {p["key"]: p["monthly_price"] for p in prices}["starter"] == "35.00"
+    finally:
+        other.dispose()
+    # A plan of its own: operators give it, and tenants see it in the price list.
+    made = client.post(
+        "/api/v1/operator/plans",
+        headers=operator,
+        json={
+            "key": "research",
+            "name": "Research",
+            "monthly_price": "0",
+            "yearly_price": "0",
+            "quotas": {"compute_hours": {"limit": "5000", "enforcement": "hard"}},
+            "rate_limits": {
+                "org_per_minute": 100,
+                "org_burst": 10,
+                "key_per_minute": 50,
+                "key_burst": 5,
+            },
+        },
+    )
+    assert made.status_code == 201, made.text
+    given = client.put(
+        operator_url(acme.org_id, "/plan"), headers=operator, json={"plan": "research"}
+    )
+    assert given.status_code == 200, given.text
+    plan = client.get(f"/api/v1/orgs/{acme.org_id}/plan", headers=acme.headers).json()
+    assert (plan["key"], plan["rate_limits"]["org_burst"]) == ("research", 10)
+    catalog = client.get("/api/v1/operator/plans", headers=operator).json()
+    assert [p["key"] for p in catalog["plans"]][-1] == "research"
+    # Refused: a tenant's owner, a plan that exists, an unknown quota; none writes anything.
+    before = count_rows(database)
+    assert_problem(
+        client.patch("/api/v1/operator/plans/starter", headers=acme.headers, json={}),
+        403,
+        "operator_only",
+    )
+    twice = client.post(
+        "/api/v1/operator/plans", headers=operator, json=orjson.loads(made.request.content)
+    )
+    assert_problem(twice, 409, "plan_exists")
+    bad = client.patch(
+        "/api/v1/operator/plans/starter",
+        headers=operator,
+        json={"quotas": {"gpus": {"limit": "1"}}},
+    )
+    assert_problem(bad, 422, "unknown_quota")
+    assert_problem(client.patch("/api/v1/operator/plans/platinum", headers=operator, json={}), 404)
+    assert count_rows(database) == before
+    edits = events(database, "operator.plan_edited")
+    assert [(e.chain_id, e.actor_type) for e in edits] == [("operator", "operator")]

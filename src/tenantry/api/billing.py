@@ -55,7 +55,8 @@ from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.errors import NotFound
 from tenantry.kit.money import from_minor, plain, round_money, to_minor
 from tenantry.kit.pagination import PageDep, PageOut
-from tenantry.plans.catalog import OVERAGE_RATES, PLANS
+from tenantry.plans import live as live_catalog
+from tenantry.plans.catalog import OVERAGE_RATES
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy.models import Organization
 from tenantry.throttling.limiter import throttle_request
@@ -180,10 +181,11 @@ def _subscription_out(org: Organization, sub: Subscription | None) -> OrgSubscri
 
 
 @router.get("/billing/plans", response_model=PlansOut, tags=["billing"])
-def list_plans() -> PlansOut:
-    """The plans, their monthly and yearly prices, quotas and overage rates (public)."""
+def list_plans(ctx: CtxDep) -> PlansOut:
+    """The plans, their monthly and yearly prices, quotas and overage rates (public): the
+    catalog as the deployment's operators edited it."""
     out = []
-    for plan in PLANS.values():
+    for plan in live_catalog.current(ctx.session).plans.values():
         out.append(
             PlanPriceOut(
                 key=plan.key,

@@ -21,12 +21,19 @@ from tenantry.metering import service as metering
 from tenantry.metering.schemas import PlanOut, PlanOverridesIn
 from tenantry.operator import service
 from tenantry.operator.schemas import (
+    CatalogOut,
+    CatalogPlanIn,
+    CatalogPlanOut,
+    CatalogPlanPatch,
+    CatalogQuotaOut,
     SuspendIn,
     TenantCreatedOut,
     TenantCreateIn,
     TenantOut,
     TenantPlanIn,
 )
+from tenantry.plans import live as live_catalog
+from tenantry.plans.catalog import Plan
 
 router = APIRouter(prefix="/api/v1/operator", tags=["operator"])
 
@@ -195,3 +202,80 @@ def resume_tenant(org: str, scope: OperatorDep) -> Response:
     found = service.tenant(scope.ctx.session, org)
     service.resume(scope.ctx, scope.principal, found)
     return scope.ctx.done(_view(scope, found))
+
+
+# ---- the plan catalog ----
+
+
+def catalog_plan_out(plan: Plan, upgrade_to: str | None) -> CatalogPlanOut:
+    return CatalogPlanOut(
+        key=plan.key,
+        name=plan.name,
+        monthly_price=plain(plan.monthly_price),
+        yearly_price=plain(plan.yearly_price),
+        currency=plan.currency,
+        quotas=[
+            CatalogQuotaOut(
+                key=q.key,
+                kind=q.kind.value,
+                limit=None if q.limit is None else plain(q.limit),
+                enforcement=q.enforcement.value,
+                period=q.period.value,
+                meter=q.meter,
+            )
+            for q in plan.quotas.values()
+        ],
+        rate_limits={
+            "org_per_minute": plan.rate_limits.org_per_minute,
+            "org_burst": plan.rate_limits.org_burst,
+            "key_per_minute": plan.rate_limits.key_per_minute,
+            "key_burst": plan.rate_limits.key_burst,
+        },
+        overage_rates={k: plain(v) for k, v in sorted(plan.overage_rates.items())},
+        audit_retention_days=plan.audit_retention_days,
+        upgrade_to=upgrade_to,
+    )
+
+
+@router.get("/plans", response_model=CatalogOut, responses=problems())
+def list_catalog(scope: OperatorDep) -> CatalogOut:
+    """The plan catalog as the deployment has it (the shipped plans with operators' edits)."""
+    catalog = live_catalog.current(scope.ctx.session)
+    return CatalogOut(
+        version=catalog.version,
+        plans=[catalog_plan_out(p, catalog.upgrade_hint(k)) for k, p in catalog.plans.items()],
+    )
+
+
+@router.post(
+    "/plans",
+    name="operator.plan_added",
+    status_code=201,
+    response_model=CatalogPlanOut,
+    responses=problems(
+        (409, "`plan_exists`"), (422, "`validation_error`, `unknown_quota`, `unknown_meter`")
+    ),
+)
+def add_catalog_plan(body: CatalogPlanIn, scope: OperatorDep) -> Response:
+    """A new plan in the catalog: tenants can subscribe to it, operators give it."""
+    changes = body.model_dump(mode="json", exclude_unset=True, exclude={"key"})
+    changes.setdefault("name", body.name)
+    plan, upgrade_to = service.save_plan(scope.ctx, scope.principal, body.key, changes, new=True)
+    return scope.ctx.done(catalog_plan_out(plan, upgrade_to), status=201)
+
+
+@router.patch(
+    "/plans/{plan_key}",
+    name="operator.plan_edited",
+    response_model=CatalogPlanOut,
+    responses=problems(
+        (404, "`not_found`: no such plan"),
+        (422, "`validation_error`, `unknown_quota`, `unknown_meter`, `invalid_plan`"),
+    ),
+)
+def edit_catalog_plan(plan_key: str, body: CatalogPlanPatch, scope: OperatorDep) -> Response:
+    """Change a plan of the catalog (prices, quotas, rate limits, overage rates): every org on
+    it follows at once, in every process."""
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    plan, upgrade_to = service.save_plan(scope.ctx, scope.principal, plan_key, changes, new=False)
+    return scope.ctx.done(catalog_plan_out(plan, upgrade_to))

@@ -17,7 +17,8 @@ from tenantry.identity.models import User
 from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.errors import Unprocessable
 from tenantry.kit.pagination import PageDep, PageOut
-from tenantry.plans.catalog import DEFAULT_PLAN, check_plan_key, is_paid
+from tenantry.plans import live as live_catalog
+from tenantry.plans.catalog import DEFAULT_PLAN
 from tenantry.tenancy import service
 from tenantry.tenancy.models import Invitation, OrgMembership, TeamMembership
 from tenantry.tenancy.schemas import (
@@ -62,7 +63,7 @@ TeamMembersUpdate = Annotated[TeamScope, Depends(team_scope(Permission.MEMBER_UP
 TeamMembersRemove = Annotated[TeamScope, Depends(team_scope(Permission.TEAM_READ))]
 
 
-def asked_trial(plan: str | None, tier: str | None) -> str | None:
+def asked_trial(ctx: Ctx, plan: str | None, tier: str | None) -> str | None:
     """The paid plan a sign-up asks for (`plan`, or its alias `tier`), checked against the
     catalog; None for none or the Free plan. 422 before anything is written."""
     if plan is not None and tier is not None and plan != tier:
@@ -70,8 +71,8 @@ def asked_trial(plan: str | None, tier: str | None) -> str | None:
     asked = plan if plan is not None else tier
     if asked is None:
         return None
-    check_plan_key(asked)
-    return asked if is_paid(asked) else None
+    live_catalog.current(ctx.session).check(asked)
+    return None if asked == DEFAULT_PLAN else asked
 
 
 def invitation_url(ctx: Ctx, token: str) -> str:
@@ -105,7 +106,7 @@ def create_org(
 ) -> Response:
     """A new org, owned by you. It starts on the Free plan; a paid `plan` (or `tier`) starts
     a trial of it that needs a payment method by its end (docs/billing.md#trials)."""
-    trial = asked_trial(body.plan, body.tier)
+    trial = asked_trial(ctx, body.plan, body.tier)
     created = service.create_org(
         ctx,
         principal,
@@ -434,7 +435,7 @@ def onboard(body: OnboardIn, ctx: CtxDep, request: Request, provider: ProviderDe
     """A company's first sign-up: an account, its org (Free, or a trial of the paid `plan` or
     `tier` asked for) with a default team, and a session."""
     state = request.app.state
-    trial = asked_trial(body.plan, body.tier)
+    trial = asked_trial(ctx, body.plan, body.tier)
     owner = identity.create_user(
         ctx,
         passwords=state.passwords,

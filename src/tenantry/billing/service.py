@@ -56,7 +56,8 @@ from tenantry.kit.money import from_minor, to_minor
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.metering import service as metering
 from tenantry.metering.summary import summarize
-from tenantry.plans.catalog import DEFAULT_PLAN, PLANS, Plan
+from tenantry.plans import live as live_catalog
+from tenantry.plans.catalog import DEFAULT_PLAN, Plan
 from tenantry.tenancy.models import Organization
 
 LIVE = ("trialing", "active", "past_due")
@@ -130,11 +131,9 @@ def _customer(ctx: Ctx, org: Organization, provider: PaymentProvider) -> str:
 # ---- plans ----
 
 
-def catalog_plan(key: str) -> Plan:
-    plan = PLANS.get(key)
-    if plan is None:
-        raise Unprocessable(f"Plan must be one of {', '.join(PLANS)}", code="invalid_plan")
-    return plan
+def catalog_plan(session: Session, key: str) -> Plan:
+    """A plan of the catalog as the deployment's operators edited it (422 `invalid_plan`)."""
+    return live_catalog.current(session).check(key)
 
 
 def set_org_plan(session: Session, org: Organization, plan_key: str, *, now: datetime) -> None:
@@ -193,7 +192,7 @@ def subscribe(
 ) -> SubscriptionChange:
     """Put the org on `plan_key` and `cycle`: a new subscription, a plan or cycle change, or
     taking back a cancellation at period end."""
-    plan = catalog_plan(plan_key)
+    plan = catalog_plan(ctx.session, plan_key)
     if plan.key == DEFAULT_PLAN:
         raise Unprocessable(
             "The Free plan needs no subscription: cancel the subscription to go back to Free",
@@ -242,7 +241,7 @@ def start_trial(ctx: Ctx, org: Organization, plan_key: str, *, via: str) -> Subs
     it for `billing_trial_days`. It becomes a paying subscription at its end if the org has a
     payment method by then, and falls back to Free if not (`close_period`). Its audit record is
     the org's creation, which names the trial."""
-    plan = catalog_plan(plan_key)
+    plan = catalog_plan(ctx.session, plan_key)
     if plan.key == DEFAULT_PLAN:
         raise Unprocessable("The Free plan has no trial", code="invalid_plan")
     days = ctx.settings.billing_trial_days
@@ -309,7 +308,7 @@ def _start(
 def _change(
     ctx: Ctx, org: Organization, sub: Subscription, *, plan: Plan, cycle: Cycle, now: datetime
 ) -> SubscriptionChange:
-    old_plan, old_cycle = catalog_plan(sub.plan), Cycle(sub.cycle)
+    old_plan, old_cycle = catalog_plan(ctx.session, sub.plan), Cycle(sub.cycle)
     if plan.key == old_plan.key and cycle is old_cycle:
         if sub.cancel_at_period_end:
             sub.cancel_at_period_end = False
@@ -472,7 +471,7 @@ def close_period(
     ending = sub.cancel_at_period_end
     next_period = BillingPeriod.starting(period.end, cycle, anchor=as_utc(sub.anchor))
     if not ending:
-        base = rating.base_fee(catalog_plan(sub.plan), cycle, next_period)
+        base = rating.base_fee(catalog_plan(session, sub.plan), cycle, next_period)
         if base is not None:
             lines.append(base)
     key = f"{sub.id}:{period.start.isoformat()}"
@@ -863,7 +862,7 @@ def preview(session: Session, org_id: str, *, now: datetime) -> Preview:
         if not sub.cancel_at_period_end:
             cycle = Cycle(sub.cycle)
             nxt = BillingPeriod.starting(period.end, cycle, anchor=as_utc(sub.anchor))
-            base = rating.base_fee(catalog_plan(sub.plan), cycle, nxt)
+            base = rating.base_fee(catalog_plan(session, sub.plan), cycle, nxt)
             if base:
                 lines.append(base)
     lines += [
@@ -1150,7 +1149,8 @@ def change_plan_from_provider(
     """A plan or cycle change made at the provider (its customer portal), applied by the same
     rules as one made here: prorations pending, a new cycle invoiced now. A webhook has no
     principal: the caller writes its system audit event."""
-    return _change(ctx, org, sub, plan=catalog_plan(plan_key), cycle=cycle, now=ctx.clock.now())
+    plan = catalog_plan(ctx.session, plan_key)
+    return _change(ctx, org, sub, plan=plan, cycle=cycle, now=ctx.clock.now())
 
 
 def settle_from_provider(

@@ -277,22 +277,53 @@ def resume(org: OrgArg, json_output: JsonFlag = False) -> None:
     show(found, json_output, lambda: typer.echo(f"Resumed {found.slug} ({found.id})."))
 
 
-@app.command("plans")
-def plans(json_output: JsonFlag = False) -> None:
-    """The plan catalog the server sells (what `plan` and `create --plan` accept)."""
-    with connection.signed_in() as api:
-        found = api.list_plans()
-    show(
-        found,
-        json_output,
-        lambda: print_table(
-            found.plans,
-            [
-                ("KEY", lambda p: p.key),
-                ("NAME", lambda p: p.name),
-                ("MONTHLY", lambda p: plain(p.monthly_price)),
-                ("YEARLY", lambda p: plain(p.yearly_price)),
-            ],
-            empty="No plans.",
-        ),
+def _catalog_rows(plans: list[Any]) -> None:
+    print_table(
+        plans,
+        [
+            ("KEY", lambda p: p.key),
+            ("NAME", lambda p: p.name),
+            ("MONTHLY", lambda p: plain(p.monthly_price)),
+            ("YEARLY", lambda p: plain(p.yearly_price)),
+            ("UPGRADE TO", lambda p: p.upgrade_to or "-"),
+        ],
+        empty="No plans.",
     )
+
+
+@app.command("plans")
+def plans(
+    key: Annotated[
+        str | None, typer.Argument(help="A plan to add or change.", show_default=False)
+    ] = None,
+    body: Annotated[
+        str | None,
+        typer.Argument(
+            help='What to change, as JSON, e.g. \'{"monthly_price": "35", "quotas": '
+            '{"compute_hours": {"limit": "2000", "enforcement": "soft"}}}\'.',
+            show_default=False,
+        ),
+    ] = None,
+    new: Annotated[bool, typer.Option("--new", help="Add KEY as a new plan.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """The plan catalog; with KEY and BODY, change that plan (or add it, with --new): every
+    org on it follows at once."""
+    if (key is None) != (body is None):
+        raise CliError("give both KEY and BODY to change a plan, or neither to list them")
+    with connection.signed_in() as api:
+        if key is None or body is None:
+            catalog = api.plan_catalog()
+            show(catalog, json_output, lambda: _catalog_rows(catalog.plans))
+            return
+        try:
+            changes: Any = json.loads(body)
+        except ValueError as exc:
+            raise CliError(f"BODY is not JSON: {exc}") from None
+        if not isinstance(changes, dict):
+            raise CliError("BODY must be a JSON object")
+        if new:
+            saved = api.add_catalog_plan(key, **changes)
+        else:
+            saved = api.edit_catalog_plan(key, **changes)
+    show(saved, json_output, lambda: print_record(saved))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Create, inspect, change and delete organizations.")
 
-Plan = Literal["free", "starter", "professional", "enterprise"]
 OrgArg = Annotated[str, typer.Argument(help="Organization id or slug.", show_default=False)]
 ORG_FIELDS = ["id", "slug", "name", "plan", "billing_email", "status", "created_at", "updated_at"]
 
@@ -51,7 +50,14 @@ def create(
             help="Make this person an owner too; without an account they get an invitation link.",
         ),
     ] = None,
-    plan: Annotated[Plan, typer.Option("--plan", help="Plan of the organization.")] = "free",
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            "--plan",
+            help="A paid plan starts a trial of it (see `tenantry billing pricing`); "
+            "without it the organization is on the Free plan.",
+        ),
+    ] = None,
     billing_email: Annotated[
         str | None, typer.Option("--billing-email", help="Where invoices go.")
     ] = None,
@@ -99,17 +105,17 @@ def show_(org: OrgArg, json_output: JsonFlag = False) -> None:
 def update(
     org: OrgArg,
     name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
-    plan: Annotated[Plan | None, typer.Option("--plan", help="New plan.")] = None,
     billing_email: Annotated[
         str | None, typer.Option("--billing-email", help="New billing email.")
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Change an organization's name, plan or billing email."""
-    if name is None and plan is None and billing_email is None:
-        raise CliError("nothing to change: give --name, --plan or --billing-email")
+    """Change an organization's name or billing email (its plan moves through `tenantry
+    billing subscribe`)."""
+    if name is None and billing_email is None:
+        raise CliError("nothing to change: give --name or --billing-email")
     with connection.signed_in() as api:
-        updated = api.update_org(org, name=name, plan=plan, billing_email=billing_email)
+        updated = api.update_org(org, name=name, billing_email=billing_email)
     show(updated, json_output, lambda: print_record(updated, ORG_FIELDS))
 
 

@@ -40,6 +40,33 @@ class TenantCreated(Tenant):
     owner_invitation: InvitationLink | None = None
 
 
+class CatalogQuota(Result):
+    key: str
+    kind: str
+    limit: str | None
+    enforcement: str
+    period: str
+    meter: str | None
+
+
+class CatalogPlan(Result):
+    key: str
+    name: str
+    monthly_price: str
+    yearly_price: str
+    currency: str
+    quotas: list[CatalogQuota]
+    rate_limits: dict[str, int]
+    overage_rates: dict[str, str]
+    audit_retention_days: int
+    upgrade_to: str | None
+
+
+class PlanCatalog(Result):
+    version: int
+    plans: list[CatalogPlan]
+
+
 def _tenant(org: str, what: str = "") -> str:
     return f"{API}/operator/tenants/{segment(org)}{what}"
 
@@ -123,3 +150,87 @@ class OperatorCalls:
     @endpoint
     def resume_tenant(self, org: str) -> Call[Tenant]:
         return Call("POST", _tenant(org, "/resume"), model(Tenant))
+
+    # ---- the plan catalog ----
+
+    @endpoint
+    def plan_catalog(self) -> Call[PlanCatalog]:
+        """The catalog as the deployment has it (shipped plans with operators' edits)."""
+        return Call("GET", f"{API}/operator/plans", model(PlanCatalog))
+
+    @endpoint
+    def add_catalog_plan(
+        self,
+        key: str,
+        *,
+        name: str,
+        monthly_price: Decimal | int | str,
+        yearly_price: Decimal | int | str,
+        rate_limits: dict[str, int],
+        quotas: dict[str, dict[str, Any]] | None = None,
+        overage_rates: dict[str, Decimal | int | str] | None = None,
+        currency: str | None = None,
+        audit_retention_days: int | None = None,
+        upgrade_to: str | None = None,
+    ) -> Call[CatalogPlan]:
+        """A new plan in the catalog (tenants subscribe to it, operators give it)."""
+        body = _plain(
+            fields(
+                key=key,
+                name=name,
+                monthly_price=monthly_price,
+                yearly_price=yearly_price,
+                rate_limits=rate_limits,
+                quotas=quotas,
+                overage_rates=overage_rates,
+                currency=currency,
+                audit_retention_days=audit_retention_days,
+                upgrade_to=upgrade_to,
+            )
+        )
+        return Call("POST", f"{API}/operator/plans", model(CatalogPlan), body=body)
+
+    @endpoint
+    def edit_catalog_plan(
+        self,
+        key: str,
+        *,
+        name: str | None = None,
+        monthly_price: Decimal | int | str | None = None,
+        yearly_price: Decimal | int | str | None = None,
+        rate_limits: dict[str, int] | None = None,
+        quotas: dict[str, dict[str, Any]] | None = None,
+        overage_rates: dict[str, Decimal | int | str] | None = None,
+        currency: str | None = None,
+        audit_retention_days: int | None = None,
+        upgrade_to: str | None = None,
+    ) -> Call[CatalogPlan]:
+        """Change a plan of the catalog (what is given); every org on it follows at once."""
+        body = _plain(
+            fields(
+                name=name,
+                monthly_price=monthly_price,
+                yearly_price=yearly_price,
+                rate_limits=rate_limits,
+                quotas=quotas,
+                overage_rates=overage_rates,
+                currency=currency,
+                audit_retention_days=audit_retention_days,
+                upgrade_to=upgrade_to,
+            )
+        )
+        path = f"{API}/operator/plans/{segment(key)}"
+        return Call("PATCH", path, model(CatalogPlan), body=body)
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Decimals as the strings the API takes."""
+
+    def one(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: one(v) for k, v in value.items()}
+        return value
+
+    return {k: one(v) for k, v in values.items()}

@@ -41,6 +41,7 @@ from tenantry.metering.meters import (
 )
 from tenantry.metering.models import QuotaAlert
 from tenantry.metering.repository import CounterKey, CounterState
+from tenantry.plans import live as live_catalog
 from tenantry.plans.catalog import (
     DEFAULT_PLAN,
     PLANS,
@@ -96,9 +97,10 @@ def counter_key(meter: Meter, at: datetime) -> CounterKey:
 # ---- plans ----
 
 
-# Built plans by what they are built from (the catalog key and the override's stored JSON), so
-# a plan is parsed once per distinct content. Bounded; cleared wholesale when full.
-_BUILT_PLANS: dict[repository.PlanSource, Plan] = {}
+# Built plans by what they are built from (the catalog's version, the catalog key and the
+# override's stored JSON), so a plan is parsed once per distinct content. Bounded; cleared
+# wholesale when full.
+_BUILT_PLANS: dict[tuple[int, repository.PlanSource], Plan] = {}
 _BUILT_PLANS_CAPACITY = 4096
 
 
@@ -114,18 +116,20 @@ def _load_plan(session: Session, org_id: str) -> Plan:
     source = repository.org_plan_source(session, org_id)
     if source is None:
         raise NotFound("Organization not found")
-    plan = _BUILT_PLANS.get(source)
+    # The catalog as operators edited it; read only here, when the org's plan is (re)built.
+    catalog = live_catalog.current(session)
+    plan = _BUILT_PLANS.get((catalog.version, source))
     if plan is None:
-        plan = _build_plan(source)
+        plan = _build_plan(catalog, source)
         if len(_BUILT_PLANS) >= _BUILT_PLANS_CAPACITY:
             _BUILT_PLANS.clear()
-        _BUILT_PLANS[source] = plan
+        _BUILT_PLANS[(catalog.version, source)] = plan
     return plan
 
 
-def _build_plan(source: repository.PlanSource) -> Plan:
+def _build_plan(catalog: live_catalog.Catalog, source: repository.PlanSource) -> Plan:
     key, name, quotas, rate_limits, overage_rates = source
-    plan = PLANS.get(key) or PLANS[DEFAULT_PLAN]
+    plan = catalog.get(key) or catalog.plans[DEFAULT_PLAN]
     if quotas is None:
         return plan
     overrides = {

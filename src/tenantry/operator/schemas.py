@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -44,3 +45,74 @@ class TenantPlanIn(Input):
 
 class SuspendIn(Input):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
+PlanCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+]
+Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+
+
+class CatalogQuotaIn(Input):
+    limit: Amount | None = Field(description="null: unlimited")
+    enforcement: Literal["hard", "soft"] = "hard"
+
+
+class CatalogRateLimitsIn(Input):
+    org_per_minute: int = Field(ge=1, le=10**9)
+    org_burst: int = Field(ge=1, le=10**9)
+    key_per_minute: int = Field(ge=1, le=10**9)
+    key_burst: int = Field(ge=1, le=10**9)
+
+
+class CatalogPlanPatch(Input):
+    """What changes in a plan of the catalog; what is left out stays. `quotas` and
+    `overage_rates` replace the plan's whole set when given."""
+
+    name: Name | None = None
+    monthly_price: Amount | None = None
+    yearly_price: Amount | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")] | None = None
+    quotas: dict[Annotated[str, StringConstraints(max_length=64)], CatalogQuotaIn] | None = None
+    rate_limits: CatalogRateLimitsIn | None = None
+    overage_rates: dict[Annotated[str, StringConstraints(max_length=64)], Amount] | None = None
+    audit_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    upgrade_to: PlanCode | None = Field(
+        default=None, description="The plan a 402 suggests next; send null for none"
+    )
+
+
+class CatalogPlanIn(CatalogPlanPatch):
+    key: PlanCode
+    name: Name
+    monthly_price: Amount
+    yearly_price: Amount
+    rate_limits: CatalogRateLimitsIn
+    audit_retention_days: int = Field(default=365, ge=1, le=3650)
+
+
+class CatalogQuotaOut(Output):
+    key: str
+    kind: str
+    limit: str | None
+    enforcement: str
+    period: str
+    meter: str | None
+
+
+class CatalogPlanOut(Output):
+    key: str
+    name: str
+    monthly_price: str
+    yearly_price: str
+    currency: str
+    quotas: list[CatalogQuotaOut]
+    rate_limits: dict[str, int]
+    overage_rates: dict[str, str]
+    audit_retention_days: int
+    upgrade_to: str | None
+
+
+class CatalogOut(Output):
+    version: int
+    plans: list[CatalogPlanOut]

@@ -20,13 +20,22 @@ from tenantry.billing import service as billing
 from tenantry.identity import repository as identity_repository
 from tenantry.identity.models import User
 from tenantry.kit.context import Ctx
-from tenantry.kit.errors import Conflict, Forbidden, NotFound
+from tenantry.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.metering import repository as metering_repository
 from tenantry.metering import service as metering
+from tenantry.metering.meters import meter_of
 from tenantry.operator import repository
 from tenantry.operator.models import Operator
-from tenantry.plans.catalog import Plan, QuotaKind, check_plan_key
+from tenantry.plans import live as live_catalog
+from tenantry.plans.catalog import (
+    QUOTA_SHAPES,
+    Enforcement,
+    Plan,
+    Quota,
+    QuotaKind,
+    RateLimits,
+)
 from tenantry.plans.models import PlanOverride
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy import service as tenancy
@@ -190,7 +199,7 @@ def create_tenant(
 ) -> tenancy.CreatedOrg:
     """A tenant on any plan of the catalog, owned by `owner_email` (invited if they have no
     account yet). The operator does not join it."""
-    check_plan_key(plan)
+    live_catalog.current(ctx.session).check(plan)
     created = tenancy.open_org_for(
         ctx, principal, name=name, slug=slug, plan=plan, owner_email=owner_email
     )
@@ -212,7 +221,7 @@ def create_tenant(
 def set_plan(ctx: Ctx, principal: Principal, org: Organization, plan: str) -> Organization:
     """Put the tenant on `plan` outside billing (a contract). A tenant with a live subscription
     is billed for its plan: that is changed through billing, or canceled first (409)."""
-    check_plan_key(plan)
+    live_catalog.current(ctx.session).check(plan)
     if plan != org.plan and billing.has_live_subscription(ctx.session, org.id):
         raise Conflict(
             "The organization has a subscription: its plan moves through billing; cancel the "
@@ -272,3 +281,75 @@ def resume(ctx: Ctx, principal: Principal, org: Organization) -> Organization:
     ctx.session.flush()
     _record(ctx, principal, org.id, {"status": ACTIVE})
     return org
+
+
+# ---- the plan catalog, as data ----
+
+
+def _quota_of(key: str, spec: dict[str, Any]) -> Quota:
+    if key not in QUOTA_SHAPES:
+        raise Unprocessable(f"Unknown quota {key!r}", code="unknown_quota")
+    kind, period, meter = QUOTA_SHAPES[key]
+    raw = spec.get("limit")
+    return Quota(
+        key=key,
+        kind=kind,
+        limit=None if raw is None else Decimal(str(raw)),
+        enforcement=Enforcement(spec.get("enforcement") or Enforcement.HARD.value),
+        period=period,
+        meter=meter,
+    )
+
+
+def save_plan(
+    ctx: Ctx, principal: Principal, key: str, changes: dict[str, Any], *, new: bool
+) -> tuple[Plan, str | None]:
+    """Add a plan to the catalog (`new`; 409 if it exists) or change one (404 if none): prices,
+    quotas, rate limits, overage rates. Every org on the plan follows at once, in every process.
+    Audited in the operator chain."""
+    catalog = live_catalog.current(ctx.session)
+    base = catalog.get(key)
+    if new and base is not None:
+        raise Conflict(f"The catalog has a plan {key!r} already", code="plan_exists")
+    if not new and base is None:
+        raise NotFound(f"No plan {key!r} in the catalog", code="not_found")
+    upgrade_to = changes.get("upgrade_to", catalog.upgrade_hint(key))
+    if upgrade_to is not None and (upgrade_to == key or catalog.get(upgrade_to) is None):
+        raise Unprocessable(f"upgrade_to: no other plan {upgrade_to!r}", code="invalid_plan")
+    for meter in changes.get("overage_rates") or {}:
+        if meter_of(meter) is None:
+            raise Unprocessable(f"Unknown meter {meter!r} in overage_rates", code="unknown_meter")
+    quotas = (
+        {k: _quota_of(k, v) for k, v in changes["quotas"].items()}
+        if changes.get("quotas") is not None
+        else (base.quotas if base is not None else {})
+    )
+    rates = changes.get("rate_limits")
+    plan = Plan(
+        key=key,
+        name=changes.get("name") or (base.name if base else key),
+        monthly_price=Decimal(str(changes.get("monthly_price", base.monthly_price if base else 0))),
+        yearly_price=Decimal(str(changes.get("yearly_price", base.yearly_price if base else 0))),
+        quotas=quotas,
+        rate_limits=RateLimits(**rates) if rates else base.rate_limits,  # type: ignore[union-attr]
+        overage_rates=(
+            {k: Decimal(str(v)) for k, v in changes["overage_rates"].items()}
+            if changes.get("overage_rates") is not None
+            else (dict(base.overage_rates) if base else {})
+        ),
+        currency=changes.get("currency") or (base.currency if base else "usd"),
+        audit_retention_days=changes.get(
+            "audit_retention_days", base.audit_retention_days if base else 365
+        ),
+    )
+    live_catalog.save(ctx.session, plan, upgrade_to=upgrade_to, now=ctx.clock.now(), new=new)
+    audit.record(
+        ctx,
+        principal,
+        org_id=None,
+        target_type="plan",
+        target_id=key,
+        actor=(OPERATOR_ACTOR, principal.user_id),
+        summary={"new": new, "changed": sorted(changes)},
+    )
+    return plan, upgrade_to

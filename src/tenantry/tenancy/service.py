@@ -27,7 +27,7 @@ from tenantry.kit.errors import Conflict, Forbidden, Gone, NotFound, Unprocessab
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.security import new_secret, token_hash
-from tenantry.plans.catalog import check_plan_key
+from tenantry.plans import live as live_catalog
 from tenantry.tenancy import hooks, repository
 from tenantry.tenancy.models import Invitation, Organization, OrgMembership, Team, TeamMembership
 from tenantry.tenancy.scope import resolve_member
@@ -93,7 +93,7 @@ def _insert_org(
     billing_email: str | None,
     settings: dict[str, Any],
 ) -> Organization:
-    check_plan_key(plan)
+    live_catalog.current(ctx.session).check(plan)
     check_retention_setting(settings)
     if slug is not None:
         check_slug(slug)
