@@ -30,7 +30,7 @@ from tenantry.kit.ids import new_id
 from tenantry.kit.money import plain
 from tenantry.metering import repository
 from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, to_micros
-from tenantry.metering.models import Reservation
+from tenantry.metering.models import Reservation, ReservationStatus
 from tenantry.metering.repository import CounterKey, CounterState
 from tenantry.metering.service import (
     UsageEvent,
@@ -296,8 +296,8 @@ def _mark_expired(session: Session, org_id: str, reservation_id: str, *, now: da
         session,
         org_id=org_id,
         reservation_id=reservation_id,
-        from_status="held",
-        to_status="expired",
+        from_status=ReservationStatus.HELD,
+        to_status=ReservationStatus.EXPIRED,
         at=now,
     )
 
@@ -457,22 +457,22 @@ def settle(
     check_quantities(usage, what="usage")
     stored = {k: plain(v) for k, v in usage.items()}
 
-    def settled_from(status: str) -> bool:
+    def settled_from(status: ReservationStatus) -> bool:
         return repository.move_reservation(
             session,
             org_id=found.org_id,
             reservation_id=found.id,
             from_status=status,
-            to_status="settled",
+            to_status=ReservationStatus.SETTLED,
             at=now,
             usage=stored,
         )
 
     # Exactly one of these transitions can succeed, once: the holds are released by whichever
     # of settle or expiry moves the reservation out of "held".
-    if settled_from("held"):
+    if settled_from(ReservationStatus.HELD):
         late, release = False, _held(found.holds)
-    elif settled_from("expired"):
+    elif settled_from(ReservationStatus.EXPIRED):
         late, release = True, {}
     else:
         raise Conflict("This reservation was already settled", code="reservation_settled")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, TypeDecorator, UniqueConstraint
@@ -110,6 +111,12 @@ class UsageUniqueValue(Base):
     meter: Mapped[str] = mapped_column(String(64), primary_key=True)
     period_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     value: Mapped[str] = mapped_column(String(256), primary_key=True)
+
+
+class ReservationStatus(StrEnum):
+    HELD = "held"  # its holds count against the limits until settled or expired
+    SETTLED = "settled"  # usage recorded, holds released
+    EXPIRED = "expired"  # holds released unused; a late settle still records the usage
 
 
 class Reservation(Base):

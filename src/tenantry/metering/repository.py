@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 
 from tenantry.kit.db import JSONType, UTCDateTime
 from tenantry.metering.meters import to_micros
-from tenantry.metering.models import QuotaAlert, Reservation, UsageEvent, UsageRollup
+from tenantry.metering.models import (
+    QuotaAlert,
+    Reservation,
+    ReservationStatus,
+    UsageEvent,
+    UsageRollup,
+)
 from tenantry.metering.sql import MeteringSql, of_dialect
 from tenantry.metering.sql.shared import EVENT_COLUMNS as EVENT_COLUMNS
 from tenantry.metering.sql.shared import CounterKey as CounterKey
@@ -285,15 +291,15 @@ def move_reservation(
     *,
     org_id: str,
     reservation_id: str,
-    from_status: str,
-    to_status: str,
+    from_status: ReservationStatus,
+    to_status: ReservationStatus,
     at: datetime,
     usage: dict[str, str] | None = None,
 ) -> bool:
     """Change a reservation's status if it still has `from_status`: the one transition that
     releases its holds happens exactly once, however many settles and sweeps race for it."""
     values: dict[str, Any] = {"status": to_status}
-    if to_status == "settled":
+    if to_status == ReservationStatus.SETTLED:
         values.update(settled_at=at, usage=usage)
     result = session.execute(
         update(Reservation)
@@ -338,7 +344,7 @@ def unscoped_overdue_reservations(
     nature, and each one found is then released within its own org."""
     query = (
         select(Reservation.org_id, Reservation.id, Reservation.holds)
-        .where(Reservation.status == "held", Reservation.expires_at <= now)
+        .where(Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now)
         .order_by(Reservation.expires_at)
         .limit(limit)
     )
