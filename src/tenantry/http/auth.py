@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
@@ -46,7 +47,7 @@ def authenticate_request(request: Request, ctx: Ctx) -> Principal:
     credential = _bearer(request)
     state = app_state(request)
     bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
-    touch = identity.TouchApiKey(ctx, None if ctx.write else state.db.session(write=True))
+    touch = identity.TouchApiKey(ctx, None if ctx.write else partial(state.db.session, write=True))
     principal = identity.authenticate(ctx, tokens=state.tokens, credential=credential, touch=touch)
     if principal.key_org_id is not None:  # a suspended org's keys open nothing at all
         tenancy.check_active(ctx.session, principal.key_org_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -321,9 +322,11 @@ def authenticate(
 
 
 class TouchApiKey:
-    """Records an API key's last use without joining (or deadlocking) the request's transaction."""
+    """Records an API key's last use without joining (or deadlocking) the request's transaction.
+    The write session is made only when a use is recorded (once a minute per key), not on
+    every read request."""
 
-    def __init__(self, ctx: Ctx, write_session: Session | None) -> None:
+    def __init__(self, ctx: Ctx, write_session: Callable[[], Session] | None) -> None:
         self._ctx = ctx
         self._write_session = write_session
 
@@ -331,7 +334,7 @@ class TouchApiKey:
         if self._ctx.write or self._write_session is None:
             repository.touch_api_key(self._ctx.session, key_id=key_id, now=now)
             return
-        with self._write_session as session:
+        with self._write_session() as session:
             repository.touch_api_key(session, key_id=key_id, now=now)
             session.commit()
 
