@@ -18,10 +18,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from tenantry.authz.catalog import Permission
-from tenantry.http.auth import bearer_credential, current_principal
 from tenantry.app import create_app
+from tenantry.authz.catalog import Permission
 from tenantry.config import Settings
+from tenantry.http.auth import bearer_credential, current_principal
 from tenantry.kit.context import MUTATING_METHODS
 
 # Rules that depend on the resource and are checked in the service, keyed by route name.
