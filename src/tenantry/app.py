@@ -235,7 +235,7 @@ def create_app(
 
     # Routers are matched in turn, each route by its pattern, and each router passed costs about
     # 10 µs: metering's high-volume data path (usage events, admission) goes first. No route is
-    # reached by another's path either way (tests/test_route_table.py).
+    # reached by another's path either way (tests/matrix/test_route_table.py).
     for router in (
         metering_router,
         identity_router,

@@ -13,7 +13,7 @@ app = create_app()
 gc.collect()
 gc.freeze()
 
-# Requests make no reference cycles (tests/test_request_lifecycle.py), so the cycle collector
+# Requests make no reference cycles (tests/kit/test_request_lifecycle.py), so the cycle collector
 # finds next to nothing on the hot paths; what it costs is its pauses. At the default threshold
 # (700 new container objects) a batch of 1,000 usage events, which holds tens of thousands of
 # them until it is answered, set off dozens of young collections that moved its objects to the

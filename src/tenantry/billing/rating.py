@@ -1,7 +1,7 @@
 """Rating: pure functions from a plan, a period and the usage in it to invoice lines.
 
 Nothing here reads the database or the clock, so every rule can be tested with examples worked
-out by hand and with properties (tests/test_billing_rating.py):
+out by hand and with properties (tests/billing/test_billing_rating.py):
 
 - A line's amount is rounded once, half up to the cent (`kit.money`); the unrounded figure is
   kept beside it (`exact`) and the invoice's tax is computed on those.

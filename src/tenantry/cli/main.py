@@ -9,7 +9,7 @@ Start-up (see docs/cli.md): only the commands that work on this machine's databa
 `migrate`, `worker`, `operator add|list|remove`) import the server (FastAPI, SQLAlchemy, the app),
 inside their own functions; the other commands import the SDK when they first ask for a client,
 and a command group's module is imported only when the command line names it (`GROUPS`).
-tests/test_cli_startup.py holds them to that.
+tests/cli/test_cli_startup.py holds them to that.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Tests of tenantry.access: roles, grants, the access engine and its API and CLI."""

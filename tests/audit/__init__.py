@@ -1,0 +1,1 @@
+"""Tests of tenantry.audit: the chain, export, offline verification, streaming and retention."""

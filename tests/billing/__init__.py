@@ -1,0 +1,1 @@
+"""Tests of tenantry.billing: rating, invoices, providers, its API, CLI and client."""

@@ -1,0 +1,1 @@
+"""Tests of the tenantry command that are not one domain's."""

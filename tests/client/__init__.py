@@ -1,0 +1,1 @@
+"""Tests of the SDK (tenantry.client) and its contract with the server."""

@@ -1,0 +1,1 @@
+"""Tests of tenantry.identity: sign-up, sign-in, sessions, tokens and API keys."""

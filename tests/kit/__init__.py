@@ -1,0 +1,1 @@
+"""Tests of the request stack (tenantry.kit, tenantry.http): lifecycle, idempotency, database."""

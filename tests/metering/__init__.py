@@ -1,0 +1,1 @@
+"""Tests of tenantry.metering: ingest, admission, quotas and the usage CLI."""

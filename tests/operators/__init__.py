@@ -1,0 +1,1 @@
+"""Tests of tenantry.operator: the deployment's operators and what only they may do."""

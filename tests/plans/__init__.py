@@ -1,0 +1,1 @@
+"""Tests of tenantry.plans: the plan catalog."""

@@ -1,0 +1,1 @@
+"""Tests of tenantry.privacy: a person's data exported and erased."""

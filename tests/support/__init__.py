@@ -1,0 +1,1 @@
+"""Shared helpers and fakes of the tests (not tests themselves)."""

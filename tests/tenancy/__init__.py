@@ -1,0 +1,1 @@
+"""Tests of tenantry.tenancy: organizations, teams, members and invites."""

@@ -1,0 +1,1 @@
+"""Tests of tenantry.throttling: rate limits, leases and the API-call ledger."""
