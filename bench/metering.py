@@ -10,7 +10,7 @@ machine the two share the CPU, but not a GIL.
 
 Ingestion: the same events (mixed meters, spread over a day) in batches of 1,000 through
 `POST /api/v1/usage/events` (an API key; the JSON bodies are encoded before the clock starts),
-in-process through `metering.service.record_events` (events + hourly rollups + counters, one
+in-process through `metering.recording.record_events` (events + hourly rollups + counters, one
 transaction per batch), and as a raw bulk insert of the same rows into `usage_events` (the
 physical limit of the database), each into an org of its own.
 
@@ -68,7 +68,7 @@ from audit import (
 
 from tenantry.kit.db import Database
 from tenantry.kit.security import token_hash
-from tenantry.metering import repository, service
+from tenantry.metering import recording, repository
 from tenantry.metering.models import UsageCounter
 
 TARGET_SHARE_OF_RAW = 0.5
@@ -215,9 +215,9 @@ def events(n: int, *, prefix: str, teams: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def usage_events(raw: list[dict[str, Any]]) -> list[service.UsageEvent]:
+def usage_events(raw: list[dict[str, Any]]) -> list[recording.UsageEvent]:
     return [
-        service.UsageEvent(
+        recording.UsageEvent(
             event_id=e["id"],
             meter=e["meter"],
             quantity=Decimal(e["quantity"]),
@@ -258,12 +258,12 @@ def bench_ingestion(db: Database, base: str, size: dict[str, Any]) -> dict[str, 
     start = time.perf_counter()
     for i in range(0, n, BATCH):
         with db.session(write=True) as session:
-            service.record_events(session, orgs[1]["org"], service_events[i : i + BATCH])
+            recording.record_events(session, orgs[1]["org"], service_events[i : i + BATCH])
             session.commit()
     service_s = time.perf_counter() - start
     log(f"ingestion: {n} events as a raw bulk insert")
     raw_rows = [
-        service._event_row(orgs[2]["org"], e)
+        recording._event_row(orgs[2]["org"], e)
         for e in usage_events(events(n, prefix="raw", teams=[orgs[2]["team"]]))
     ]
     start = time.perf_counter()

@@ -31,8 +31,9 @@ from tenantry.http.work import CtxDep, json_body_schema, parse_json_body
 from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.errors import Forbidden
 from tenantry.kit.money import plain
-from tenantry.metering import admission, service, summary
+from tenantry.metering import admission, alerts, ingest, plans, quotas, recording, summary
 from tenantry.metering.meters import METERS
+from tenantry.metering.quotas import QuotaStatus
 from tenantry.metering.schemas import (
     AdmissionIn,
     AdmissionOut,
@@ -51,7 +52,6 @@ from tenantry.metering.schemas import (
     UsageEventIn,
     UsageRecordedOut,
 )
-from tenantry.metering.service import QuotaStatus
 from tenantry.metering.summary import Granularity, GroupBy
 from tenantry.operator import service as operators
 from tenantry.plans.catalog import Plan, upgrade_hint
@@ -128,20 +128,20 @@ def _record(ctx: Ctx, principal: Principal, raw: bytes) -> Response:
     body = _usage_body(raw)
     if isinstance(body, UsageBatchIn):
         incoming = [
-            service.IncomingEvent(
+            ingest.IncomingEvent(
                 e["id"], e["meter"], e["quantity"], e["timestamp"], e.get("team"), e.get("user"),
-                e.get("api_key"), e.get("dimensions") or service.NO_DIMENSIONS,
+                e.get("api_key"), e.get("dimensions") or recording.NO_DIMENSIONS,
             )
             for e in body.events
         ]  # fmt: skip
     else:
         incoming = [
-            service.IncomingEvent(
+            ingest.IncomingEvent(
                 body.id, body.meter, body.quantity, body.timestamp, body.team, body.user,
                 body.api_key, body.dimensions,
             )
         ]  # fmt: skip
-    done = service.ingest(ctx, principal, org_ref=body.org, events=incoming)
+    done = ingest.ingest(ctx, principal, org_ref=body.org, events=incoming)
     counts = Counter(r.status for r in done.results)
     out = {
         "org_id": done.org_id,
@@ -370,8 +370,8 @@ def _quotas_out(
 def org_quotas(scope: OrgUsageRead) -> QuotasOut:
     """Each quota of the org's plan: limit, used, reserved, remaining, enforcement, period."""
     session, now = scope.ctx.session, scope.ctx.clock.now()
-    rows = service.quota_statuses(session, scope.org.id, now=now)
-    return _quotas_out(scope.org.id, None, service.effective_plan(session, scope.org.id), rows)
+    rows = quotas.quota_statuses(session, scope.org.id, now=now)
+    return _quotas_out(scope.org.id, None, plans.effective_plan(session, scope.org.id), rows)
 
 
 @router.get("/teams/{team}/quotas", response_model=QuotasOut, tags=["usage"])
@@ -379,14 +379,14 @@ def org_quotas(scope: OrgUsageRead) -> QuotasOut:
 def team_quotas(scope: TeamUsageRead) -> QuotasOut:
     """The org's quotas (which its teams share), with this team's own part as `team_used`."""
     session, now, team = scope.ctx.session, scope.ctx.clock.now(), scope.team
-    rows = service.quota_statuses(session, team.org_id, now=now, team_id=team.id)
-    return _quotas_out(team.org_id, team.id, service.effective_plan(session, team.org_id), rows)
+    rows = quotas.quota_statuses(session, team.org_id, now=now, team_id=team.id)
+    return _quotas_out(team.org_id, team.id, plans.effective_plan(session, team.org_id), rows)
 
 
 @router.get("/orgs/{org}/quota-alerts", response_model=QuotaAlertsOut, tags=["usage"])
 def quota_alerts(scope: OrgUsageRead) -> QuotaAlertsOut:
     """Alerts raised when a metered quota passed 80% and 100% of its limit, oldest first."""
-    found = service.quota_alerts(scope.ctx.session, scope.org.id)
+    found = alerts.quota_alerts(scope.ctx.session, scope.org.id)
     return QuotaAlertsOut(
         org_id=scope.org.id,
         alerts=[
@@ -440,7 +440,7 @@ def plan_out(org_id: str, plan: Plan) -> PlanOut:
 @quota_exempt
 def org_plan(scope: OrgUsageRead) -> PlanOut:
     """The org's effective plan: its catalog plan with any overrides applied."""
-    return plan_out(scope.org.id, service.effective_plan(scope.ctx.session, scope.org.id))
+    return plan_out(scope.org.id, plans.effective_plan(scope.ctx.session, scope.org.id))
 
 
 @router.put(

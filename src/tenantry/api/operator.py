@@ -17,7 +17,7 @@ from tenantry.http.work import CtxDep
 from tenantry.kit.context import Ctx
 from tenantry.kit.money import plain
 from tenantry.kit.pagination import PageDep, PageOut
-from tenantry.metering import service as metering
+from tenantry.metering.plans import effective_plan
 from tenantry.metering.schemas import PlanOut, PlanOverridesIn
 from tenantry.operator import service
 from tenantry.operator.schemas import (
@@ -145,7 +145,7 @@ def show_tenant(org: str, scope: OperatorDep) -> TenantOut:
 def tenant_plan(org: str, scope: OperatorDep) -> PlanOut:
     """The tenant's effective plan: its catalog plan with any overrides applied."""
     found = service.tenant(scope.ctx.session, org)
-    return plan_out(found.id, metering.effective_plan(scope.ctx.session, found.id))
+    return plan_out(found.id, effective_plan(scope.ctx.session, found.id))
 
 
 @router.put(

@@ -54,7 +54,8 @@ from tenantry.kit.errors import Conflict, NotFound, Unprocessable
 from tenantry.kit.ids import new_id
 from tenantry.kit.money import from_minor, to_minor
 from tenantry.kit.pagination import Page, PageRequest
-from tenantry.metering import service as metering
+from tenantry.metering.periods import hour_of
+from tenantry.metering.plans import effective_plan
 from tenantry.metering.summary import summarize
 from tenantry.plans import live as live_catalog
 from tenantry.plans.catalog import DEFAULT_PLAN, Plan
@@ -269,7 +270,7 @@ def _start(
     now: datetime,
     via: str,
 ) -> SubscriptionChange:
-    start = metering.hour_of(now)
+    start = hour_of(now)
     if trial_days is not None:
         anchor = start + timedelta(days=trial_days)
         period = BillingPeriod(start, anchor, cycle.months)
@@ -333,7 +334,7 @@ def _change(
         return SubscriptionChange(sub, prorations=pending, change="changed")
     # A new cycle is a new period from this hour: credit the unused rest of the old one, bill
     # the old period's usage so far, and invoice the new period now.
-    at = metering.hour_of(now)
+    at = hour_of(now)
     credit = rating.proration(
         old=old_plan, old_cycle=old_cycle, new=plan, new_cycle=cycle, period=period, at=at
     )
@@ -416,11 +417,11 @@ def end_subscription(
     """Cancel now: Free from this moment, and a last invoice for the period's usage so far
     (with any pending lines). Used by `cancel` and by the provider's deletion webhook."""
     period = period_of(sub)
-    at = min(metering.hour_of(now), period.end)
+    at = min(hour_of(now), period.end)
     invoice = None
     if sub.status != "trialing" and at > period.start:
         used = BillingPeriod(period.start, at, period.months)
-        plan = metering.effective_plan(session, org.id)
+        plan = effective_plan(session, org.id)
         lines = rating.overage(plan, period_usage(session, org.id, used, now=now), used)
         invoice = issue(
             session,
@@ -463,7 +464,7 @@ def close_period(
         set_org_plan(session, org, DEFAULT_PLAN, now=now)
         session.flush()
         return sub, None
-    plan = metering.effective_plan(session, org.id)
+    plan = effective_plan(session, org.id)
     cycle = Cycle(sub.cycle)
     lines: list[Line] = []
     if sub.status != "trialing":  # a trial's usage is free
@@ -856,7 +857,7 @@ def preview(session: Session, org_id: str, *, now: datetime) -> Preview:
     period = None
     if sub is not None and sub.status in LIVE:
         period = period_of(sub)
-        plan = metering.effective_plan(session, org_id)
+        plan = effective_plan(session, org_id)
         if sub.status != "trialing":
             lines += rating.overage(plan, period_usage(session, org_id, period, now=now), period)
         if not sub.cancel_at_period_end:

@@ -5,7 +5,7 @@ claims a slot of the plan's `team_members` quota."""
 
 from sqlalchemy.orm import Session
 
-from tenantry.metering.service import claim_count
+from tenantry.metering.quotas import claim_count
 from tenantry.tenancy.hooks import on_member_joining
 
 

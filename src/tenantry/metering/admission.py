@@ -31,14 +31,10 @@ from tenantry.kit.money import plain
 from tenantry.metering import repository
 from tenantry.metering.meters import MAX_EVENT_QUANTITY, meter_of, to_micros
 from tenantry.metering.models import Reservation, ReservationStatus
+from tenantry.metering.periods import period_start
+from tenantry.metering.plans import effective_plan, metered_quota
+from tenantry.metering.recording import UsageEvent, record_events
 from tenantry.metering.repository import CounterKey, CounterState
-from tenantry.metering.service import (
-    UsageEvent,
-    effective_plan,
-    metered_quota,
-    period_start,
-    record_events,
-)
 from tenantry.plans.catalog import PLANS, Enforcement, Plan, Quota, upgrade_hint
 from tenantry.tenancy import scope as tenancy
 from tenantry.tenancy.scope import TeamRef

@@ -50,7 +50,7 @@ def org_plan_source(session: Session, org_id: str) -> PlanSource | None:
     """The org's catalog plan key and its overrides as stored; None if there is no such org.
     The hot paths (every request's rate limits, every admission) read the plan through this:
     the overrides as the JSON text they are stored as, which also keys the cache of built plans
-    (metering.service.effective_plan)."""
+    (metering.plans.effective_plan)."""
     return _sql(session).plan_source(session, org_id)
 
 

@@ -26,7 +26,7 @@ from tenantry.metering.meters import (
     meter_of,
 )
 from tenantry.metering.models import UsageRollup
-from tenantry.metering.service import hour_of
+from tenantry.metering.periods import hour_of
 
 GroupBy = Literal["meter", "member", "provider", "model"]
 Granularity = Literal["hour", "day"]

@@ -22,9 +22,10 @@ from tenantry.identity.models import User
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from tenantry.kit.pagination import Page, PageRequest
+from tenantry.metering import plans as metering_plans
 from tenantry.metering import repository as metering_repository
-from tenantry.metering import service as metering
 from tenantry.metering.meters import meter_of
+from tenantry.metering.quotas import quota_statuses
 from tenantry.operator import repository
 from tenantry.operator.models import Operator
 from tenantry.plans import live as live_catalog
@@ -129,7 +130,7 @@ class TenantView:
 def _usage(session: Session, org_id: str, now: datetime) -> dict[str, Decimal]:
     return {
         status.quota.key: status.used
-        for status in metering.quota_statuses(session, org_id, now=now)
+        for status in quota_statuses(session, org_id, now=now)
         if status.quota.kind is QuotaKind.METERED and status.used is not None
     }
 
@@ -239,7 +240,7 @@ def set_overrides(
 ) -> Plan:
     """Replace the tenant's overrides of its plan (a custom plan); none at all goes back to the
     catalog plan. Audited with what they were and what they are."""
-    metering.check_overrides(overrides)
+    metering_plans.check_overrides(overrides)
     row = metering_repository.plan_override(ctx.session, org.id)
     before = row.as_overrides() if row is not None else None
     after: dict[str, Any] | None = None
@@ -258,7 +259,7 @@ def set_overrides(
         after = row.as_overrides()
     ctx.session.flush()
     _record(ctx, principal, org.id, {"before": before, "after": after})
-    return metering.effective_plan(ctx.session, org.id)
+    return metering_plans.effective_plan(ctx.session, org.id)
 
 
 def suspend(

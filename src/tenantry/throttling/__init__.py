@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from tenantry.metering.service import register_live_source
+from tenantry.metering.quotas import register_live_source
 from tenantry.throttling import repository
 
 

@@ -3,7 +3,7 @@
 A request that passed the rate limit and the daily quota is tallied here (microseconds, no
 database work on its path): calls by the same caller (user, API key, team) to the same route in
 the same minute are one usage event whose quantity is their count. The buffer is written through
-`metering.service.record_events` when it is due: the first request after
+`metering.recording.record_events` when it is due: the first request after
 `api_calls_flush_seconds` (by the service's clock) or `api_calls_flush_size` tallies starts the
 write beside itself and goes on without waiting, and the app writes what is left when it shuts
 down. Starting at a request keeps every write off a request's own transaction and lock, and
@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tenantry.kit.db import Database
 from tenantry.kit.ids import new_id
-from tenantry.metering import service as metering
+from tenantry.metering import recording
 
 log = logging.getLogger("tenantry.throttling")
 API_CALLS = "api_calls"
@@ -76,9 +76,9 @@ class Tally:
     first: ApiCall  # its caller and route, and the time of its first call
     calls: int = 1
 
-    def as_usage(self) -> metering.UsageEvent:
+    def as_usage(self) -> recording.UsageEvent:
         call = self.first
-        return metering.UsageEvent(
+        return recording.UsageEvent(
             event_id=self.event_id,
             meter=API_CALLS,
             quantity=Decimal(self.calls),
@@ -223,7 +223,7 @@ class ApiCallLedger:
             # One transaction per org: an org deleted meanwhile loses only its own calls.
             try:
                 with self._database.session(write=True) as session:
-                    recorded = metering.record_events(
+                    recorded = recording.record_events(
                         session, org_id, [t.as_usage() for t in org_tallies]
                     )
                     session.commit()

@@ -1,6 +1,6 @@
 """Business rules of throttling: which rate limits an org has, and its concurrent-run leases.
 
-Rate limits come from the org's effective plan (`metering.service.effective_plan`: the catalog
+Rate limits come from the org's effective plan (`metering.plans.effective_plan`: the catalog
 plan with any custom plan applied). An org may set its own, tighter limits (to keep a runaway
 script from spending its quota): each effective limit is the lower of the plan's and the org's.
 Raising a limit above the plan is a plan matter (an upgrade or a custom plan), never a setting
@@ -29,7 +29,7 @@ from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.kit.ratelimit import Rate
 from tenantry.kit.stamps import stamped
-from tenantry.metering import service as metering
+from tenantry.metering.plans import effective_plan
 from tenantry.plans.catalog import UPGRADE_PATH, Enforcement, Plan, Quota, RateLimits
 from tenantry.tenancy.models import Organization, Team
 from tenantry.throttling import repository
@@ -40,7 +40,7 @@ LIMIT_FIELDS = ("org_per_minute", "org_burst", "key_per_minute", "key_burst")
 
 def plan_of(session: Session, org_id: str) -> Plan:
     """The org's effective plan: the one place throttling reads plans from."""
-    return metering.effective_plan(session, org_id)
+    return effective_plan(session, org_id)
 
 
 def upgrade_hint(plan: Plan) -> dict[str, Any]:

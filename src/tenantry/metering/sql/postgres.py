@@ -35,7 +35,7 @@ from tenantry.metering.sql.shared import (
 )
 
 # The overrides as the JSON text they are stored as, which also keys the cache of built plans
-# (metering.service.effective_plan).
+# (metering.plans.effective_plan).
 _PLAN_SOURCE = text(re.sub(r"TXT\((.+?)\)", r"CAST(\1 AS TEXT)", PLAN_SOURCE_SQL))
 
 # PostgreSQL takes a whole batch as one JSON array of objects, unpacked by json_to_recordset:
