@@ -172,7 +172,7 @@ def test_writes_that_bypass_the_orm_objects_bump_the_version(
 def test_a_transaction_that_changed_the_plan_reads_it_afresh_and_caches_nothing(
     factory: Factory, database: Database, app: FastAPI
 ) -> None:
-    from tenantry.metering.service import effective_plan
+    from tenantry.metering.plans import effective_plan
 
     acme = factory.tenant("Acme", plan="starter")
     with database.session(write=True) as session:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import sqlite
 from conftest import Factory, Tenant, assert_problem, bearer, count_rows
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database, UTCDateTime
-from tenantry.metering import repository, service
+from tenantry.metering import recording, repository
 from tenantry.metering.models import UsageCounter, UsageEvent, UsageRollup
 
 EVENTS = "/api/v1/usage/events"
@@ -388,9 +388,9 @@ def test_a_naive_event_time_is_refused_by_the_insert(
 ) -> None:
     # The batch insert writes times itself (not through UTCDateTime), and refuses what it does.
     acme = factory.tenant("Acme")
-    naive = service.UsageEvent("n-1", "llm_input_tokens", Decimal(1), datetime(2026, 1, 1))
+    naive = recording.UsageEvent("n-1", "llm_input_tokens", Decimal(1), datetime(2026, 1, 1))
     with database.session(write=True) as s, pytest.raises(ValueError, match="naive"):
-        service.record_events(s, acme.org_id, [naive])
+        recording.record_events(s, acme.org_id, [naive])
     with database.session(write=False) as s:
         mine = select(func.count()).select_from(UsageEvent).where(UsageEvent.org_id == acme.org_id)
         assert s.scalar(mine) == 0

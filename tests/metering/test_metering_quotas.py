@@ -18,8 +18,9 @@ from tenantry.audit.models import AuditEvent
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.kit.errors import PaymentRequired
-from tenantry.metering import service
 from tenantry.metering.models import QuotaAlert
+from tenantry.metering.plans import effective_plan
+from tenantry.metering.quotas import COUNT_SOURCES, claim_count, register_count_source
 from tenantry.tenancy.models import OrgMembership
 
 
@@ -104,9 +105,9 @@ def models_counted() -> Any:
     """A stand-in count source for the `models` quota, as the model registry will register."""
     made: dict[str, int] = {}
     lock = threading.Lock()
-    service.register_count_source("models", lambda session, org_id: made.get(org_id, 0))
+    register_count_source("models", lambda session, org_id: made.get(org_id, 0))
     yield made, lock
-    service.COUNT_SOURCES.pop("models", None)
+    COUNT_SOURCES.pop("models", None)
 
 
 def test_claim_count_lets_one_of_twenty_take_the_last_slot(
@@ -119,7 +120,7 @@ def test_claim_count_lets_one_of_twenty_take_the_last_slot(
     def create(_: int) -> str:
         with database.session(write=True) as session:
             try:
-                service.claim_count(session, acme.org_id, "models")
+                claim_count(session, acme.org_id, "models")
             except PaymentRequired:
                 return "refused"
             with lock:  # the "insert", seen by the next claimant once committed
@@ -131,7 +132,7 @@ def test_claim_count_lets_one_of_twenty_take_the_last_slot(
     assert sorted(outcomes) == ["created"] + ["refused"] * 19
     assert made[acme.org_id] == 10
     with pytest.raises(ValueError):
-        service.register_count_source("compute_hours", lambda s, o: 0)
+        register_count_source("compute_hours", lambda s, o: 0)
 
 
 def test_a_custom_plan_per_org(client: TestClient, factory: Factory, database: Database) -> None:
@@ -157,8 +158,8 @@ def test_a_custom_plan_per_org(client: TestClient, factory: Factory, database: D
     assert plan["rate_limits"]["org_per_minute"] == 900
     assert plan["overage_rates"]["compute_hours"] == "0.4"
     with database.session(write=False) as s:
-        assert service.effective_plan(s, acme.org_id).quotas["team_members"].limit == 8
-        assert service.effective_plan(s, bravo.org_id).quotas["team_members"].limit == 5
+        assert effective_plan(s, acme.org_id).quotas["team_members"].limit == 8
+        assert effective_plan(s, bravo.org_id).quotas["team_members"].limit == 5
         events = s.scalars(
             select(AuditEvent).where(AuditEvent.action == "operator.plan_overridden")
         ).all()

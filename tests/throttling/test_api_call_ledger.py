@@ -80,17 +80,17 @@ def test_a_write_that_failed_after_its_commit_is_retried_without_counting_twice(
     ledger = _ledger(database)
     for seconds in range(4):
         ledger.record(_call(acme.org_id, T0 + timedelta(seconds=seconds)))
-    record_events = ledger_module.metering.record_events
+    record_events = ledger_module.recording.record_events
 
     def committed_then_lost(session: Session, *args: Any, **kwargs: Any) -> Any:
         record_events(session, *args, **kwargs)
         session.commit()
         raise ConnectionError("the connection dropped before the commit was acknowledged")
 
-    monkeypatch.setattr(ledger_module.metering, "record_events", committed_then_lost)
+    monkeypatch.setattr(ledger_module.recording, "record_events", committed_then_lost)
     assert ledger.flush() == 0
     assert ledger.pending() == 4  # kept, as they were
-    monkeypatch.setattr(ledger_module.metering, "record_events", record_events)
+    monkeypatch.setattr(ledger_module.recording, "record_events", record_events)
     # A call meanwhile, in the same minute, goes into a new tally, not the one kept.
     ledger.record(_call(acme.org_id, T0 + timedelta(seconds=30)))
     assert (ledger.pending(), ledger.pending_events()) == (5, 2)
