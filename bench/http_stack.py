@@ -51,6 +51,7 @@ from typing import Any
 
 import httpx
 import orjson
+
 from audit import (
     log,
     machine,

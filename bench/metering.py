@@ -65,7 +65,6 @@ from audit import (
     scratch_sqlite,
     throwaway_postgres,
 )
-
 from tenantry.kit.db import Database
 from tenantry.kit.security import token_hash
 from tenantry.metering import recording, repository
