@@ -14,8 +14,8 @@ import pytest
 from pypdf import PdfReader
 
 from tenantry.billing import render
+from tenantry.billing.invoices import InvoiceView
 from tenantry.billing.models import Invoice, InvoiceLine, PaymentAttempt
-from tenantry.billing.service import InvoiceView
 
 ISSUED = datetime(2026, 3, 1, 14, tzinfo=UTC)
 PERIOD_END = datetime(2026, 4, 1, 14, tzinfo=UTC)

@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session
 from tenantry.authz.catalog import Permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize, is_in_org
-from tenantry.billing import render, service, webhooks
+from tenantry.billing import (
+    accounts,
+    invoices,
+    payment_methods,
+    payments,
+    render,
+    subscriptions,
+    webhooks,
+)
 from tenantry.billing.models import (
     BillingAccount,
     Invoice,
@@ -85,7 +93,7 @@ def _money(minor: int, currency: str) -> str:
 
 def _line_out(row: InvoiceLine | Line, currency: str) -> LineOut:
     if isinstance(row, InvoiceLine):
-        row = service.as_line(row, currency)
+        row = invoices.as_line(row, currency)
     return LineOut(
         kind=row.kind.value,
         description=row.description,
@@ -111,7 +119,7 @@ def _payment_out(row: PaymentAttempt) -> PaymentOut:
 
 def _invoice_out(session: Session, invoice: Invoice) -> InvoiceOut:
     c = invoice.currency
-    view = service.view(session, invoice, org_name="")
+    view = invoices.view(session, invoice, org_name="")
     return InvoiceOut(
         id=invoice.id,
         org_id=invoice.org_id,
@@ -150,7 +158,7 @@ def _summary_out(session: Session, invoice: Invoice) -> InvoiceSummaryOut:
         status=invoice.status,
         currency=c,
         total=_money(invoice.total, c),
-        amount_due=_money(service.amount_due(session, invoice), c),
+        amount_due=_money(invoices.amount_due(session, invoice), c),
         period_start=invoice.period_start,
         period_end=invoice.period_end,
         created_at=invoice.created_at,
@@ -158,9 +166,9 @@ def _summary_out(session: Session, invoice: Invoice) -> InvoiceSummaryOut:
     )
 
 
-def _change_out(scope: OrgScope, change: service.SubscriptionChange) -> SubscriptionChangeOut:
+def _change_out(scope: OrgScope, change: subscriptions.SubscriptionChange) -> SubscriptionChangeOut:
     session = scope.ctx.session
-    currency = service.account_of(session, scope.org.id).currency
+    currency = accounts.account_of(session, scope.org.id).currency
     return SubscriptionChangeOut(
         change=change.change,
         subscription=SubscriptionOut.model_validate(change.subscription),
@@ -209,7 +217,9 @@ def list_plans(ctx: CtxDep) -> PlansOut:
 @quota_exempt
 def show_subscription(scope: BillingView) -> OrgSubscriptionOut:
     """The org's plan and subscription (none: the org is on Free)."""
-    return _subscription_out(scope.org, service.subscription_of(scope.ctx.session, scope.org.id))
+    return _subscription_out(
+        scope.org, subscriptions.subscription_of(scope.ctx.session, scope.org.id)
+    )
 
 
 @router.put(
@@ -222,7 +232,7 @@ def show_subscription(scope: BillingView) -> OrgSubscriptionOut:
 def subscribe(body: SubscribeIn, scope: BillingManage, provider: ProviderDep) -> Response:
     """Subscribe to a plan, or change plan or cycle (prorated), or take back a cancellation.
     Quotas and rate limits follow the new plan at once."""
-    change = service.subscribe(
+    change = subscriptions.subscribe(
         scope.ctx,
         scope.principal,
         scope.org,
@@ -247,7 +257,7 @@ def cancel_subscription(
     immediately: Annotated[bool, Query(description="End now and drop to Free")] = False,
 ) -> Response:
     """Cancel at the end of the period (the plan stays until then), or `immediately`."""
-    change = service.cancel(
+    change = subscriptions.cancel(
         scope.ctx, scope.principal, scope.org, immediately=immediately, provider=provider
     )
     return scope.ctx.done(_change_out(scope, change))
@@ -269,7 +279,7 @@ def _account_out(org_id: str, account: BillingAccount) -> BillingAccountOut:
 @router.get("/orgs/{org}/billing/account", response_model=BillingAccountOut, tags=["billing"])
 def show_account(scope: BillingView) -> BillingAccountOut:
     """The org's tax rate, currency and customer at the payment provider."""
-    return _account_out(scope.org.id, service.account_of(scope.ctx.session, scope.org.id))
+    return _account_out(scope.org.id, accounts.account_of(scope.ctx.session, scope.org.id))
 
 
 @router.patch(
@@ -280,7 +290,7 @@ def show_account(scope: BillingView) -> BillingAccountOut:
 )
 def update_account(body: BillingAccountIn, scope: BillingManage, provider: ProviderDep) -> Response:
     """Set the org's tax rate (a fraction: 0.2 is 20%), used by invoices finalized from now on."""
-    account = service.set_tax_rate(
+    account = accounts.set_tax_rate(
         scope.ctx, scope.principal, scope.org, tax_rate=body.tax_rate, provider=provider
     )
     return scope.ctx.done(_account_out(scope.org.id, account))
@@ -295,7 +305,7 @@ def list_invoices(
 ) -> PageOut[InvoiceSummaryOut]:
     """The org's invoices and credit notes, oldest first."""
     session = scope.ctx.session
-    found = service.list_invoices(session, scope.org.id, status=status, page=page)
+    found = invoices.list_invoices(session, scope.org.id, status=status, page=page)
     return PageOut(
         items=[_summary_out(session, x) for x in found.items], next_cursor=found.next_cursor
     )
@@ -305,7 +315,7 @@ def list_invoices(
 def upcoming_invoice(scope: BillingView) -> PreviewOut:
     """What the current period's invoice would say if the period ended now (nothing is
     written): usage beyond the plan so far, pending prorations and credits, the next base fee."""
-    found = service.preview(scope.ctx.session, scope.org.id, now=scope.ctx.clock.now())
+    found = subscriptions.preview(scope.ctx.session, scope.org.id, now=scope.ctx.clock.now())
     c = found.currency
     return PreviewOut(
         org_id=found.org_id,
@@ -329,11 +339,11 @@ def upcoming_invoice(scope: BillingView) -> PreviewOut:
 )
 def raise_invoice(body: ManualInvoiceIn, scope: BillingManage) -> Response:
     """Raise a manual invoice: a draft (finalize it later) or, with `finalize`, at once."""
-    invoice = service.raise_invoice(
+    invoice = invoices.raise_invoice(
         scope.ctx,
         scope.principal,
         scope.org,
-        lines=[service.ManualLine(x.description, x.quantity, x.unit_price) for x in body.lines],
+        lines=[invoices.ManualLine(x.description, x.quantity, x.unit_price) for x in body.lines],
         memo=body.memo,
         finalize_now=body.finalize,
     )
@@ -354,7 +364,7 @@ def invoice_scope(permission: Permission) -> Callable[..., InvoiceScope]:
     def dependency(
         invoice_id: str, ctx: CtxDep, principal: PrincipalDep, request: Request
     ) -> InvoiceScope:
-        found = service.find_any_invoice(ctx.session, invoice_id, lock=ctx.write)
+        found = invoices.find_any_invoice(ctx.session, invoice_id, lock=ctx.write)
         if found is None or not is_in_org(ctx.session, principal, found.org_id):
             raise NotFound("Invoice not found")
         request.state.audit_org_id = found.org_id
@@ -375,10 +385,10 @@ def show_invoice(scope: InvoiceView) -> InvoiceOut:
     return _invoice_out(scope.ctx.session, scope.invoice)
 
 
-def _render_view(scope: InvoiceScope) -> service.InvoiceView:
+def _render_view(scope: InvoiceScope) -> invoices.InvoiceView:
     session = scope.ctx.session
     org = tenancy_repository.unscoped_org_by_ref(session, scope.invoice.org_id)
-    return service.view(session, scope.invoice, org_name=org.name if org else "")
+    return invoices.view(session, scope.invoice, org_name=org.name if org else "")
 
 
 def _file_name(invoice: Invoice, suffix: str) -> str:
@@ -411,7 +421,7 @@ def invoice_html(scope: InvoiceView) -> Response:
 )
 def finalize_invoice(scope: InvoiceManage) -> Response:
     """Give a draft its number and freeze it."""
-    invoice = service.finalize_draft(scope.ctx, scope.principal, scope.invoice)
+    invoice = invoices.finalize_draft(scope.ctx, scope.principal, scope.invoice)
     return scope.ctx.done(_invoice_out(scope.ctx.session, invoice))
 
 
@@ -423,7 +433,7 @@ def finalize_invoice(scope: InvoiceManage) -> Response:
 )
 def void_invoice(scope: InvoiceManage) -> Response:
     """Void a draft or an open invoice with nothing paid on it."""
-    invoice = service.void(scope.ctx, scope.principal, scope.invoice)
+    invoice = invoices.void(scope.ctx, scope.principal, scope.invoice)
     return scope.ctx.done(_invoice_out(scope.ctx.session, invoice))
 
 
@@ -435,7 +445,7 @@ def void_invoice(scope: InvoiceManage) -> Response:
 )
 def mark_uncollectible(scope: InvoiceManage) -> Response:
     """Stop collecting an open invoice (it can still be paid later)."""
-    invoice = service.mark_uncollectible(scope.ctx, scope.principal, scope.invoice)
+    invoice = invoices.mark_uncollectible(scope.ctx, scope.principal, scope.invoice)
     return scope.ctx.done(_invoice_out(scope.ctx.session, invoice))
 
 
@@ -448,7 +458,7 @@ def mark_uncollectible(scope: InvoiceManage) -> Response:
 )
 def credit_invoice(body: CreditNoteIn, scope: InvoiceManage) -> Response:
     """Issue a credit note against a finalized invoice (all that is left, or `amount`)."""
-    note = service.credit_note(
+    note = invoices.credit_note(
         scope.ctx, scope.principal, scope.invoice, amount=body.amount, reason=body.reason
     )
     return scope.ctx.done(_invoice_out(scope.ctx.session, note), status=201)
@@ -467,11 +477,11 @@ def pay_invoice(scope: InvoiceManage, provider: ProviderDep, body: PayIn | None 
     ctx, invoice = scope.ctx, scope.invoice
     org = tenancy_repository.unscoped_org_by_ref(ctx.session, invoice.org_id)
     assert org is not None  # the invoice's org exists: it was just resolved
-    method = service.resolve_method(
+    method = payment_methods.resolve_method(
         ctx.session, invoice.org_id, body.payment_method_id if body else None
     )
-    customer = service.customer_of(ctx, org, provider)
-    started = service.begin_payment(
+    customer = accounts.customer_of(ctx, org, provider)
+    started = payments.begin_payment(
         ctx.session,
         invoice,
         method=method,
@@ -484,7 +494,7 @@ def pay_invoice(scope: InvoiceManage, provider: ProviderDep, body: PayIn | None 
     # finds it and asks again under the same key instead of charging anew.
     ctx.session.commit()
     result = provider.charge(started.charge)
-    attempt, paid = service.end_payment(
+    attempt, paid = payments.end_payment(
         ctx.session,
         org_id=org_id,
         attempt_id=attempt_id,
@@ -493,7 +503,7 @@ def pay_invoice(scope: InvoiceManage, provider: ProviderDep, body: PayIn | None 
         retry_days=ctx.settings.billing_retry_days,
         automatic=False,
     )
-    service.record_payment(ctx, scope.principal, attempt, paid)
+    payments.record_payment(ctx, scope.principal, attempt, paid)
     out = PaymentResultOut(payment=_payment_out(attempt), invoice=_invoice_out(ctx.session, paid))
     return ctx.done(out)
 
@@ -506,7 +516,7 @@ def pay_invoice(scope: InvoiceManage, provider: ProviderDep, body: PayIn | None 
 )
 def list_payment_methods(scope: BillingView) -> PageOut[PaymentMethodOut]:
     """The org's payment methods (brand and last four digits, or bank): never a card number."""
-    methods = service.payment_methods_of(scope.ctx.session, scope.org.id)
+    methods = payment_methods.payment_methods_of(scope.ctx.session, scope.org.id)
     return PageOut(items=[PaymentMethodOut.model_validate(m) for m in methods])
 
 
@@ -521,7 +531,7 @@ def add_payment_method(
     body: PaymentMethodIn, scope: BillingManage, provider: ProviderDep
 ) -> Response:
     """Add a payment method by the provider's token (the first one becomes the default)."""
-    method = service.add_payment_method(
+    method = payment_methods.add_payment_method(
         scope.ctx,
         scope.principal,
         scope.org,
@@ -547,14 +557,14 @@ def add_payment_method(
     tags=["billing"],
 )
 def remove_payment_method(method_id: str, scope: BillingManage) -> Response:
-    service.remove_payment_method(scope.ctx, scope.principal, scope.org, method_id)
+    payment_methods.remove_payment_method(scope.ctx, scope.principal, scope.org, method_id)
     return scope.ctx.done(None, status=204)
 
 
 @router.get("/orgs/{org}/payments", response_model=PageOut[PaymentOut], tags=["billing"])
 def list_payments(scope: BillingView, page: PageDep) -> PageOut[PaymentOut]:
     """Every payment attempt of the org, oldest first: the payment history."""
-    found = service.payments(scope.ctx.session, scope.org.id, page=page)
+    found = payments.payments(scope.ctx.session, scope.org.id, page=page)
     return PageOut(items=[_payment_out(a) for a in found.items], next_cursor=found.next_cursor)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tenantry.api.billing import ProviderDep
 from tenantry.authz.catalog import Permission
-from tenantry.billing import service as billing
+from tenantry.billing import subscriptions
 from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
 from tenantry.http.work import CtxDep
 from tenantry.identity import repository as identity_repository
@@ -120,7 +120,7 @@ def create_org(
     )
     ends = None
     if trial is not None:
-        ends = billing.start_trial(ctx, created.org, trial, via=provider.name).trial_end
+        ends = subscriptions.start_trial(ctx, created.org, trial, via=provider.name).trial_end
     out = OrgCreatedOut.model_validate(
         {
             **OrgOut.model_validate(created.org).model_dump(),
@@ -448,7 +448,7 @@ def onboard(body: OnboardIn, ctx: CtxDep, request: Request, provider: ProviderDe
     )
     ends = None
     if trial is not None:
-        ends = billing.start_trial(ctx, done.org, trial, via=provider.name).trial_end
+        ends = subscriptions.start_trial(ctx, done.org, trial, via=provider.name).trial_end
     issued = identity.start_session(ctx, tokens=state.tokens, user=owner)
     out = OnboardOut(
         organization=OrgOut.model_validate(done.org),

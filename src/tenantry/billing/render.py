@@ -33,7 +33,7 @@ from tenantry.kit.clock import as_utc
 from tenantry.kit.money import MINOR_EXPONENT, format_money, from_minor, plain
 
 if TYPE_CHECKING:
-    from tenantry.billing.service import InvoiceView
+    from tenantry.billing.invoices import InvoiceView
 
 SELLER: Final = "Tenantry"
 SELLER_LINE: Final = "Issued by this Tenantry deployment"

@@ -8,7 +8,7 @@ period at a time.
 
 `collect_due`: open invoices whose automatic payment is due are charged to the org's default
 payment method, each attempt committed as pending before the provider is called (see
-`service.begin_payment`).
+`payments.begin_payment`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
-from tenantry.billing import repository, service
+from tenantry.billing import payment_methods, payments, repository, subscriptions
 from tenantry.billing.models import Invoice
 from tenantry.billing.providers import PaymentProvider
 from tenantry.config import Settings
@@ -105,7 +105,7 @@ def _close_one(
         org = session.get(Organization, org_id)
         if org is None:
             return False
-        closed = service.close_period(
+        closed = subscriptions.close_period(
             session, org, now=now, delay=delay, due_days=settings.billing_due_days
         )
         if closed is None:
@@ -178,13 +178,13 @@ def _collect_one(
             or invoice.next_attempt_at > now
         ):
             return None  # paid, voided or taken by another worker meanwhile
-        method = service.default_method(session, org_id)
+        method = payment_methods.default_method(session, org_id)
         account = repository.account(session, org_id=org_id)
         if method is None or account is None or account.provider_customer_id is None:
             invoice.next_attempt_at = None  # nothing to charge: collected by hand from now on
             session.commit()
             return None
-        started = service.begin_payment(
+        started = payments.begin_payment(
             session,
             invoice,
             method=method,
@@ -199,7 +199,7 @@ def _collect_one(
         session.commit()
     result = provider.charge(started.charge)
     with db.session(write=True) as session:
-        attempt, paid = service.end_payment(
+        attempt, paid = payments.end_payment(
             session,
             org_id=org_id,
             attempt_id=attempt_id,

@@ -19,7 +19,7 @@ Events (any other is recorded as ignored):
   cycle changed at Stripe (its customer portal), applied with Tenantry's proration rules. An
   event older than our subscription's last change is ignored: Stripe does not deliver in order.
 - `customer.subscription.deleted`: the subscription ends now and the org drops to Free at once
-  (`service.end_subscription`).
+  (`subscriptions.end_subscription`).
 - `invoice.paid`, `invoice.payment_failed`: a Stripe invoice that names one of ours (metadata
   `invoice_id`, or our `provider_invoice_id`) settles its payment. The mirror's own zero-amount
   invoices name none and are ignored.
@@ -41,7 +41,7 @@ import stripe
 from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
-from tenantry.billing import repository, service
+from tenantry.billing import invoices, payments, repository, subscriptions
 from tenantry.billing.models import Invoice, Subscription, WebhookEvent
 from tenantry.billing.providers import ChargeResult, ChargeStatus
 from tenantry.billing.rating import Cycle
@@ -272,7 +272,7 @@ def _subscription_updated(ctx: Ctx, obj: dict[str, Any], event: dict[str, Any]) 
     sub = _our_subscription(ctx, obj)
     if sub is None:
         return _ignored("not a Tenantry subscription")
-    if sub.status not in service.LIVE:
+    if sub.status not in subscriptions.LIVE:
         return _ignored(f"the subscription is {sub.status}", sub.org_id)
     created = event.get("created")
     if isinstance(created, int) and created < int(as_utc(sub.updated_at).timestamp()):
@@ -287,7 +287,7 @@ def _subscription_updated(ctx: Ctx, obj: dict[str, Any], event: dict[str, Any]) 
     wanted = _plan_at_stripe(obj)
     if wanted is not None and wanted[0] != DEFAULT_PLAN and wanted != (sub.plan, Cycle(sub.cycle)):
         before = f"{sub.plan}/{sub.cycle}"
-        result = service.change_plan_from_provider(
+        result = subscriptions.change_plan_from_provider(
             ctx, org, sub, plan_key=wanted[0], cycle=wanted[1]
         )
         changed["plan"] = {"before": before, "after": f"{sub.plan}/{sub.cycle}"}
@@ -318,7 +318,7 @@ def _subscription_deleted(ctx: Ctx, obj: dict[str, Any]) -> _Change:
     sub = _our_subscription(ctx, obj)
     if sub is None:
         return _ignored("not a Tenantry subscription")
-    if sub.status not in service.LIVE:
+    if sub.status not in subscriptions.LIVE:
         return _ignored(f"the subscription is {sub.status} already", sub.org_id)
     return _end(ctx, sub)
 
@@ -328,7 +328,7 @@ def _end(ctx: Ctx, sub: Subscription) -> _Change:
     if org is None:
         return _ignored("the organization is gone")
     plan = sub.plan
-    invoice = service.end_subscription(
+    invoice = subscriptions.end_subscription(
         ctx.session, org, sub, now=ctx.clock.now(), due_days=ctx.settings.billing_due_days
     )
     return _Change(
@@ -359,7 +359,7 @@ def _our_invoice(ctx: Ctx, obj: dict[str, Any]) -> Invoice | None:
     claimed = meta.get("org_id")
     if claimed is not None and claimed != found.org_id:
         return None
-    return service.find_invoice(ctx.session, found.org_id, found.id, lock=True)
+    return invoices.find_invoice(ctx.session, found.org_id, found.id, lock=True)
 
 
 def _invoice_event(ctx: Ctx, obj: dict[str, Any], *, paid: bool, event_id: str) -> _Change:
@@ -375,7 +375,7 @@ def _invoice_event(ctx: Ctx, obj: dict[str, Any], *, paid: bool, event_id: str) 
     amount = (
         stated
         if isinstance(stated, int) and stated > 0
-        else service.amount_due(ctx.session, invoice)
+        else invoices.amount_due(ctx.session, invoice)
     )
     payment = obj.get("payment_intent")
     if paid:
@@ -390,7 +390,7 @@ def _invoice_event(ctx: Ctx, obj: dict[str, Any], *, paid: bool, event_id: str) 
             failure_code="invoice_payment_failed",
             failure_message="Stripe reported that the payment of the invoice failed",
         )
-    attempt, invoice = service.settle_from_provider(
+    attempt, invoice = payments.settle_from_provider(
         ctx.session,
         invoice,
         result=result,
@@ -424,7 +424,7 @@ def _payment_intent_event(ctx: Ctx, obj: dict[str, Any], *, succeeded: bool) -> 
             failure_code=error.get("decline_code") or error.get("code") or "payment_failed",
             failure_message=str(error.get("message") or "The payment failed")[:300],
         )
-    attempt, invoice = service.end_payment(
+    attempt, invoice = payments.end_payment(
         ctx.session,
         org_id=org_id,
         attempt_id=attempt.id,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
 from tenantry.authz.principal import Principal
-from tenantry.billing import service as billing
+from tenantry.billing import subscriptions
 from tenantry.identity import repository as identity_repository
 from tenantry.identity.models import User
 from tenantry.kit.context import Ctx
@@ -223,14 +223,14 @@ def set_plan(ctx: Ctx, principal: Principal, org: Organization, plan: str) -> Or
     """Put the tenant on `plan` outside billing (a contract). A tenant with a live subscription
     is billed for its plan: that is changed through billing, or canceled first (409)."""
     live_catalog.current(ctx.session).check(plan)
-    if plan != org.plan and billing.has_live_subscription(ctx.session, org.id):
+    if plan != org.plan and subscriptions.has_live_subscription(ctx.session, org.id):
         raise Conflict(
             "The organization has a subscription: its plan moves through billing; cancel the "
             "subscription first to give a plan outside billing",
             code="subscription_active",
         )
     before = org.plan
-    billing.set_org_plan(ctx.session, org, plan, now=ctx.clock.now())
+    subscriptions.set_org_plan(ctx.session, org, plan, now=ctx.clock.now())
     _record(ctx, principal, org.id, {"plan": {"before": before, "after": plan}})
     return org
 
