@@ -32,6 +32,7 @@ from tenantry.audit import service as audit
 from tenantry.billing.providers import provider_from_settings
 from tenantry.config import Settings
 from tenantry.http.state import AppState, app_state
+from tenantry.kit import files
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.context import Origin
 from tenantry.kit.db import Database
@@ -208,6 +209,8 @@ def create_app(
     database: Database | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    if database is None:  # this process opens the database: its files are made private first
+        files.secure_install(settings.data_dir, settings.resolved_database_url())
     secret = settings.server_secret()
     app = FastAPI(
         title="Tenantry",

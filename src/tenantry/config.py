@@ -98,13 +98,14 @@ class Settings(BaseSettings):
         return self.resolved_database_url().startswith("sqlite")
 
     def server_secret(self) -> str:
-        """The configured secret, or one generated once and kept in the data dir (mode 0600)."""
+        """The configured secret, or one generated once and kept in the data dir (mode 0600, the
+        directory 0700: see `kit.files`)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         path = self.data_dir / SECRET_FILE_NAME
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         value = secrets.token_urlsafe(48)
         # O_EXCL: two processes starting at once must not write two different secrets.
         try:

@@ -10,14 +10,21 @@ from typing import Any
 import uvicorn
 
 from tenantry.config import Settings
-from tenantry.kit import migrations
+from tenantry.kit import files, migrations
 
 log = logging.getLogger("tenantry")
 DEMO_EMAIL = "demo@example.com"
 DEMO_COMPANY = "Demo AI"
 
 
+def secure_files(settings: Settings) -> None:
+    """The data directory 0700, the secret and the embedded database's files 0600 (`kit.files`):
+    made so, and an older install's tightened, at every start."""
+    files.secure_install(settings.data_dir, settings.resolved_database_url())
+
+
 def migrate(settings: Settings) -> str:
+    secure_files(settings)
     url = settings.resolved_database_url()
     migrations.upgrade(url)
     return url
@@ -203,6 +210,7 @@ def _now() -> Any:
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
+    secure_files(settings)
     if settings.uses_embedded_database():
         # The embedded default migrates itself; a shared PostgreSQL is migrated on purpose.
         migrate(settings)

@@ -25,7 +25,7 @@ from tenantry.audit.service import Notary
 from tenantry.billing import tasks as billing_tasks
 from tenantry.billing.providers import PaymentProvider, provider_from_settings
 from tenantry.config import Settings
-from tenantry.kit import idempotency
+from tenantry.kit import files, idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
 from tenantry.metering import tasks as metering_tasks
@@ -133,6 +133,8 @@ def run(
     returns the number of passes. A pass that raises is logged and the loop goes on: the next
     pass retries whatever it left undone."""
     stop = stop or threading.Event()
+    if database is None:
+        files.secure_install(settings.data_dir, settings.resolved_database_url())
     db = database or Database(settings.resolved_database_url())
     done = 0
     try:

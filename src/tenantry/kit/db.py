@@ -8,7 +8,6 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +17,8 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from tenantry.kit.files import create_sqlite_file, sqlite_path
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -75,9 +76,9 @@ def id_column_type() -> String:
 
 
 def _prepare_sqlite_file(url: str) -> None:
-    path = url.split("sqlite:///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        create_sqlite_file(path)  # 0600 before SQLite makes it with the umask's mode
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
