@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,7 +210,25 @@ def _now() -> Any:
     return SystemClock().now()
 
 
+def several_processes_warning(settings: Settings, workers: int) -> str | None:
+    """What to say when several processes would each count rate limits on their own."""
+    if workers <= 1 or settings.redis_url:
+        return None
+    rule = "!" * 78
+    return (
+        f"{rule}\n"
+        f"WARNING: {workers} worker processes and no TENANTRY_REDIS_URL.\n"
+        "Each process counts rate limits and the daily API-calls quota on its own, so together\n"
+        f"they let through up to {workers} times what a plan allows. Set TENANTRY_REDIS_URL for\n"
+        "exact limits across processes (docs/rate-limits.md), or serve with --workers 1.\n"
+        f"{rule}"
+    )
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
+    warning = several_processes_warning(settings, workers)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     secure_files(settings)
     if settings.uses_embedded_database():
         # The embedded default migrates itself; a shared PostgreSQL is migrated on purpose.

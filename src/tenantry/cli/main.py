@@ -137,7 +137,12 @@ app = typer.Typer(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes; more than one needs TENANTRY_REDIS_URL for exact limits"
+        ),
+    ] = 1,
     demo: Annotated[
         bool, typer.Option("--demo", help="Create a demo organization and print its login")
     ] = False,
