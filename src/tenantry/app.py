@@ -6,12 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -31,6 +31,7 @@ from tenantry.api.throttling import router as throttling_router
 from tenantry.audit import service as audit
 from tenantry.billing.providers import provider_from_settings
 from tenantry.config import Settings
+from tenantry.http import docs, openapi
 from tenantry.http.state import AppState, app_state
 from tenantry.kit import files
 from tenantry.kit.clock import Clock, SystemClock
@@ -56,6 +57,18 @@ from tenantry.kit.security import AccessTokens, Passwords
 from tenantry.throttling.limiter import RateLimitHeaders, RequestLimiter
 
 log = logging.getLogger("tenantry")
+
+_READINESS_BODY = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
+}
+READINESS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The database answers"},
+    503: {
+        "description": "The database does not answer",
+        "content": {"application/json": {"schema": _READINESS_BODY}},
+    },
+}
 
 
 def problem_response(request: Request, problem: Problem) -> JSONResponse:
@@ -217,6 +230,9 @@ def create_app(
         version=__version__,
         description="Multi-tenant team and enterprise control plane for AI/ML platforms.",
         lifespan=_lifespan,
+        # Served from the package's own assets (`http.docs`), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     state = app.state = AppState()
     state.settings = settings
@@ -261,7 +277,7 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses=READINESS)
     def readyz() -> JSONResponse:
         try:
             with state.db.session(write=False) as session:
@@ -273,8 +289,10 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "database": "reachable"})
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    docs.install(app)
+    openapi.install(app)
     return app
