@@ -55,6 +55,7 @@ from tenantry.kit.limits import BodyLimit
 from tenantry.kit.observability import Metrics, RequestTracking
 from tenantry.kit.security import AccessTokens, Passwords
 from tenantry.throttling.limiter import RateLimitHeaders, RequestLimiter
+from tenantry.web import routes as web
 
 log = logging.getLogger("tenantry")
 
@@ -113,9 +114,11 @@ def _record_denial(request: Request, exc: Forbidden) -> None:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    def on_problem(request: Request, exc: Problem) -> JSONResponse:
+    def on_problem(request: Request, exc: Problem) -> Response:
         if isinstance(exc, Forbidden):
             _record_denial(request, exc)
+        if web.is_page(request):  # the dashboard answers with the same status, as a page
+            return web.problem_page(request, exc)
         return problem_response(request, exc)
 
     @app.exception_handler(Replay)
@@ -268,6 +271,7 @@ def create_app(
         operator_router,
     ):
         app.include_router(router)
+    web.install(app, settings)  # the dashboard's pages, at / (docs/dashboard.md)
     _install_error_handlers(app)
     app.add_middleware(RateLimitHeaders, limiter=state.throttle, clock=state.clock)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)

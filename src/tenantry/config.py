@@ -81,6 +81,22 @@ class Settings(BaseSettings):
     # its end (no payment method), the org falls back to the Free plan.
     billing_trial_days: int = Field(default=14, ge=1, le=90)
 
+    # The dashboard (docs/dashboard.md). Its session cookie is `Secure` when a request came
+    # over HTTPS; set this to true behind a proxy that terminates TLS, false to never mark it.
+    web_secure_cookies: bool | None = None
+    # Outgoing mail (the forgotten-password link). Without a host no mail is sent and the
+    # dashboard offers no password reset.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # `starttls` upgrades a plain connection (port 587), `tls` connects over TLS (port 465),
+    # `none` sends in the clear (a relay on the same machine or network only).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_from: str = "Tenantry <tenantry@localhost>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
     @model_validator(mode="after")
     def _provider_is_usable(self) -> Settings:
         if self.payment_provider == "stripe" and self.stripe_api_key is None:

@@ -42,6 +42,7 @@ from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.context import MUTATING_METHODS
 from tenantry.kit.db import Database
+from tenantry.web.pages import PageRoute
 
 P = Permission
 RouteKey = tuple[str, str]
@@ -574,7 +575,9 @@ def api_routes(app: FastAPI) -> dict[RouteKey, Any]:
     name, status code and body field."""
     found: dict[RouteKey, Any] = {}
     for context in iter_route_contexts(app.routes):
-        if isinstance(context.original_route, APIRoute):
+        # The dashboard's pages answer HTML to people; tests/web/ covers them.
+        route = context.original_route
+        if isinstance(route, APIRoute) and not isinstance(route, PageRoute):
             for method in context.methods or ():
                 found[(method, str(context.path))] = context
     return found

@@ -32,7 +32,7 @@ from tenantry.identity.schemas import (
     UserOut,
 )
 from tenantry.kit.context import Ctx
-from tenantry.kit.errors import Conflict, Unauthenticated
+from tenantry.kit.errors import Unauthenticated
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.tenancy import repository as tenancy_repository
 
@@ -151,28 +151,8 @@ def me(ctx: CtxDep, principal: PrincipalDep) -> MeOut:
 
 @router.patch("/me", name="user.updated", response_model=UserOut, tags=["me"])
 def update_me(body: MeUpdateIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
-    user = repository.user_by_id(ctx.session, principal.user_id)
-    assert user is not None
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    if (
-        "username" in changes
-        and changes["username"] != user.username
-        and repository.username_taken(ctx.session, changes["username"])
-    ):
-        raise Conflict(f"Username {changes['username']!r} is taken", code="username_taken")
-    # A profile's values are personal: kept beside the chain, where erasure can remove them.
-    personal = {"before": {k: getattr(user, k) for k in changes}, "after": changes}
-    for key, value in changes.items():
-        setattr(user, key, value)
-    user.updated_at = ctx.clock.now()
-    audit.record(
-        ctx,
-        principal,
-        org_id=None,
-        target_type="user",
-        target_id=user.id,
-        summary={"changed": sorted(changes)},
-        personal_details=personal,
+    user = service.update_profile(
+        ctx, principal, body.model_dump(exclude_unset=True, exclude_none=True)
     )
     return ctx.done(UserOut.model_validate(user))
 
@@ -181,27 +161,13 @@ def update_me(body: MeUpdateIn, ctx: CtxDep, principal: PrincipalDep) -> Respons
 def change_password(
     body: PasswordChangeIn, ctx: CtxDep, principal: PrincipalDep, request: Request
 ) -> Response:
-    passwords = app_state(request).passwords
-    user = repository.user_by_id(ctx.session, principal.user_id)
-    assert user is not None
-    if principal.kind != "user" or not passwords.verify(user.password_hash, body.current_password):
-        raise Unauthenticated("The current password is wrong", code="invalid_credentials")
-    service.check_password_policy(
-        body.new_password, email=user.email, min_length=ctx.settings.password_min_length
+    service.change_password(
+        ctx,
+        principal,
+        passwords=app_state(request).passwords,
+        current_password=body.current_password,
+        new_password=body.new_password,
     )
-    user.password_hash = passwords.hash(body.new_password)
-    user.updated_at = ctx.clock.now()
-    # Every other device signs in again; this one keeps its session.
-    repository.revoke_sessions_of(
-        ctx.session, user_id=user.id, now=ctx.clock.now(), reason="password_changed"
-    )
-    if principal.session_id:
-        current = repository.login_session(
-            ctx.session, user_id=user.id, session_id=principal.session_id
-        )
-        if current is not None:
-            current.revoked_at, current.revoked_reason = None, None
-    audit.record(ctx, principal, org_id=None, target_type="user", target_id=user.id)
     return ctx.done(None, status=204)
 
 

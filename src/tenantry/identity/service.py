@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -264,6 +265,63 @@ def logout(ctx: Ctx, principal: Principal) -> None:
     audit.record(ctx, principal, org_id=None, target_type="session", target_id=principal.session_id)
 
 
+def update_profile(ctx: Ctx, principal: Principal, changes: dict[str, Any]) -> User:
+    """The caller's own name and username (`changes` holds only the fields sent)."""
+    user = repository.user_by_id(ctx.session, principal.user_id)
+    assert user is not None
+    if (
+        "username" in changes
+        and changes["username"] != user.username
+        and repository.username_taken(ctx.session, changes["username"])
+    ):
+        raise Conflict(f"Username {changes['username']!r} is taken", code="username_taken")
+    # A profile's values are personal: kept beside the chain, where erasure can remove them.
+    personal = {"before": {k: getattr(user, k) for k in changes}, "after": changes}
+    for key, value in changes.items():
+        setattr(user, key, value)
+    user.updated_at = ctx.clock.now()
+    audit.record(
+        ctx,
+        principal,
+        org_id=None,
+        target_type="user",
+        target_id=user.id,
+        summary={"changed": sorted(changes)},
+        personal_details=personal,
+    )
+    return user
+
+
+def change_password(
+    ctx: Ctx,
+    principal: Principal,
+    *,
+    passwords: Passwords,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """A new password for the caller; every other session of theirs ends, this one stays."""
+    user = repository.user_by_id(ctx.session, principal.user_id)
+    assert user is not None
+    if principal.kind != "user" or not passwords.verify(user.password_hash, current_password):
+        raise Unauthenticated("The current password is wrong", code="invalid_credentials")
+    check_password_policy(
+        new_password, email=user.email, min_length=ctx.settings.password_min_length
+    )
+    user.password_hash = passwords.hash(new_password)
+    user.updated_at = ctx.clock.now()
+    repository.revoke_sessions_of(
+        ctx.session, user_id=user.id, now=ctx.clock.now(), reason="password_changed"
+    )
+    if principal.session_id:
+        current = repository.login_session(
+            ctx.session, user_id=user.id, session_id=principal.session_id
+        )
+        if current is not None:
+            current.revoked_at, current.revoked_reason = None, None
+    audit.record(ctx, principal, org_id=None, target_type="user", target_id=user.id)
+
+
 def list_sessions(session: Session, principal: Principal, page: PageRequest) -> Page[LoginSession]:
     return repository.sessions_of(session, user_id=principal.user_id, page=page)
 
@@ -311,14 +369,18 @@ def authenticate(
         claims = tokens.verify(credential, now=now)
     except TokenError as exc:
         raise Unauthenticated("Access token is not valid", code="invalid_token") from exc
-    login = repository.session_credential(
-        ctx.session, user_id=claims.user_id, session_id=claims.session_id
-    )
-    if login is None or login.revoked_at is not None or as_utc(login.expires_at) <= now:
+    return authenticate_session(ctx, user_id=claims.user_id, session_id=claims.session_id)
+
+
+def authenticate_session(ctx: Ctx, *, user_id: str, session_id: str) -> Principal:
+    """The person of a live login session: an access token's, or the dashboard's cookie's. A
+    revoked or expired session, or an account no longer active, ends both on their next use."""
+    login = repository.session_credential(ctx.session, user_id=user_id, session_id=session_id)
+    if login is None or login.revoked_at is not None or as_utc(login.expires_at) <= ctx.clock.now():
         raise Unauthenticated("Session has ended; sign in again", code="session_ended")
     if login.user_status != UserStatus.ACTIVE:
         raise Unauthenticated("Account is not active", code="account_inactive")
-    return Principal(kind="user", user_id=claims.user_id, session_id=claims.session_id)
+    return Principal(kind="user", user_id=user_id, session_id=session_id)
 
 
 class TouchApiKey:

@@ -1,0 +1,142 @@
+"""Signing in, signing up and signing out.
+
+Each changing route's `name` is the audit action the API's route of the same change records, so
+the trail reads the same whichever face was used.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import RedirectResponse, Response
+
+from tenantry.audit import service as audit
+from tenantry.http.state import app_state
+from tenantry.identity import service as identity
+from tenantry.identity.schemas import LoginIn, SignupIn
+from tenantry.kit.errors import Problem
+from tenantry.web.forms import FORM, FormRefused, FormState, parse, refused
+from tenantry.web.pages import page_router
+from tenantry.web.templating import render
+from tenantry.web.visit import (
+    AnonymousDep,
+    VisitDep,
+    clear_session_cookie,
+    keep_anonymous_csrf,
+    set_session_cookie,
+)
+
+router = page_router()
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Where to go after signing in: a path on this site only (no `//host`, no scheme)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    return target
+
+
+def _signed_in_response(
+    request: Request, issued: identity.IssuedTokens, target: str, *, ttl: int
+) -> Response:
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(
+        request, response, user_id=issued.user.id, session_id=issued.session_id, max_age=ttl
+    )
+    return response
+
+
+def _form_page(
+    request: Request,
+    template: str,
+    anon_csrf: str,
+    state: FormState,
+    next_path: str,
+) -> Response:
+    smtp = bool(app_state(request).settings.smtp_host)
+    response = render(
+        request,
+        template,
+        {"form": state, "csrf": anon_csrf, "next": next_path, "can_reset_password": smtp},
+        status=state.status,
+    )
+    return keep_anonymous_csrf(request, response, anon_csrf)
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, anon: AnonymousDep, next: str = "/") -> Response:
+    return _form_page(request, "auth/sign_in.html", anon.csrf, FormState(), safe_next(next))
+
+
+@router.post("/sign-in", name="auth.login")
+def sign_in(request: Request, anon: AnonymousDep, next: str = "/") -> Response:
+    state = app_state(request)
+    ctx = anon.ctx
+    target = safe_next(next)
+    try:
+        body = parse(LoginIn, anon.form)
+        issued = identity.login(
+            ctx,
+            passwords=state.passwords,
+            tokens=state.tokens,
+            email=body.email,
+            password=body.password,
+        )
+    except FormRefused as refusal:
+        return _form_page(request, "auth/sign_in.html", anon.csrf, refusal.state, target)
+    except identity.LoginRefused:
+        # As the API's sign-in: the failure is counted (and audited) though nothing else is kept.
+        ctx.session.rollback()
+        identity.record_failed_login(ctx, email=body.email)
+        ctx.keep()
+        failed = FormState({"email": body.email}, {FORM: "Wrong email or password"}, 401)
+        return _form_page(request, "auth/sign_in.html", anon.csrf, failed, target)
+    except Problem as problem:  # throttled: too many failures
+        shown = refused(problem, anon.form).state
+        return _form_page(request, "auth/sign_in.html", anon.csrf, shown, target)
+    ctx.done(None)
+    return _signed_in_response(request, issued, target, ttl=ctx.settings.refresh_token_ttl_seconds)
+
+
+@router.get("/sign-up")
+def sign_up_page(
+    request: Request, anon: AnonymousDep, next: str = "/", email: str = ""
+) -> Response:
+    state = FormState(values={"email": email})
+    return _form_page(request, "auth/sign_up.html", anon.csrf, state, safe_next(next))
+
+
+@router.post("/sign-up", name="auth.signup")
+def sign_up(request: Request, anon: AnonymousDep, next: str = "/") -> Response:
+    state = app_state(request)
+    ctx = anon.ctx
+    target = safe_next(next)
+    try:
+        body = parse(SignupIn, anon.form, optional_blank=frozenset({"username"}))
+        user = identity.create_user(
+            ctx,
+            passwords=state.passwords,
+            email=body.email,
+            password=body.password,
+            username=body.username,
+            full_name=body.full_name,
+        )
+        issued = identity.start_session(ctx, tokens=state.tokens, user=user)
+    except FormRefused as refusal:
+        return _form_page(request, "auth/sign_up.html", anon.csrf, refusal.state, target)
+    except Problem as problem:
+        fields = {"email_taken": "email", "weak_password": "password"}
+        shown = refused(problem, anon.form, fields).state
+        return _form_page(request, "auth/sign_up.html", anon.csrf, shown, target)
+    audit.record(
+        ctx, None, org_id=None, target_type="user", target_id=user.id, actor=("user", user.id)
+    )
+    ctx.done(None, status=201)
+    return _signed_in_response(request, issued, target, ttl=ctx.settings.refresh_token_ttl_seconds)
+
+
+@router.post("/sign-out", name="auth.logout")
+def sign_out(request: Request, visit: VisitDep) -> Response:
+    identity.logout(visit.ctx, visit.principal)
+    visit.ctx.done(None)
+    response = RedirectResponse("/sign-in", status_code=303)
+    return clear_session_cookie(request, response)

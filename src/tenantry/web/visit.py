@@ -1,0 +1,247 @@
+"""A page request's unit of work, person and scope (`Visit`), as the API's `OrgScope` is.
+
+    visit: Annotated[Visit, Depends(org_page(Permission.TEAM_READ))]
+
+opens the request's unit of work, checks the form's origin and CSRF token (on a POST), reads
+the session cookie, checks its login session, resolves `{org}` (404 outside the person's orgs,
+as the API answers) and authorizes the permission (403 with the missing permission).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
+from tenantry.authz.service import authorize, bind_clock, can
+from tenantry.http.auth import TurnDep
+from tenantry.http.work import unit_of_work_entered
+from tenantry.identity import repository as identity_repository
+from tenantry.identity import service as identity
+from tenantry.identity.models import User
+from tenantry.kit.context import MUTATING_METHODS, Ctx
+from tenantry.kit.errors import Unauthenticated
+from tenantry.tenancy import repository as tenancy_repository
+from tenantry.tenancy import scope as tenancy
+from tenantry.tenancy.models import Organization, OrgMembership
+from tenantry.web.guard import check_same_origin, refuse_bad_token
+from tenantry.web.session import (
+    ANONYMOUS_CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    CookieSession,
+    WebKeys,
+    anonymous_csrf_matches,
+    new_anonymous_csrf,
+)
+
+
+@dataclass
+class WebState:
+    keys: WebKeys
+    # Set: cookies are `Secure` always; None: when the request came over HTTPS.
+    secure_cookies: bool | None = None
+
+
+def web_state(request: Request) -> WebState:
+    return cast(WebState, request.app.state.web)
+
+
+class SignInNeeded(Exception):
+    """No valid session: the person is sent to the sign-in page, and back here afterwards."""
+
+
+@dataclass
+class Visit:
+    """A signed-in person's page request."""
+
+    request: Request
+    ctx: Ctx
+    principal: Principal
+    user: User
+    csrf: str
+    memberships: list[tuple[OrgMembership, Organization]]
+    form: FormData = field(default_factory=FormData)
+    org: Organization | None = None
+
+    @property
+    def current_org(self) -> Organization:
+        assert self.org is not None, "an org page's visit has its org"
+        return self.org
+
+    @property
+    def org_role(self) -> str | None:
+        if self.org is None:
+            return None
+        return next((m.role for m, o in self.memberships if o.id == self.org.id), None)
+
+    def can(self, permission: str, team_id: str | None = None) -> bool:
+        """Whether to show a control: the same decision the service will make on submit."""
+        if self.org is None:
+            return False
+        return can(
+            self.ctx.session,
+            self.principal,
+            Permission(permission),
+            org_id=self.org.id,
+            team_id=team_id,
+        )
+
+
+async def _checked_form(request: Request, session: CookieSession) -> FormData:
+    form = await request.form()
+    check_same_origin(request)
+    sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not web_state(request).keys.csrf_matches(session.session_id, sent):  # type: ignore[arg-type]
+        raise refuse_bad_token()
+    return form
+
+
+def _enter(
+    request: Request,
+    ctx: Ctx,
+    cookie: CookieSession,
+    form: FormData,
+    org_ref: str | None,
+    permission: Permission | None,
+) -> Visit:
+    bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
+    try:
+        principal = identity.authenticate_session(
+            ctx, user_id=cookie.user_id, session_id=cookie.session_id
+        )
+    except Unauthenticated:
+        raise SignInNeeded() from None
+    request.state.principal = principal
+    user = identity_repository.user_by_id(ctx.session, principal.user_id)
+    assert user is not None  # the login session's person is active
+    visit = Visit(
+        request=request,
+        ctx=ctx,
+        principal=principal,
+        user=user,
+        csrf=web_state(request).keys.csrf_token(cookie.session_id),
+        memberships=tenancy_repository.memberships_of_user(ctx.session, user_id=user.id),
+        form=form,
+    )
+    if org_ref is not None:
+        org = tenancy.resolve_org(ctx.session, principal, org_ref)
+        request.state.audit_org_id = org.id
+        if permission is not None:
+            authorize(ctx.session, principal, permission, org_id=org.id)
+        visit.org = org
+    return visit
+
+
+async def _visit(
+    request: Request, org_ref: str | None, permission: Permission | None
+) -> AsyncIterator[Visit]:
+    cookie = web_state(request).keys.read_session_cookie(request.cookies.get(SESSION_COOKIE))
+    if cookie is None:
+        raise SignInNeeded()
+    form = FormData()
+    if request.method in MUTATING_METHODS:
+        form = await _checked_form(request, cookie)
+    async with unit_of_work_entered(
+        request, "", lambda ctx: _enter(request, ctx, cookie, form, org_ref, permission)
+    ) as visit:
+        yield visit
+
+
+async def signed_in(request: Request, _turn: TurnDep) -> AsyncIterator[Visit]:
+    async for visit in _visit(request, None, None):
+        yield visit
+
+
+VisitDep = Annotated[Visit, Depends(signed_in)]
+
+
+def org_page(permission: Permission | None = None) -> Callable[..., AsyncIterator[Visit]]:
+    """A page of `{org}`, seen by those who hold `permission` in it (any member when None)."""
+
+    async def dependency(org: str, request: Request, _turn: TurnDep) -> AsyncIterator[Visit]:
+        async for visit in _visit(request, org, permission):
+            yield visit
+
+    return dependency
+
+
+# ---- pages for people not signed in (sign in, sign up, the forgotten password) ----
+
+
+@dataclass
+class Anonymous:
+    ctx: Ctx
+    form: FormData
+    csrf: str
+
+
+async def anonymous(request: Request, _turn: TurnDep) -> AsyncIterator[Anonymous]:
+    """The unit of work of a page seen before signing in. Its forms carry a random token that
+    must match the `tenantry_csrf` cookie set when the form was shown, and an own origin."""
+    cookie = request.cookies.get(ANONYMOUS_CSRF_COOKIE)
+    form = FormData()
+    if request.method in MUTATING_METHODS:
+        form = await request.form()
+        check_same_origin(request)
+        if not anonymous_csrf_matches(cookie, form.get(CSRF_FIELD)):  # type: ignore[arg-type]
+            raise refuse_bad_token()
+    token = cookie or new_anonymous_csrf()
+
+    def enter(ctx: Ctx) -> Anonymous:
+        bind_clock(ctx.session, ctx.clock)
+        return Anonymous(ctx=ctx, form=form, csrf=token)
+
+    async with unit_of_work_entered(request, "", enter) as entered:
+        yield entered
+
+
+AnonymousDep = Annotated[Anonymous, Depends(anonymous)]
+
+
+def _secure(request: Request) -> bool:
+    configured = web_state(request).secure_cookies
+    return configured if configured is not None else request.url.scheme == "https"
+
+
+def keep_anonymous_csrf(request: Request, response: Response, token: str) -> Response:
+    if request.cookies.get(ANONYMOUS_CSRF_COOKIE) != token:
+        response.set_cookie(
+            ANONYMOUS_CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=_secure(request),
+            path="/",
+        )
+    return response
+
+
+def set_session_cookie(
+    request: Request, response: Response, *, user_id: str, session_id: str, max_age: int
+) -> Response:
+    value = web_state(request).keys.session_cookie(user_id=user_id, session_id=session_id)
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+        path="/",
+    )
+    return response
+
+
+def clear_session_cookie(request: Request, response: Response) -> Response:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request)
+    )
+    return response
