@@ -73,7 +73,7 @@ def seed_demo(settings: Settings) -> DemoLogin:
     from tenantry.kit.db import Database
     from tenantry.operator import service as operators
     from tenantry.plans.catalog import DEFAULT_PLAN
-    from tenantry.tenancy import service as tenancy
+    from tenantry.tenancy.onboarding import onboard
 
     db = Database(settings.resolved_database_url())
     try:
@@ -89,9 +89,7 @@ def seed_demo(settings: Settings) -> DemoLogin:
                 password=password,
                 full_name="Demo Owner",
             )
-            onboarded = tenancy.onboard(
-                ctx, company_name=DEMO_COMPANY, owner=owner, plan=DEFAULT_PLAN
-            )
+            onboarded = onboard(ctx, company_name=DEMO_COMPANY, owner=owner, plan=DEFAULT_PLAN)
             operator_password = "operator-" + secrets.token_urlsafe(12)
             operator = identity.create_user(
                 ctx,

@@ -19,7 +19,7 @@ from tenantry.kit.errors import Unprocessable
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.plans import live as live_catalog
 from tenantry.plans.catalog import DEFAULT_PLAN
-from tenantry.tenancy import service
+from tenantry.tenancy import invitations, memberships, onboarding, orgs, teams
 from tenantry.tenancy.models import Invitation, OrgMembership, TeamMembership
 from tenantry.tenancy.schemas import (
     DeleteConfirmIn,
@@ -79,7 +79,7 @@ def invitation_url(ctx: Ctx, token: str) -> str:
     return f"{ctx.origin.base_url.rstrip('/')}/invitations/{token}"
 
 
-def link_out(ctx: Ctx, issued: service.IssuedInvitation) -> InvitationLinkOut:
+def link_out(ctx: Ctx, issued: invitations.IssuedInvitation) -> InvitationLinkOut:
     inv = issued.invitation
     return InvitationLinkOut(
         id=inv.id,
@@ -107,7 +107,7 @@ def create_org(
     """A new org, owned by you. It starts on the Free plan; a paid `plan` (or `tier`) starts
     a trial of it that needs a payment method by its end (docs/billing.md#trials)."""
     trial = asked_trial(ctx, body.plan, body.tier)
-    created = service.create_org(
+    created = orgs.create_org(
         ctx,
         principal,
         name=body.name,
@@ -135,7 +135,7 @@ def create_org(
 
 @router.get("/orgs", response_model=PageOut[OrgOut], tags=["organizations"])
 def list_orgs(ctx: CtxDep, principal: PrincipalDep, page: PageDep) -> PageOut[OrgOut]:
-    found = service.list_orgs(ctx.session, principal, page)
+    found = orgs.list_orgs(ctx.session, principal, page)
     return PageOut(
         items=[OrgOut.model_validate(o) for o in found.items], next_cursor=found.next_cursor
     )
@@ -151,7 +151,7 @@ def show_org(scope: OrgRead) -> OrgOut:
 )
 @quota_exempt
 def update_org(body: OrgUpdateIn, scope: OrgUpdate) -> Response:
-    org = service.update_org(
+    org = orgs.update_org(
         scope.ctx, scope.principal, scope.org, body.model_dump(exclude_unset=True)
     )
     return scope.ctx.done(OrgOut.model_validate(org))
@@ -159,7 +159,7 @@ def update_org(body: OrgUpdateIn, scope: OrgUpdate) -> Response:
 
 @router.delete("/orgs/{org}", name="organization.deleted", status_code=204, tags=["organizations"])
 def delete_org(body: DeleteConfirmIn, scope: OrgDelete) -> Response:
-    service.delete_org(scope.ctx, scope.principal, scope.org, confirm=body.confirm)
+    orgs.delete_org(scope.ctx, scope.principal, scope.org, confirm=body.confirm)
     return scope.ctx.done(None, status=204)
 
 
@@ -170,7 +170,7 @@ def delete_org(body: DeleteConfirmIn, scope: OrgDelete) -> Response:
     tags=["organizations"],
 )
 def transfer_ownership(body: TransferIn, scope: OrgTransfer) -> Response:
-    membership = service.transfer_ownership(
+    membership = orgs.transfer_ownership(
         scope.ctx, scope.principal, scope.org, new_owner_ref=body.new_owner
     )
     return scope.ctx.done(_org_members_out(scope.ctx, [membership])[0])
@@ -197,7 +197,7 @@ def _org_members_out(ctx: Ctx, rows: list[OrgMembership]) -> list[OrgMemberOut]:
 
 @router.get("/orgs/{org}/members", response_model=PageOut[OrgMemberOut], tags=["organizations"])
 def list_org_members(scope: OrgMembersRead, page: PageDep) -> PageOut[OrgMemberOut]:
-    found = service.list_org_members(scope.ctx.session, scope.principal, scope.org, page)
+    found = memberships.list_org_members(scope.ctx.session, scope.principal, scope.org, page)
     return PageOut(
         items=_org_members_out(scope.ctx, list(found.items)), next_cursor=found.next_cursor
     )
@@ -210,7 +210,7 @@ def list_org_members(scope: OrgMembersRead, page: PageDep) -> PageOut[OrgMemberO
     tags=["organizations"],
 )
 def update_org_member(user: str, body: MemberRoleIn, scope: OrgMembersUpdate) -> Response:
-    membership = service.update_org_member(
+    membership = memberships.update_org_member(
         scope.ctx, scope.principal, scope.org, user_ref=user, role_name=body.role
     )
     return scope.ctx.done(_org_members_out(scope.ctx, [membership])[0])
@@ -223,7 +223,7 @@ def update_org_member(user: str, body: MemberRoleIn, scope: OrgMembersUpdate) ->
     tags=["organizations"],
 )
 def remove_org_member(user: str, scope: OrgRead) -> Response:
-    service.remove_org_member(scope.ctx, scope.principal, scope.org, user_ref=user)
+    memberships.remove_org_member(scope.ctx, scope.principal, scope.org, user_ref=user)
     return scope.ctx.done(None, status=204)
 
 
@@ -238,7 +238,7 @@ def remove_org_member(user: str, scope: OrgRead) -> Response:
     tags=["teams"],
 )
 def create_team(body: TeamCreateIn, scope: TeamsCreate) -> Response:
-    team = service.create_team(
+    team = teams.create_team(
         scope.ctx,
         scope.principal,
         scope.org,
@@ -253,7 +253,7 @@ def create_team(body: TeamCreateIn, scope: TeamsCreate) -> Response:
 
 @router.get("/orgs/{org}/teams", response_model=PageOut[TeamOut], tags=["teams"])
 def list_teams(scope: TeamsRead, page: PageDep) -> PageOut[TeamOut]:
-    found = service.list_teams(scope.ctx.session, scope.principal, scope.org, page)
+    found = teams.list_teams(scope.ctx.session, scope.principal, scope.org, page)
     return PageOut(
         items=[TeamOut.model_validate(t) for t in found.items], next_cursor=found.next_cursor
     )
@@ -266,7 +266,7 @@ def show_team(scope: TeamRead) -> TeamOut:
 
 @router.patch("/teams/{team}", name="team.updated", response_model=TeamOut, tags=["teams"])
 def update_team(body: TeamUpdateIn, scope: TeamUpdate) -> Response:
-    team = service.update_team(
+    team = teams.update_team(
         scope.ctx, scope.principal, scope.team, body.model_dump(exclude_unset=True)
     )
     return scope.ctx.done(TeamOut.model_validate(team))
@@ -274,7 +274,7 @@ def update_team(body: TeamUpdateIn, scope: TeamUpdate) -> Response:
 
 @router.delete("/teams/{team}", name="team.deleted", status_code=204, tags=["teams"])
 def delete_team(body: DeleteConfirmIn, scope: TeamDelete) -> Response:
-    service.delete_team(scope.ctx, scope.principal, scope.team, confirm=body.confirm)
+    teams.delete_team(scope.ctx, scope.principal, scope.team, confirm=body.confirm)
     return scope.ctx.done(None, status=204)
 
 
@@ -296,7 +296,7 @@ def _team_members_out(ctx: Ctx, rows: list[TeamMembership]) -> list[TeamMemberOu
 
 @router.get("/teams/{team}/members", response_model=PageOut[TeamMemberOut], tags=["teams"])
 def list_team_members(scope: TeamMembersRead, page: PageDep) -> PageOut[TeamMemberOut]:
-    found = service.list_team_members(scope.ctx.session, scope.principal, scope.team, page)
+    found = memberships.list_team_members(scope.ctx.session, scope.principal, scope.team, page)
     return PageOut(
         items=_team_members_out(scope.ctx, list(found.items)), next_cursor=found.next_cursor
     )
@@ -310,7 +310,7 @@ def list_team_members(scope: TeamMembersRead, page: PageDep) -> PageOut[TeamMemb
     tags=["teams"],
 )
 def add_team_member(body: TeamMemberIn, scope: TeamMembersAdd) -> Response:
-    membership = service.add_team_member(
+    membership = memberships.add_team_member(
         scope.ctx, scope.principal, scope.team, user_ref=body.user, role_name=body.role
     )
     return scope.ctx.done(_team_members_out(scope.ctx, [membership])[0], status=201)
@@ -323,7 +323,7 @@ def add_team_member(body: TeamMemberIn, scope: TeamMembersAdd) -> Response:
     tags=["teams"],
 )
 def update_team_member(user: str, body: MemberRoleIn, scope: TeamMembersUpdate) -> Response:
-    membership = service.update_team_member(
+    membership = memberships.update_team_member(
         scope.ctx, scope.principal, scope.team, user_ref=user, role_name=body.role
     )
     return scope.ctx.done(_team_members_out(scope.ctx, [membership])[0])
@@ -333,14 +333,14 @@ def update_team_member(user: str, body: MemberRoleIn, scope: TeamMembersUpdate) 
     "/teams/{team}/members/{user}", name="team.member.removed", status_code=204, tags=["teams"]
 )
 def remove_team_member(user: str, scope: TeamMembersRemove) -> Response:
-    service.remove_team_member(scope.ctx, scope.principal, scope.team, user_ref=user)
+    memberships.remove_team_member(scope.ctx, scope.principal, scope.team, user_ref=user)
     return scope.ctx.done(None, status=204)
 
 
 # ---- invitations ----
 
 
-def _invitation_created(ctx: Ctx, issued: service.IssuedInvitation) -> InvitationCreatedOut:
+def _invitation_created(ctx: Ctx, issued: invitations.IssuedInvitation) -> InvitationCreatedOut:
     base = InvitationOut.model_validate(issued.invitation).model_dump()
     return InvitationCreatedOut.model_validate(
         {**base, "token": issued.token, "url": invitation_url(ctx, issued.token)}
@@ -355,7 +355,7 @@ def _invitation_created(ctx: Ctx, issued: service.IssuedInvitation) -> Invitatio
     tags=["invitations"],
 )
 def create_invitation(body: InvitationCreateIn, scope: OrgRead) -> Response:
-    issued = service.create_invitation(
+    issued = invitations.create_invitation(
         scope.ctx,
         scope.principal,
         scope.org,
@@ -374,7 +374,7 @@ def list_invitations(
         Literal["pending", "accepted", "declined", "revoked", "all"], Query()
     ] = "pending",
 ) -> PageOut[InvitationOut]:
-    found = service.list_invitations(
+    found = invitations.list_invitations(
         scope.ctx.session,
         scope.principal,
         scope.org,
@@ -398,7 +398,7 @@ def _invitation_out(invitation: Invitation) -> InvitationOut:
     tags=["invitations"],
 )
 def accept_invitation(token: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
-    return ctx.done(_invitation_out(service.accept_invitation(ctx, principal, token)))
+    return ctx.done(_invitation_out(invitations.accept_invitation(ctx, principal, token)))
 
 
 @router.post(
@@ -408,7 +408,7 @@ def accept_invitation(token: str, ctx: CtxDep, principal: PrincipalDep) -> Respo
     tags=["invitations"],
 )
 def decline_invitation(token: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
-    return ctx.done(_invitation_out(service.decline_invitation(ctx, principal, token)))
+    return ctx.done(_invitation_out(invitations.decline_invitation(ctx, principal, token)))
 
 
 @router.delete(
@@ -418,7 +418,7 @@ def decline_invitation(token: str, ctx: CtxDep, principal: PrincipalDep) -> Resp
     tags=["invitations"],
 )
 def revoke_invitation(invitation_id: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
-    return ctx.done(_invitation_out(service.revoke_invitation(ctx, principal, invitation_id)))
+    return ctx.done(_invitation_out(invitations.revoke_invitation(ctx, principal, invitation_id)))
 
 
 # ---- onboarding ----
@@ -443,7 +443,7 @@ def onboard(body: OnboardIn, ctx: CtxDep, request: Request, provider: ProviderDe
         password=body.admin_password,
         full_name=body.admin_name,
     )
-    done = service.onboard(
+    done = onboarding.onboard(
         ctx, company_name=body.company_name, owner=owner, plan=DEFAULT_PLAN, trial=trial
     )
     ends = None

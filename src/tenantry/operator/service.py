@@ -39,8 +39,8 @@ from tenantry.plans.catalog import (
 )
 from tenantry.plans.models import PlanOverride
 from tenantry.tenancy import repository as tenancy_repository
-from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization
+from tenantry.tenancy.orgs import CreatedOrg, open_org_for
 
 ACTIVE, SUSPENDED = "active", "suspended"
 OPERATOR_ACTOR = "operator"
@@ -197,13 +197,11 @@ def create_tenant(
     slug: str | None,
     plan: str,
     owner_email: str,
-) -> tenancy.CreatedOrg:
+) -> CreatedOrg:
     """A tenant on any plan of the catalog, owned by `owner_email` (invited if they have no
     account yet). The operator does not join it."""
     live_catalog.current(ctx.session).check(plan)
-    created = tenancy.open_org_for(
-        ctx, principal, name=name, slug=slug, plan=plan, owner_email=owner_email
-    )
+    created = open_org_for(ctx, principal, name=name, slug=slug, plan=plan, owner_email=owner_email)
     invitation = created.owner_invitation
     _record(
         ctx,

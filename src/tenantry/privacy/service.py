@@ -26,8 +26,13 @@ from tenantry.identity.models import User
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from tenantry.tenancy import scope as tenancy_scope
-from tenantry.tenancy import service as tenancy
 from tenantry.tenancy.models import Organization
+from tenantry.tenancy.personal_data import (
+    MemberRecords,
+    forget_member,
+    member_records,
+    orgs_only_owned_by,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class PersonalData:
     team_id: str | None
     generated_at: datetime
     account: identity.AccountRecords
-    tenancy: tenancy.MemberRecords
+    tenancy: MemberRecords
     audit_events: list[audit.EventView]
 
 
@@ -53,7 +58,7 @@ def _gather(
         team_id=team_id,
         generated_at=now,
         account=identity.account_records(session, user, org_id=org_id),
-        tenancy=tenancy.member_records(session, user, org_id=org_id, team_id=team_id),
+        tenancy=member_records(session, user, org_id=org_id, team_id=team_id),
         # An org's events form its chain, so an org's view reads that one chain.
         audit_events=audit.events_of_person(session, user_id=user.id, chain_id=org_id),
     )
@@ -101,7 +106,7 @@ def erase_account(ctx: Ctx, principal: Principal, *, user_id: str, confirm: str)
             "Type the account's email in `confirm` to erase it", code="confirmation_mismatch"
         )
     _refuse_if_last_owner(ctx.session, user)
-    held = tenancy.member_records(ctx.session, user, org_id=None)
+    held = member_records(ctx.session, user, org_id=None)
     keys = identity.account_records(ctx.session, user, org_id=None).api_keys
     # Recorded before the personal details are forgotten, so this event's own details (the
     # request's IP and user agent) go with the rest. Counts only: the summary is chained.
@@ -117,13 +122,13 @@ def erase_account(ctx: Ctx, principal: Principal, *, user_id: str, confirm: str)
             "api_keys": len(keys),
         },
     )
-    tenancy.forget_member(ctx.session, user)
+    forget_member(ctx.session, user)
     identity.delete_account(ctx.session, user)
     audit.forget_subject(ctx.session, subject_id=user.id)
 
 
 def _refuse_if_last_owner(session: Session, user: User) -> None:
-    alone = tenancy.orgs_only_owned_by(session, user_id=user.id)
+    alone = orgs_only_owned_by(session, user_id=user.id)
     if alone:
         slugs = ", ".join(org.slug for org in alone)
         raise Conflict(
