@@ -5,15 +5,18 @@ Each mutating route's `name` is the audit action it records.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
 from tenantry.http.state import app_state
-from tenantry.http.work import CtxDep
+from tenantry.http.work import CtxDep, json_body_schema, parse_json_body
 from tenantry.identity import repository, service
 from tenantry.identity.schemas import (
     ApiKeyCreatedOut,
@@ -70,8 +73,103 @@ def signup(body: SignupIn, ctx: CtxDep, request: Request) -> Response:
     return ctx.done(tokens_out(ctx, issued), status=201)
 
 
-@router.post("/auth/login", name="auth.login", response_model=TokensOut, tags=["auth"])
-def login(body: LoginIn, ctx: CtxDep, request: Request) -> Response:
+LOGIN_BODY = TypeAdapter(LoginIn)
+PASSWORD_GRANT_FORM = "application/x-www-form-urlencoded"
+# What OAuth2's password grant may send besides the credentials (RFC 6749 §4.3.2, §2.3.1);
+# a sign-in has no scopes or client authentication, so those are read and ignored.
+PASSWORD_GRANT_IGNORED = frozenset({"scope", "client_id", "client_secret"})
+GRANT_TO_LOGIN = {"username": "email", "password": "password"}
+PASSWORD_GRANT_FIELDS = frozenset({"grant_type", *GRANT_TO_LOGIN, *PASSWORD_GRANT_IGNORED})
+PASSWORD_GRANT_SCHEMA = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password"]},
+        "username": {"type": "string", "format": "email", "description": "The account's email"},
+        "password": {"type": "string", "format": "password"},
+        "scope": {"type": "string", "description": "Ignored"},
+        "client_id": {"type": "string", "description": "Ignored"},
+        "client_secret": {"type": "string", "description": "Ignored"},
+    },
+}
+
+
+def _login_request_body() -> dict[str, Any]:
+    extra = json_body_schema(LOGIN_BODY)
+    extra["requestBody"]["content"][PASSWORD_GRANT_FORM] = {"schema": PASSWORD_GRANT_SCHEMA}
+    return extra
+
+
+def _refused(field: str, kind: str, message: str, value: Any = None) -> RequestValidationError:
+    where = ("body",) if field == "body" else ("body", field)
+    return RequestValidationError([{"type": kind, "loc": where, "msg": message, "input": value}])
+
+
+def password_grant(raw: bytes) -> LoginIn:
+    """The credentials of an OAuth2 password grant sent as a form (RFC 6749 §4.3.2):
+    `username` (the email), `password`, and `grant_type`, which must be `password` when sent."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestValidationError(
+            [{"type": "string_unicode", "loc": ("body",), "msg": "The form is not UTF-8"}]
+        ) from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=len(PASSWORD_GRANT_FIELDS))
+    except ValueError:
+        raise _refused("body", "too_long", "More fields than a password grant has") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise _refused(name, "value_error", "Sent more than once", value)
+        fields[name] = value
+    unknown = sorted(set(fields) - PASSWORD_GRANT_FIELDS)
+    if unknown:
+        raise _refused(unknown[0], "extra_forbidden", "Extra inputs are not permitted")
+    if fields.get("grant_type", "password") != "password":
+        raise _refused(
+            "grant_type", "literal_error", "Input should be 'password'", fields["grant_type"]
+        )
+    try:
+        return LoginIn.model_validate(
+            {ours: fields[theirs] for theirs, ours in GRANT_TO_LOGIN.items() if theirs in fields}
+        )
+    except ValidationError as exc:
+        named = {ours: theirs for theirs, ours in GRANT_TO_LOGIN.items()}
+        raise RequestValidationError(
+            [
+                {**e, "loc": ("body", *(named.get(str(p), p) for p in e["loc"]))}
+                for e in exc.errors(include_url=False)
+            ]
+        ) from None
+
+
+async def login_credentials(request: Request) -> LoginIn:
+    """A sign-in's email and password: a JSON body, or the form of OAuth2's password grant that
+    `/docs`' Authorize (and any OAuth2 client) sends. The body layer (`http.body`) has refused
+    every other content type before this runs."""
+    raw = await request.body()
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == PASSWORD_GRANT_FORM:
+        request.state.password_grant = True
+        return password_grant(raw)
+    return parse_json_body(LOGIN_BODY, raw)
+
+
+@router.post(
+    "/auth/login",
+    name="auth.login",
+    response_model=TokensOut,
+    tags=["auth"],
+    openapi_extra=_login_request_body(),
+)
+def login(
+    body: Annotated[LoginIn, Depends(login_credentials)], ctx: CtxDep, request: Request
+) -> Response:
+    """Sign in with an email and password: a JSON body `{"email", "password"}`, or an OAuth2
+    password grant form (`username`, `password`, `grant_type=password`). The answer carries
+    OAuth2's token response fields (`access_token`, `token_type`, `expires_in`,
+    `refresh_token`) with ours."""
     state = app_state(request)
     try:
         issued = service.login(
@@ -86,8 +184,16 @@ def login(body: LoginIn, ctx: CtxDep, request: Request) -> Response:
         ctx.idempotency_record = None
         service.record_failed_login(ctx, email=body.email)
         ctx.keep()
-        raise Unauthenticated("Wrong email or password", code="invalid_credentials") from None
-    return ctx.done(tokens_out(ctx, issued))
+        # An OAuth2 client reads `error` (RFC 6749 §5.2); the status stays ours.
+        grant = (
+            {"error": "invalid_grant"} if getattr(request.state, "password_grant", False) else None
+        )
+        raise Unauthenticated(
+            "Wrong email or password", code="invalid_credentials", extra=grant
+        ) from None
+    response = ctx.done(tokens_out(ctx, issued))
+    response.headers["Cache-Control"] = "no-store"  # a token response is never cached (§5.1)
+    return response
 
 
 @router.post("/auth/refresh", name="auth.refresh", response_model=TokensOut, tags=["auth"])

@@ -54,6 +54,7 @@ def create(
         str | None,
         typer.Option(
             "--plan",
+            "--billing-plan",
             help="A paid plan starts a trial of it (see `tenantry billing pricing`); "
             "without it the organization is on the Free plan.",
         ),

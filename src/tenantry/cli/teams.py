@@ -17,10 +17,11 @@ from tenantry.cli.output import (
     print_table,
     show,
 )
+from tenantry.client.errors import TenantryError
 
 if TYPE_CHECKING:
     from tenantry.client import Client
-    from tenantry.client.models import Team
+    from tenantry.client.models import InvitationCreated, Team
 
 app = typer.Typer(no_args_is_help=True, help="Create and inspect teams; manage their members.")
 
@@ -120,21 +121,45 @@ def members(team: TeamArg, json_output: JsonFlag = False) -> None:
     show(found, json_output, lambda: print_members(found))
 
 
+def _render_invited(team: str, invitation: InvitationCreated) -> None:
+    typer.echo(
+        f"{invitation.email} is not in the organization yet: invited to it and to team {team} "
+        f"as {invitation.role}. Send them this link (expires {invitation.expires_at:%Y-%m-%d}):"
+    )
+    typer.echo(invitation.url)
+
+
 @app.command("add-member")
 def add_member(
     team: TeamArg,
     email: Annotated[
         str,
-        typer.Argument(help="Email (or user id) of an organization member.", show_default=False),
+        typer.Argument(
+            help="Email or user id. Someone not in the organization yet is invited (by email) "
+            "to it and to the team.",
+            show_default=False,
+        ),
     ],
     role: Annotated[
         str, typer.Option("--role", help=f"Team role: {TEAM_ROLES}.", show_default=False)
     ],
     json_output: JsonFlag = False,
 ) -> None:
-    """Add a member of the organization to a team."""
+    """Add someone to a team: a member of the organization joins at once; anyone else gets an
+    invitation to the organization and the team, whose link is printed."""
     with connection.signed_in() as api:
-        member = api.add_team_member(resolve_team(api, team), email, role=role)
+        team_id = resolve_team(api, team)
+        try:
+            member = api.add_team_member(team_id, email, role=role)
+        except TenantryError as exc:
+            # The API adds only the org's members; the team invitation, accepted, makes them
+            # both a member of the org and of the team with this role.
+            if exc.code != "not_an_org_member" or "@" not in email:
+                raise
+            org_id = api.get_team(team_id).org_id
+            invitation = api.create_invitation(org_id, email, role=role, team_id=team_id)
+            show(invitation, json_output, lambda: _render_invited(team, invitation))
+            return
     show(
         member,
         json_output,
