@@ -528,6 +528,22 @@ CASES = [
     ),
     _case("GET", "/orgs/{org}/audit-checkpoints", P.AUDIT_READ, scope="org"),
     _case("POST", "/orgs/{org}/audit-checkpoints", P.AUDIT_READ, scope="org"),
+    _case("GET", "/teams/{team}/audit-events", P.AUDIT_READ, scope="team", queries=("limit=200",)),
+    _case(
+        "GET",
+        "/teams/{team}/audit-events/export",
+        P.AUDIT_READ,
+        scope="team",
+        queries=("format=json", "format=csv", "action=team."),
+    ),
+    _case(
+        "GET",
+        "/teams/{team}/audit-events/stream",
+        P.AUDIT_READ,
+        scope="team",
+        always="follow=false",
+        queries=("max_events=2", "after_seq=1"),
+    ),
     RouteCase("GET", "/api/v1/audit/public-key", PUBLIC),
     # operations
     RouteCase("GET", "/healthz", PUBLIC),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -45,6 +45,9 @@ class Feed:
     db: Database
     chain_id: str
     after_seq: int = 0
+    # Only the events that match (a team's stream); seqs stay the chain's, so resuming works the
+    # same and a filtered stream simply skips the seqs it does not show.
+    filters: EventFilters = field(default_factory=EventFilters)
     max_events: int | None = None
     follow: bool = True
     poll_seconds: float = POLL_SECONDS
@@ -57,14 +60,20 @@ def frame(record: dict[str, Any]) -> bytes:
 
 
 def read_after(
-    db: Database, *, chain_id: str, after_seq: int, limit: int
+    db: Database,
+    *,
+    chain_id: str,
+    after_seq: int,
+    limit: int,
+    filters: EventFilters = EventFilters(),
 ) -> list[tuple[int, bytes]]:
-    """(seq, frame) of the next `limit` events after `after_seq` (blocking: run it in a thread)."""
+    """(seq, frame) of the next `limit` events after `after_seq` that match `filters` (blocking:
+    run it in a thread)."""
     with db.session(write=False) as session:
         batches = repository.export_rows(
             session,
             chain_id=chain_id,
-            filters=EventFilters(),
+            filters=filters,
             after_seq=after_seq,
             through_seq=MAX_SEQ,
             batch=limit,
@@ -85,7 +94,12 @@ async def frames(feed: Feed) -> AsyncGenerator[bytes, None]:
     while True:
         wanted = _wanted(feed, sent)
         batch = await run_in_threadpool(
-            read_after, feed.db, chain_id=feed.chain_id, after_seq=after, limit=wanted
+            read_after,
+            feed.db,
+            chain_id=feed.chain_id,
+            after_seq=after,
+            limit=wanted,
+            filters=feed.filters,
         )
         if batch:
             after = batch[-1][0]

@@ -8,7 +8,7 @@ commit or vanish together. Appends to one chain are serialized by the chain head
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -269,6 +269,24 @@ def list_events(
 ) -> Page[EventView]:
     authorize(session, principal, Permission.AUDIT_READ, org_id=org_id)
     found = repository.list_for_chain(session, chain_id=org_id, filters=filters, page=page)
+    return Page(items=_with_personal(session, list(found.items)), next_cursor=found.next_cursor)
+
+
+def list_team_events(
+    session: Session,
+    principal: Principal,
+    *,
+    org_id: str,
+    team_id: str,
+    filters: repository.EventFilters,
+    page: PageRequest,
+) -> Page[EventView]:
+    """A team's own events (those recorded with its `team_id`), for whoever may read the trail
+    on that team: its admins and owners, and the org's."""
+    authorize(session, principal, Permission.AUDIT_READ, org_id=org_id, team_id=team_id)
+    found = repository.list_for_chain(
+        session, chain_id=org_id, filters=replace(filters, team_id=team_id), page=page
+    )
     return Page(items=_with_personal(session, list(found.items)), next_cursor=found.next_cursor)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Literal
@@ -49,6 +50,14 @@ UntilOpt = Annotated[str | None, typer.Option("--until", help=f"Until {TIME_HELP
 TargetTypeOpt = Annotated[
     str | None, typer.Option("--target-type", help="Only events on this kind of thing.")
 ]
+TeamOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--team",
+        help="Only this team's events, read from the team's own trail (what its admins may "
+        "read): id or ORG/TEAM-SLUG.",
+    ),
+]
 CHECKPOINT_FIELDS = ["id", "chain_id", "seq", "hash", "created_at", "reason", "purged_through"]
 
 
@@ -87,17 +96,24 @@ def list_(
     since: SinceOpt = None,
     until: UntilOpt = None,
     target_type: TargetTypeOpt = None,
+    team: TeamOpt = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="Show at most this many events (oldest first).")
     ] = 100,
     json_output: JsonFlag = False,
 ) -> None:
-    """List audit events of an organization, oldest first."""
+    """List audit events of an organization (or of one of its teams), oldest first."""
+    from tenantry.cli.teams import resolve_team
+
     since_at = values.moment(since, option="--since")
     until_at = values.moment(until, option="--until")
     with connection.signed_in() as api:
-        found = api.iter_audit_events(
-            org,
+        read = (
+            partial(api.iter_team_audit_events, resolve_team(api, team))
+            if team
+            else partial(api.iter_audit_events, org)
+        )
+        found = read(
             actor=_actor_id(api, org, actor),
             action=action,
             target_type=target_type,
@@ -241,9 +257,7 @@ def export(
     target_id: Annotated[
         str | None, typer.Option("--target-id", help="Only events on this thing (its id).")
     ] = None,
-    team: Annotated[
-        str | None, typer.Option("--team", help="Only events of this team: id or ORG/TEAM-SLUG.")
-    ] = None,
+    team: TeamOpt = None,
     result: Annotated[
         str | None, typer.Option("--result", help="Only success or denied events.")
     ] = None,
@@ -256,15 +270,18 @@ def export(
     since_at = values.moment(since, option="--since")
     until_at = values.moment(until, option="--until")
     with connection.signed_in() as api, _destination(output) as sink:
-        written = api.export_audit_events(
-            org,
+        write = (
+            partial(api.export_team_audit_events, resolve_team(api, team))
+            if team
+            else partial(api.export_audit_events, org)
+        )
+        written = write(
             sink,
             format=format,
             actor=_actor_id(api, org, actor),
             action=action,
             target_type=target_type,
             target_id=target_id,
-            team=resolve_team(api, team) if team else None,
             result=result,
             since=since_at,
             until=until_at,
@@ -299,16 +316,22 @@ def stream(
         bool,
         typer.Option("--follow/--no-follow", help="Wait for new events, or stop once caught up."),
     ] = True,
+    team: TeamOpt = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print each event as one line of JSON.")
     ] = False,
 ) -> None:
     """Print the audit events as they are written (oldest first, then live) until Ctrl-C."""
+    from tenantry.cli.teams import resolve_team
+
     try:
         with connection.signed_in() as api:
-            events = api.stream_audit_events(
-                org, after_seq=after_seq, max_events=max_events, follow=follow
+            follower = (
+                partial(api.stream_team_audit_events, resolve_team(api, team))
+                if team
+                else partial(api.stream_audit_events, org)
             )
+            events = follower(after_seq=after_seq, max_events=max_events, follow=follow)
             for event in events:
                 typer.echo(event.model_dump_json() if json_output else _event_line(event))
     except KeyboardInterrupt:

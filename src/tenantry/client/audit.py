@@ -196,3 +196,84 @@ class AuditCalls:
             "GET", f"{API}/orgs/{segment(org)}/audit-events/stream", nothing, params=params
         )
         return Stream(call, lambda: ServerSentEvents(AuditEvent.model_validate_json, event="audit"))
+
+    # ---- a team's own events (readable with audit:read on the team: its admins and owners) ----
+
+    @endpoint
+    def list_team_audit_events(
+        self,
+        team: str,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        result: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Call[Page[AuditEvent]]:
+        """The events recorded in one team, with the filters of `list_audit_events`. A team's
+        admins read these without any right on the organization's whole trail."""
+        params = page_query(
+            limit,
+            cursor,
+            **_audit_filters(actor, action, target_type, target_id, None, result, since, until),
+        )
+        return Call(
+            "GET",
+            f"{API}/teams/{segment(team)}/audit-events",
+            model(Page[AuditEvent]),
+            params=params,
+        )
+
+    iter_team_audit_events = paged(list_team_audit_events)
+
+    def _team_export_call(
+        self, team: str, format: ExportFormat, filters: dict[str, str | None]
+    ) -> Call[None]:
+        params = fields(format=format, **filters)
+        path = f"{API}/teams/{segment(team)}/audit-events/export"
+        return Call("GET", path, nothing, params=params)
+
+    @download
+    def export_team_audit_events(
+        self,
+        team: str,
+        file: IO[bytes],
+        *,
+        format: ExportFormat = "ndjson",
+        actor: str | None = None,
+        action: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        result: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Download:
+        """Write the team's events to a binary file: an export of the organization's chain
+        filtered to the team, each event verifiable offline; returns the bytes written."""
+        filters = _audit_filters(actor, action, target_type, target_id, None, result, since, until)
+        return Download(self._team_export_call(team, format, filters), file)
+
+    @streaming
+    def stream_team_audit_events(
+        self,
+        team: str,
+        *,
+        after_seq: int | None = None,
+        max_events: int | None = None,
+        follow: bool | None = None,
+    ) -> Stream[AuditEvent]:
+        """The team's events as they are written (Server-Sent Events), as `stream_audit_events`
+        does for the organization; `seq` is the event's place in the organization's chain."""
+        params = fields(
+            after_seq=str(after_seq) if after_seq is not None else None,
+            max_events=str(max_events) if max_events is not None else None,
+            follow=None if follow is None else str(follow).lower(),
+        )
+        call: Call[None] = Call(
+            "GET", f"{API}/teams/{segment(team)}/audit-events/stream", nothing, params=params
+        )
+        return Stream(call, lambda: ServerSentEvents(AuditEvent.model_validate_json, event="audit"))
