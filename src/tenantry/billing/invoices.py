@@ -21,7 +21,7 @@ from tenantry.audit import service as audit
 from tenantry.authz.principal import Principal
 from tenantry.billing import rating, repository
 from tenantry.billing.accounts import account_of
-from tenantry.billing.models import Invoice, InvoiceLine, PaymentAttempt
+from tenantry.billing.models import Invoice, InvoiceLine, InvoiceStatus, PaymentAttempt
 from tenantry.billing.payment_methods import default_method
 from tenantry.billing.rating import Line, LineKind
 from tenantry.kit.clock import as_utc
@@ -32,7 +32,7 @@ from tenantry.kit.money import from_minor, to_minor
 from tenantry.kit.pagination import Page, PageRequest
 from tenantry.tenancy.models import Organization
 
-FINAL_STATUSES = ("paid", "void", "uncollectible")
+FINAL_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
 
 
 def pending_line(session: Session, org_id: str, x: Line, *, now: datetime) -> InvoiceLine:
@@ -104,7 +104,7 @@ def issue(
         id=new_id("in"),
         org_id=org_id,
         kind=kind,
-        status="draft",
+        status=InvoiceStatus.DRAFT,
         period_key=period_key,
         period_start=period[0] if period else None,
         period_end=period[1] if period else None,
@@ -167,7 +167,7 @@ def _set_totals(session: Session, invoice: Invoice) -> None:
 
 def finalize(session: Session, invoice: Invoice, *, now: datetime, due_days: int) -> Invoice:
     """Give the draft its number and freeze it: open with something to collect, else paid."""
-    if invoice.status != "draft":
+    if invoice.status != InvoiceStatus.DRAFT:
         raise Conflict(
             f"Invoice {invoice.number or invoice.id} is {invoice.status}, not a draft",
             code="invoice_not_draft",
@@ -178,11 +178,11 @@ def finalize(session: Session, invoice: Invoice, *, now: datetime, due_days: int
     invoice.number = f"{prefix}-{year}-{number:04d}"
     invoice.finalized_at = now
     if invoice.kind == "credit_note":
-        invoice.status = "issued"
+        invoice.status = InvoiceStatus.ISSUED
     elif invoice.total <= 0:
-        invoice.status, invoice.paid_at = "paid", now
+        invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
     else:
-        invoice.status = "open"
+        invoice.status = InvoiceStatus.OPEN
         invoice.due_at = now + timedelta(days=due_days)
         # Collected automatically when the org has a default payment method.
         if default_method(session, invoice.org_id) is not None:
@@ -192,7 +192,7 @@ def finalize(session: Session, invoice: Invoice, *, now: datetime, due_days: int
 
 
 def amount_due(session: Session, invoice: Invoice) -> int:
-    if invoice.status not in ("open", "uncollectible"):
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         return 0
     credited = repository.credited(session, org_id=invoice.org_id, invoice_id=invoice.id)
     return max(0, invoice.total - invoice.amount_paid - credited)
@@ -269,24 +269,27 @@ def finalize_draft(ctx: Ctx, principal: Principal, invoice: Invoice) -> Invoice:
 def void(ctx: Ctx, principal: Principal, invoice: Invoice) -> Invoice:
     """Void an open invoice (nothing more will be collected); a draft is voided too, so no draft
     is ever deleted without trace."""
-    if invoice.status not in ("draft", "open"):
+    if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
         raise Conflict(f"A {invoice.status} invoice cannot be voided", code="invoice_not_voidable")
     if invoice.amount_paid:
         raise Conflict(
             "Part of this invoice is paid: issue a credit note instead", code="invoice_not_voidable"
         )
-    invoice.status, invoice.voided_at, invoice.next_attempt_at = "void", ctx.clock.now(), None
-    audit_invoice(ctx, principal, invoice, {"number": invoice.number, "status": "void"})
+    invoice.status = InvoiceStatus.VOID
+    invoice.voided_at, invoice.next_attempt_at = ctx.clock.now(), None
+    audit_invoice(ctx, principal, invoice, {"number": invoice.number, "status": InvoiceStatus.VOID})
     return invoice
 
 
 def mark_uncollectible(ctx: Ctx, principal: Principal, invoice: Invoice) -> Invoice:
-    if invoice.status != "open":
+    if invoice.status != InvoiceStatus.OPEN:
         raise Conflict(
             f"A {invoice.status} invoice cannot be marked uncollectible", code="invoice_not_open"
         )
-    invoice.status, invoice.next_attempt_at = "uncollectible", None
-    audit_invoice(ctx, principal, invoice, {"number": invoice.number, "status": "uncollectible"})
+    invoice.status, invoice.next_attempt_at = InvoiceStatus.UNCOLLECTIBLE, None
+    audit_invoice(
+        ctx, principal, invoice, {"number": invoice.number, "status": InvoiceStatus.UNCOLLECTIBLE}
+    )
     return invoice
 
 
@@ -296,7 +299,11 @@ def credit_note(
     """A credit note taking back `amount` (all that is left, by default) of a finalized invoice.
     On an open invoice it lowers what is due; on a paid one the credit waits, as a pending line,
     for the org's next invoice."""
-    if invoice.kind == "credit_note" or invoice.status not in ("open", "paid", "uncollectible"):
+    if invoice.kind == "credit_note" or invoice.status not in (
+        InvoiceStatus.OPEN,
+        InvoiceStatus.PAID,
+        InvoiceStatus.UNCOLLECTIBLE,
+    ):
         raise Conflict(
             "Only an open, paid or uncollectible invoice can be credited",
             code="invoice_not_creditable",
@@ -332,7 +339,7 @@ def credit_note(
         corrects_id=invoice.id,
     )
     assert note is not None
-    if invoice.status == "paid":
+    if invoice.status == InvoiceStatus.PAID:
         pending_line(
             ctx.session,
             invoice.org_id,
@@ -340,7 +347,7 @@ def credit_note(
             now=now,
         )
     elif amount_due(ctx.session, invoice) == 0:
-        invoice.status, invoice.paid_at, invoice.next_attempt_at = "paid", now, None
+        invoice.status, invoice.paid_at, invoice.next_attempt_at = InvoiceStatus.PAID, now, None
     audit_invoice(
         ctx, principal, invoice, {"credit_note": note.id, "number": note.number, "amount": wanted}
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -43,6 +44,13 @@ class BillingAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SubscriptionStatus(StrEnum):
+    TRIALING = "trialing"  # nothing is billed until the trial ends
+    ACTIVE = "active"
+    PAST_DUE = "past_due"  # a subscription invoice's payment failed; the plan stays meanwhile
+    CANCELED = "canceled"  # ended: the org is on Free, the row is kept as history
+
+
 class Subscription(Base):
     """An org's subscription to a plan; one per org (a canceled one is kept as history until the
     org subscribes again, which reuses the row)."""
@@ -53,8 +61,7 @@ class Subscription(Base):
     org_id: Mapped[str] = mapped_column(_org_fk(), unique=True)
     plan: Mapped[str] = mapped_column(String(32))
     cycle: Mapped[str] = mapped_column(String(8))  # monthly | yearly
-    # trialing | active | past_due | canceled
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # a SubscriptionStatus
     # The first period's start: later periods keep its day of the month.
     anchor: Mapped[datetime] = mapped_column(UTCDateTime())
     current_period_start: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -78,6 +85,15 @@ class InvoiceNumber(Base):
     prefix: Mapped[str] = mapped_column(String(8), primary_key=True)  # INV | CN
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last: Mapped[int] = mapped_column(Integer)
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"  # no number yet; finalizing gives it one and freezes it
+    OPEN = "open"  # finalized, with something to collect
+    PAID = "paid"
+    VOID = "void"  # nothing more will be collected
+    UNCOLLECTIBLE = "uncollectible"  # given up on; paid when paid late
+    ISSUED = "issued"  # a finalized credit note
 
 
 class Invoice(Base):

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 from tenantry.authz.principal import Principal
 from tenantry.billing import repository
 from tenantry.billing.invoices import amount_due, audit_invoice, find_invoice
-from tenantry.billing.models import Invoice, PaymentAttempt, PaymentMethod
+from tenantry.billing.models import (
+    Invoice,
+    InvoiceStatus,
+    PaymentAttempt,
+    PaymentMethod,
+    SubscriptionStatus,
+)
 from tenantry.billing.providers import Charge, ChargeResult, ChargeStatus, PaymentProvider
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, NotFound, Unprocessable
@@ -42,7 +48,7 @@ def begin_payment(
     """Step one: the attempt, written as `pending` under its idempotency key; the caller commits
     it before calling the provider. An attempt still pending or unknown is taken up again with
     its own key, so whatever the provider did the first time is what it answers now."""
-    if invoice.status not in ("open", "uncollectible"):
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         raise Conflict(
             f"Invoice {invoice.number or invoice.id} is {invoice.status}: nothing to pay",
             code="invoice_not_payable",
@@ -121,9 +127,13 @@ def end_payment(
         attempt.completed_at = now
         invoice.amount_paid += attempt.amount
         if amount_due(session, invoice) == 0:
-            invoice.status, invoice.paid_at, invoice.next_attempt_at = "paid", now, None
-        if sub is not None and sub.status == "past_due" and invoice.kind == "subscription":
-            sub.status, sub.updated_at = "active", now
+            invoice.status, invoice.paid_at, invoice.next_attempt_at = InvoiceStatus.PAID, now, None
+        if (
+            sub is not None
+            and sub.status == SubscriptionStatus.PAST_DUE
+            and invoice.kind == "subscription"
+        ):
+            sub.status, sub.updated_at = SubscriptionStatus.ACTIVE, now
     elif result.status is ChargeStatus.FAILED:
         attempt.completed_at = now
         invoice.attempt_count += 1
@@ -132,8 +142,12 @@ def end_payment(
             invoice.next_attempt_at = now + timedelta(days=retry_days[failures - 1])
         else:
             invoice.next_attempt_at = None
-        if sub is not None and sub.status == "active" and invoice.kind == "subscription":
-            sub.status, sub.updated_at = "past_due", now
+        if (
+            sub is not None
+            and sub.status == SubscriptionStatus.ACTIVE
+            and invoice.kind == "subscription"
+        ):
+            sub.status, sub.updated_at = SubscriptionStatus.PAST_DUE, now
     else:
         invoice.next_attempt_at = now + timedelta(hours=1)
     session.flush()

@@ -28,7 +28,7 @@ from fpdf import FPDF, FontFace
 from fpdf.enums import Align, TableBordersLayout, XPos, YPos
 from jinja2 import Environment, StrictUndefined
 
-from tenantry.billing.models import Invoice, InvoiceLine
+from tenantry.billing.models import Invoice, InvoiceLine, InvoiceStatus
 from tenantry.kit.clock import as_utc
 from tenantry.kit.money import MINOR_EXPONENT, format_money, from_minor, plain
 
@@ -39,12 +39,12 @@ SELLER: Final = "Tenantry"
 SELLER_LINE: Final = "Issued by this Tenantry deployment"
 
 STATUS_LABELS: Final[dict[str, str]] = {
-    "draft": "Draft",
-    "open": "Open",
-    "paid": "Paid",
-    "void": "Void",
-    "uncollectible": "Uncollectible",
-    "issued": "Issued",
+    InvoiceStatus.DRAFT: "Draft",
+    InvoiceStatus.OPEN: "Open",
+    InvoiceStatus.PAID: "Paid",
+    InvoiceStatus.VOID: "Void",
+    InvoiceStatus.UNCOLLECTIBLE: "Uncollectible",
+    InvoiceStatus.ISSUED: "Issued",
 }
 
 

@@ -15,9 +15,11 @@ from tenantry.billing.models import (
     Invoice,
     InvoiceLine,
     InvoiceNumber,
+    InvoiceStatus,
     PaymentAttempt,
     PaymentMethod,
     Subscription,
+    SubscriptionStatus,
     WebhookEvent,
 )
 from tenantry.kit.pagination import Page, PageRequest, paginate
@@ -50,7 +52,7 @@ def unscoped_due_subscriptions(session: Session, *, ended_by: datetime, limit: i
     stmt = (
         select(Subscription.org_id)
         .where(
-            Subscription.status != "canceled",
+            Subscription.status != SubscriptionStatus.CANCELED,
             Subscription.current_period_end <= ended_by,
         )
         .order_by(Subscription.current_period_end)
@@ -96,7 +98,7 @@ def unscoped_collectable(session: Session, *, now: datetime, limit: int) -> list
     """(org_id, invoice_id) of open invoices whose next automatic payment is due."""
     stmt = (
         select(Invoice.org_id, Invoice.id)
-        .where(Invoice.status == "open", Invoice.next_attempt_at <= now)
+        .where(Invoice.status == InvoiceStatus.OPEN, Invoice.next_attempt_at <= now)
         .order_by(Invoice.next_attempt_at)
         .limit(limit)
     )
@@ -109,7 +111,7 @@ def schedule_uncollected(session: Session, *, org_id: str, now: datetime) -> Non
         update(Invoice)
         .where(
             Invoice.org_id == org_id,
-            Invoice.status == "open",
+            Invoice.status == InvoiceStatus.OPEN,
             Invoice.next_attempt_at.is_(None),
             Invoice.attempt_count == 0,
         )

@@ -23,7 +23,7 @@ from tenantry.authz.principal import Principal
 from tenantry.billing import rating, repository
 from tenantry.billing.accounts import account_of, customer_of
 from tenantry.billing.invoices import as_line, issue, pending_line
-from tenantry.billing.models import Invoice, InvoiceLine, Subscription
+from tenantry.billing.models import Invoice, InvoiceLine, Subscription, SubscriptionStatus
 from tenantry.billing.payment_methods import default_method
 from tenantry.billing.providers import PaymentProvider, SubscriptionMirror
 from tenantry.billing.rating import BillingPeriod, Cycle, Line
@@ -38,7 +38,7 @@ from tenantry.plans import live as live_catalog
 from tenantry.plans.catalog import DEFAULT_PLAN, Plan
 from tenantry.tenancy.models import Organization
 
-LIVE = ("trialing", "active", "past_due")
+LIVE = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
 MAX_TRIAL_DAYS = 90
 
@@ -194,7 +194,9 @@ def _start(
         sub = Subscription(id=new_id("sub"), org_id=org.id, created_at=now, provider=via)
         ctx.session.add(sub)
     sub.plan, sub.cycle = plan.key, cycle.value
-    sub.status = "trialing" if trial_days is not None else "active"
+    sub.status = (
+        SubscriptionStatus.TRIALING if trial_days is not None else SubscriptionStatus.ACTIVE
+    )
     sub.anchor = anchor
     sub.current_period_start, sub.current_period_end = period.start, period.end
     sub.cancel_at_period_end = False
@@ -232,7 +234,7 @@ def _change(
     period = period_of(sub)
     sub.cancel_at_period_end = False
     sub.updated_at = now
-    if sub.status == "trialing":
+    if sub.status == SubscriptionStatus.TRIALING:
         # Nothing was paid for the trial: the new plan (and cycle) simply apply from its end.
         sub.plan, sub.cycle = plan.key, cycle.value
         set_org_plan(ctx.session, org, plan.key, now=now)
@@ -332,7 +334,7 @@ def end_subscription(
     period = period_of(sub)
     at = min(hour_of(now), period.end)
     invoice = None
-    if sub.status != "trialing" and at > period.start:
+    if sub.status != SubscriptionStatus.TRIALING and at > period.start:
         used = BillingPeriod(period.start, at, period.months)
         plan = effective_plan(session, org.id)
         lines = rating.overage(plan, period_usage(session, org.id, used, now=now), used)
@@ -347,7 +349,7 @@ def end_subscription(
             period_key=f"{sub.id}:{period.start.isoformat()}",
             with_pending=True,
         )
-    sub.status = "canceled"
+    sub.status = SubscriptionStatus.CANCELED
     sub.canceled_at = now
     sub.cancel_at_period_end = False
     sub.current_period_end = max(at, period.start)
@@ -369,10 +371,11 @@ def close_period(
     period = period_of(sub)
     if period.end > now - delay:
         return None
-    if sub.status == "trialing" and default_method(session, org.id) is None:
+    if sub.status == SubscriptionStatus.TRIALING and default_method(session, org.id) is None:
         # A trial that ends unpaid: nothing is owed (a trial's usage is free), the org is on
         # Free from the trial's end.
-        sub.status, sub.canceled_at, sub.cancel_at_period_end = "canceled", period.end, False
+        sub.status = SubscriptionStatus.CANCELED
+        sub.canceled_at, sub.cancel_at_period_end = period.end, False
         sub.updated_at = now
         set_org_plan(session, org, DEFAULT_PLAN, now=now)
         session.flush()
@@ -380,7 +383,7 @@ def close_period(
     plan = effective_plan(session, org.id)
     cycle = Cycle(sub.cycle)
     lines: list[Line] = []
-    if sub.status != "trialing":  # a trial's usage is free
+    if sub.status != SubscriptionStatus.TRIALING:  # a trial's usage is free
         lines = rating.overage(plan, period_usage(session, org.id, period, now=now), period)
     ending = sub.cancel_at_period_end
     next_period = BillingPeriod.starting(period.end, cycle, anchor=as_utc(sub.anchor))
@@ -403,13 +406,13 @@ def close_period(
             with_pending=True,
         )
     if ending:
-        sub.status = "canceled"
+        sub.status = SubscriptionStatus.CANCELED
         sub.canceled_at = period.end
         sub.cancel_at_period_end = False
         set_org_plan(session, org, DEFAULT_PLAN, now=now)
     else:
-        if sub.status == "trialing":
-            sub.status = "active"
+        if sub.status == SubscriptionStatus.TRIALING:
+            sub.status = SubscriptionStatus.ACTIVE
         sub.current_period_start, sub.current_period_end = next_period.start, next_period.end
     sub.updated_at = now
     session.flush()
@@ -456,7 +459,7 @@ def preview(session: Session, org_id: str, *, now: datetime) -> Preview:
     if sub is not None and sub.status in LIVE:
         period = period_of(sub)
         plan = effective_plan(session, org_id)
-        if sub.status != "trialing":
+        if sub.status != SubscriptionStatus.TRIALING:
             lines += rating.overage(plan, period_usage(session, org_id, period, now=now), period)
         if not sub.cancel_at_period_end:
             cycle = Cycle(sub.cycle)

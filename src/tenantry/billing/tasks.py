@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
 from tenantry.billing import payment_methods, payments, repository, subscriptions
-from tenantry.billing.models import Invoice
+from tenantry.billing.models import Invoice, InvoiceStatus
 from tenantry.billing.providers import PaymentProvider
 from tenantry.config import Settings
 from tenantry.kit.db import Database
@@ -173,7 +173,7 @@ def _collect_one(
         )
         if (
             invoice is None
-            or invoice.status != "open"
+            or invoice.status != InvoiceStatus.OPEN
             or invoice.next_attempt_at is None
             or invoice.next_attempt_at > now
         ):

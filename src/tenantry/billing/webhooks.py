@@ -42,7 +42,13 @@ from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
 from tenantry.billing import invoices, payments, repository, subscriptions
-from tenantry.billing.models import Invoice, Subscription, WebhookEvent
+from tenantry.billing.models import (
+    Invoice,
+    InvoiceStatus,
+    Subscription,
+    SubscriptionStatus,
+    WebhookEvent,
+)
 from tenantry.billing.providers import ChargeResult, ChargeStatus
 from tenantry.billing.rating import Cycle
 from tenantry.billing.stripe import price_lookup_key
@@ -297,11 +303,11 @@ def _subscription_updated(ctx: Ctx, obj: dict[str, Any], event: dict[str, Any]) 
     if isinstance(at_end, bool) and at_end != sub.cancel_at_period_end:
         sub.cancel_at_period_end = at_end
         changed["cancel_at_period_end"] = at_end
-    if obj.get("status") in ("past_due", "unpaid") and sub.status != "past_due":
+    if obj.get("status") in ("past_due", "unpaid") and sub.status != SubscriptionStatus.PAST_DUE:
         # Only ever worse: whether an org is paid up is Tenantry's to say (its own invoices),
         # and the mirror's zero-amount invoices say nothing about that.
-        changed["status"] = {"before": sub.status, "after": "past_due"}
-        sub.status = "past_due"
+        changed["status"] = {"before": sub.status, "after": SubscriptionStatus.PAST_DUE}
+        sub.status = SubscriptionStatus.PAST_DUE
     if not changed:
         return _Change("no change", sub.org_id)
     sub.updated_at = now
@@ -366,7 +372,7 @@ def _invoice_event(ctx: Ctx, obj: dict[str, Any], *, paid: bool, event_id: str) 
     invoice = _our_invoice(ctx, obj)
     if invoice is None:
         return _ignored("not a Tenantry invoice")
-    if invoice.status not in ("open", "uncollectible"):
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         return _ignored(f"the invoice is {invoice.status}", invoice.org_id)
     currency = obj.get("currency")
     if isinstance(currency, str) and currency.lower() != invoice.currency.lower():

@@ -39,10 +39,9 @@ from tenantry.plans.catalog import (
 )
 from tenantry.plans.models import PlanOverride
 from tenantry.tenancy import repository as tenancy_repository
-from tenantry.tenancy.models import Organization
+from tenantry.tenancy.models import Organization, OrgStatus
 from tenantry.tenancy.orgs import CreatedOrg, open_org_for
 
-ACTIVE, SUSPENDED = "active", "suspended"
 OPERATOR_ACTOR = "operator"
 
 
@@ -265,20 +264,20 @@ def suspend(
 ) -> Organization:
     """Refuse the tenant's members and API keys everywhere in it (403 `tenant_suspended`);
     nothing is deleted."""
-    if org.status == SUSPENDED:
+    if org.status == OrgStatus.SUSPENDED:
         raise Conflict("The organization is suspended already", code="tenant_suspended")
-    org.status, org.updated_at = SUSPENDED, ctx.clock.now()
+    org.status, org.updated_at = OrgStatus.SUSPENDED, ctx.clock.now()
     ctx.session.flush()
-    _record(ctx, principal, org.id, {"status": SUSPENDED, "reason": reason})
+    _record(ctx, principal, org.id, {"status": OrgStatus.SUSPENDED, "reason": reason})
     return org
 
 
 def resume(ctx: Ctx, principal: Principal, org: Organization) -> Organization:
-    if org.status != SUSPENDED:
+    if org.status != OrgStatus.SUSPENDED:
         raise Conflict("The organization is not suspended", code="tenant_not_suspended")
-    org.status, org.updated_at = ACTIVE, ctx.clock.now()
+    org.status, org.updated_at = OrgStatus.ACTIVE, ctx.clock.now()
     ctx.session.flush()
-    _record(ctx, principal, org.id, {"status": ACTIVE})
+    _record(ctx, principal, org.id, {"status": OrgStatus.ACTIVE})
     return org
 
 

@@ -28,7 +28,7 @@ from tenantry.tenancy.memberships import (
     org_role_from,
     team_role_from,
 )
-from tenantry.tenancy.models import Invitation, Organization
+from tenantry.tenancy.models import Invitation, InvitationStatus, Organization
 
 INVITATION_TOKEN_PREFIX = "tni_"
 
@@ -64,7 +64,7 @@ def new_invitation(
         email_normalized=normalized,
         role=role,
         token_hash=token_hash(token),
-        status="pending",
+        status=InvitationStatus.PENDING,
         invited_by=principal.user_id,
         created_at=now,
         expires_at=now + timedelta(seconds=ctx.settings.invitation_ttl_seconds),
@@ -136,7 +136,7 @@ def _open_invitation(ctx: Ctx, principal: Principal, token: str) -> tuple[Invita
     # must not tell a stranger, or another tenant, that it is live, used or expired.
     if invitation is None or user is None or user.email_normalized != invitation.email_normalized:
         raise NotFound("Invitation not found; it may have been sent to another email address")
-    if invitation.status != "pending":
+    if invitation.status != InvitationStatus.PENDING:
         raise Gone(
             f"This invitation was already {invitation.status}",
             code=f"invitation_{invitation.status}",
@@ -172,7 +172,7 @@ def accept_invitation(ctx: Ctx, principal: Principal, token: str) -> Invitation:
         ):
             raise Conflict("Already a member of this team", code="already_member")
         insert_team_member(ctx, team=team, user_id=user.id, role=invitation.role)
-    invitation.status = "accepted"
+    invitation.status = InvitationStatus.ACCEPTED
     invitation.responded_at = ctx.clock.now()
     audit.record(
         ctx,
@@ -188,7 +188,7 @@ def accept_invitation(ctx: Ctx, principal: Principal, token: str) -> Invitation:
 
 def decline_invitation(ctx: Ctx, principal: Principal, token: str) -> Invitation:
     invitation, _ = _open_invitation(ctx, principal, token)
-    invitation.status = "declined"
+    invitation.status = InvitationStatus.DECLINED
     invitation.responded_at = ctx.clock.now()
     audit.record(
         ctx,
@@ -215,12 +215,12 @@ def revoke_invitation(ctx: Ctx, principal: Principal, invitation_id: str) -> Inv
             org_id=invitation.org_id,
             team_id=invitation.team_id,
         )
-    if invitation.status != "pending":
+    if invitation.status != InvitationStatus.PENDING:
         raise Conflict(
             f"This invitation was already {invitation.status}",
             code=f"invitation_{invitation.status}",
         )
-    invitation.status = "revoked"
+    invitation.status = InvitationStatus.REVOKED
     invitation.responded_at = ctx.clock.now()
     audit.record(
         ctx,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
@@ -11,6 +12,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tenantry.kit.db import Base, JSONType, UTCDateTime
 from tenantry.kit.stamps import track
 from tenantry.plans.catalog import DEFAULT_PLAN
+
+
+class OrgStatus(StrEnum):
+    ACTIVE = "active"
+    # By an operator: its members' sessions and its API keys are refused, nothing is deleted.
+    SUSPENDED = "suspended"
 
 
 class Organization(Base):
@@ -22,8 +29,7 @@ class Organization(Base):
     plan: Mapped[str] = mapped_column(String(32), default=DEFAULT_PLAN)
     billing_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    # active | suspended (by an operator: its members and keys are refused, nothing is deleted)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=OrgStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -75,6 +81,13 @@ class TeamMembership(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class InvitationStatus(StrEnum):
+    PENDING = "pending"  # until answered or revoked; it can be accepted only until `expires_at`
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+
+
 class Invitation(Base):
     __tablename__ = "invitations"
     __table_args__ = (Index("ix_invitations_org_id_status", "org_id", "status"),)
@@ -88,7 +101,7 @@ class Invitation(Base):
     email_normalized: Mapped[str] = mapped_column(String(254), index=True)
     role: Mapped[str] = mapped_column(String(40))  # a team invitation may carry a custom role
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=InvitationStatus.PENDING.value)
     invited_by: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )

@@ -23,7 +23,7 @@ from tenantry.tenancy import repository
 from tenantry.tenancy.fields import before_after, check_slug, free_slug, slugify
 from tenantry.tenancy.invitations import IssuedInvitation, new_invitation
 from tenantry.tenancy.memberships import add_org_member
-from tenantry.tenancy.models import Organization, OrgMembership
+from tenantry.tenancy.models import Organization, OrgMembership, OrgStatus
 from tenantry.tenancy.scope import resolve_member
 
 
@@ -59,7 +59,7 @@ def insert_org(
         plan=plan,
         billing_email=billing_email,
         settings=settings,
-        status="active",
+        status=OrgStatus.ACTIVE,
         created_at=now,
         updated_at=now,
     )

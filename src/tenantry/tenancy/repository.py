@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session
 
 from tenantry.identity.models import User
 from tenantry.kit.pagination import Page, PageRequest, paginate
-from tenantry.tenancy.models import Invitation, Organization, OrgMembership, Team, TeamMembership
+from tenantry.tenancy.models import (
+    Invitation,
+    InvitationStatus,
+    Organization,
+    OrgMembership,
+    Team,
+    TeamMembership,
+)
 
 
 def unscoped_org_by_ref(session: Session, ref: str) -> Organization | None:
@@ -243,7 +250,7 @@ def pending_invitation_for(
     query = select(Invitation).where(
         Invitation.org_id == org_id,
         Invitation.email_normalized == email_normalized,
-        Invitation.status == "pending",
+        Invitation.status == InvitationStatus.PENDING,
         Invitation.expires_at > now,
     )
     query = query.where(
@@ -258,7 +265,7 @@ def invitations_of_org(
     query = select(Invitation).where(Invitation.org_id == org_id)
     if status is not None:
         query = query.where(Invitation.status == status)
-    if status == "pending":  # an expired invitation can no longer be accepted
+    if status == InvitationStatus.PENDING:  # an expired invitation can no longer be accepted
         query = query.where(Invitation.expires_at > now)
     return paginate(session, query, Invitation.id, page)
 

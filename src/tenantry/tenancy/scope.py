@@ -16,9 +16,7 @@ from tenantry.identity.models import User
 from tenantry.kit.errors import Forbidden, NotFound
 from tenantry.kit.stamps import stamped
 from tenantry.tenancy import repository
-from tenantry.tenancy.models import Organization, Team
-
-SUSPENDED = "suspended"
+from tenantry.tenancy.models import Organization, OrgStatus, Team
 
 
 def check_active(session: Session, org_id: str, *, status: str | None = None) -> None:
@@ -29,7 +27,7 @@ def check_active(session: Session, org_id: str, *, status: str | None = None) ->
         status = stamped(
             session, org_id, "status", lambda: repository.unscoped_org_status(session, org_id)
         )
-    if status == SUSPENDED:
+    if status == OrgStatus.SUSPENDED:
         raise Forbidden(
             "This organization is suspended; its operator can reactivate it",
             code="tenant_suspended",
