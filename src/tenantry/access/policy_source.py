@@ -33,9 +33,16 @@ def _org_roles(session: Session, org_id: str, user_id: str | None) -> dict[str, 
 
 def _teams(session: Session, org_id: str) -> dict[str, TeamData]:
     return {
-        team_id: TeamData(team_id, parent, (settings or {}).get(INHERIT_SETTING, True) is not False)
-        for team_id, parent, settings in session.execute(
-            select(Team.id, Team.parent_team_id, Team.settings).where(Team.org_id == org_id)
+        team_id: TeamData(
+            team_id,
+            parent,
+            (settings or {}).get(INHERIT_SETTING, True) is not False,
+            private=bool(private),
+        )
+        for team_id, parent, settings, private in session.execute(
+            select(Team.id, Team.parent_team_id, Team.settings, Team.private).where(
+                Team.org_id == org_id
+            )
         )
     }
 
@@ -123,7 +130,7 @@ UNION ALL
 SELECT 'team_role', team_id, role, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM team_memberships WHERE org_id = :org AND user_id = :user
 UNION ALL
-SELECT 'team', id, parent_team_id, TXT(settings), NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'team', id, parent_team_id, TXT(settings), TXT(private), NULL, NULL, NULL, NULL, NULL
   FROM teams WHERE org_id = :org
 UNION ALL
 SELECT 'role', id, name, TXT(permissions), TXT(inherits), NULL, NULL, NULL, NULL, NULL
@@ -150,6 +157,11 @@ _SLICE_QUERIES = {
 
 def _json(value: str | None) -> Any:
     return orjson.loads(value) if value is not None else None
+
+
+def _flag(value: str | int | None) -> bool:
+    """A boolean read as text: SQLite's 1 or 0, PostgreSQL's 'true' or 'false'."""
+    return str(value).lower() in ("1", "true", "t")
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -181,7 +193,7 @@ def load_principal_policy(
             team_roles[(a, user_id)] = b
         elif kind == "team":
             inherits = (_json(c) or {}).get(INHERIT_SETTING, True) is not False
-            teams[a] = TeamData(a, b, inherits)
+            teams[a] = TeamData(a, b, inherits, private=_flag(d))
         elif kind == "role":
             roles[a] = CustomRoleData(a, b, frozenset(_json(c) or ()), tuple(_json(d) or ()))
         else:

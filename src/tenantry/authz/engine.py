@@ -76,6 +76,9 @@ class TeamData:
     id: str
     parent_id: str | None
     inherits: bool = True  # False: roles on ancestor teams stop at this team
+    # Seen only by its members and the org's admins and owners; roles on ancestor teams stop at
+    # it too, so nobody outside holds anything on it.
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ class Snapshot:
         self.chains = {team: self._chain(team) for team in self.teams}
         self.children: dict[str, list[str]] = {}
         for team in self.teams.values():
-            if team.parent_id is not None and team.inherits:
+            if team.parent_id is not None and team.inherits and not team.private:
                 self.children.setdefault(team.parent_id, []).append(team.id)
         member_of: dict[str, set[str]] = {}
         members: dict[str, set[str]] = {}
@@ -254,6 +257,7 @@ class Snapshot:
         while (
             current is not None
             and current.inherits
+            and not current.private
             and current.parent_id is not None
             and current.parent_id not in chain
             and len(chain) < MAX_TEAM_DEPTH
@@ -299,6 +303,19 @@ class Snapshot:
         if subject.type == "api_key":
             return key is not None and key.creator_id in self.org_roles
         return subject.id in self.teams
+
+    # ---- who may see a team ----
+
+    def sees_team(self, user_id: str, team_id: str) -> bool:
+        """Whether the user may know the team exists: any team of the org for its admins and
+        owners, a private team for its members only."""
+        team = self.teams.get(team_id)
+        if team is None or not team.private:
+            return True
+        role = self.org_roles.get(user_id)
+        if role is OrgRole.OWNER or role is OrgRole.ADMIN:
+            return True
+        return (team_id, user_id) in self.team_roles
 
     # ---- what a principal holds on a team ----
 
@@ -411,7 +428,7 @@ class Snapshot:
         if resource.type == ORG_RESOURCE:
             return self._org_level(user_id, permission)
         team_id = self.team_of(resource)
-        if team_id is None:
+        if team_id is None or not self.sees_team(user_id, team_id):
             return DENIED
         via = self.held_on_team(user_id, team_id, now, key_id).get(permission)
         if via is not None:
@@ -445,6 +462,9 @@ class Snapshot:
         target = self.team_of(resource)
         if target is None:
             return DENIED
+        private = self.teams.get(target)
+        if private is not None and private.private and target != team_id:
+            return DENIED  # another team's members are outsiders to a private team
         subjects = frozenset({("team", team_id)})
         for ancestor in self.chains.get(target, (target,)):
             for rule in self.team_rules.get(ancestor, ()):

@@ -117,6 +117,18 @@ def is_in_org(session: Session, principal: Principal, org_id: str) -> bool:
     return org_role(session, principal, org_id) is not None
 
 
+def sees_team(session: Session, principal: Principal, *, org_id: str, team_id: str) -> bool:
+    """Whether the principal may know the team exists (a private team: only its members and the
+    org's admins and owners); an API key sees what its creator sees."""
+    return policy_of(session, principal, org_id).sees_team(principal.user_id, team_id)
+
+
+def hidden_teams(session: Session, principal: Principal, org_id: str) -> frozenset[str]:
+    """The org's private teams the principal may not see (to leave out of a listing)."""
+    snapshot = policy_of(session, principal, org_id)
+    return frozenset(t for t in snapshot.teams if not snapshot.sees_team(principal.user_id, t))
+
+
 def _resource(org_id: str, team_id: str | None) -> Resource:
     return Resource(ORG_RESOURCE, org_id) if team_id is None else Resource(TEAM_RESOURCE, team_id)
 
@@ -181,6 +193,10 @@ def authorize_resource(
     if not is_in_org(session, principal, org_id):
         raise NotFound("Organization not found" if resource.type == ORG_RESOURCE else "Not found")
     snapshot = policy_of(session, principal, org_id)
+    team_id = snapshot.team_of(resource) if resource.type != ORG_RESOURCE else None
+    if team_id is not None and not snapshot.sees_team(principal.user_id, team_id):
+        # A private team is to outsiders what another tenant's team is: not there.
+        raise NotFound("Team not found" if resource.type == TEAM_RESOURCE else "Not found")
     decision = decide(snapshot, principal, permission, resource, now_of(session))
     if not decision.allowed:
         where = "organization" if resource.type == ORG_RESOURCE else resource.type

@@ -28,7 +28,9 @@ app = typer.Typer(no_args_is_help=True, help="Create and inspect teams; manage t
 TEAM_ROLES = "owner, admin, editor (alias developer) or viewer"
 TEAM_HELP = "Team id, or ORG/TEAM-SLUG."
 TeamArg = Annotated[str, typer.Argument(help=TEAM_HELP, show_default=False)]
-TEAM_FIELDS = ["id", "slug", "name", "description", "org_id", "parent_team_id", "created_at"]
+TEAM_FIELDS = [
+    "id", "slug", "name", "description", "org_id", "parent_team_id", "private", "created_at",
+]  # fmt: skip
 
 
 def resolve_team(api: Client, ref: str) -> str:
@@ -55,13 +57,24 @@ def create(
     slug: Annotated[
         str | None, typer.Option("--slug", help="URL name; made from NAME when left out.")
     ] = None,
+    private: Annotated[
+        bool,
+        typer.Option(
+            "--private", help="Seen only by its members and the organization's admins and owners."
+        ),
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Create a team in an organization."""
     with connection.signed_in() as api:
         parent_id = resolve_team(api, parent) if parent else None
         team = api.create_team(
-            org, name, slug=slug, description=description, parent_team_id=parent_id
+            org,
+            name,
+            slug=slug,
+            description=description,
+            parent_team_id=parent_id,
+            private=private or None,
         )
     show(team, json_output, lambda: print_record(team, TEAM_FIELDS))
 
@@ -96,6 +109,33 @@ def show_(team: TeamArg, json_output: JsonFlag = False) -> None:
     with connection.signed_in() as api:
         found = api.get_team(resolve_team(api, team))
     show(found, json_output, lambda: print_record(found, [*TEAM_FIELDS, "settings"]))
+
+
+@app.command("update")
+def update(
+    team: TeamArg,
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="What the team does.")
+    ] = None,
+    private: Annotated[
+        bool | None,
+        typer.Option(
+            "--private/--public",
+            help="Private: seen only by its members and the organization's admins and owners.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Rename a team, describe it, or make it private or public."""
+    if name is None and description is None and private is None:
+        raise CliError("nothing to change: give --name, --description, --private or --public")
+    with connection.signed_in() as api:
+        updated = api.update_team(
+            resolve_team(api, team), name=name, description=description, private=private
+        )
+    show(updated, json_output, lambda: print_record(updated, TEAM_FIELDS))
 
 
 @app.command("delete")

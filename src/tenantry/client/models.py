@@ -143,6 +143,7 @@ class Team(Result):
     description: str = ""
     parent_team_id: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
+    private: bool = False
     created_at: datetime
     updated_at: datetime
 

@@ -141,14 +141,18 @@ class TenancyCalls:
         description: str | None = None,
         parent_team_id: str | None = None,
         settings: dict[str, Any] | None = None,
+        private: bool | None = None,
         idempotency_key: str | None = None,
     ) -> Call[Team]:
+        """A team in the organization; `private=True`: seen only by its members and the
+        organization's admins and owners."""
         body = fields(
             name=name,
             slug=slug,
             description=description,
             parent_team_id=parent_team_id,
             settings=settings,
+            private=private,
         )
         return Call(
             "POST",
@@ -185,13 +189,16 @@ class TenancyCalls:
         description: str | None = None,
         parent_team_id: str | None = None,
         settings: dict[str, Any] | None = None,
+        private: bool | None = None,
     ) -> Call[Team]:
+        """Change a team; what is left out (None) stays. `private` makes it private or public."""
         body = fields(
             name=name,
             slug=slug,
             description=description,
             parent_team_id=parent_team_id,
             settings=settings,
+            private=private,
         )
         return Call("PATCH", f"{API}/teams/{segment(team)}", model(Team), body=body)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.kit.db import Base, JSONType, UTCDateTime
@@ -61,6 +61,9 @@ class Team(Base):
         ForeignKey("teams.id", ondelete="SET NULL"), nullable=True
     )
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Seen (listed, resolved, named anywhere) only by its members and the org's admins and
+    # owners; everyone else gets the 404 of another tenant's team (docs/access-control.md).
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -115,4 +118,4 @@ class Invitation(Base):
 track(Organization, deciding=frozenset({"plan", "status"}), org_column="id", added_or_removed=False)
 track(OrgMembership, deciding=frozenset({"role", "user_id"}))
 track(TeamMembership, deciding=frozenset({"role", "user_id", "team_id"}))
-track(Team, deciding=frozenset({"parent_team_id", "settings"}))
+track(Team, deciding=frozenset({"parent_team_id", "settings", "private"}))

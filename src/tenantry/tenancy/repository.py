@@ -165,8 +165,13 @@ def team_slugs_like(session: Session, *, org_id: str, base: str) -> set[str]:
     )
 
 
-def teams_of_org(session: Session, *, org_id: str, page: PageRequest) -> Page[Team]:
-    return paginate(session, select(Team).where(Team.org_id == org_id), Team.id, page)
+def teams_of_org(
+    session: Session, *, org_id: str, page: PageRequest, hidden: frozenset[str] = frozenset()
+) -> Page[Team]:
+    query = select(Team).where(Team.org_id == org_id)
+    if hidden:  # private teams the reader is outside of
+        query = query.where(Team.id.not_in(hidden))
+    return paginate(session, query, Team.id, page)
 
 
 def team_ancestors(session: Session, *, org_id: str, team_id: str) -> list[str]:

@@ -100,6 +100,10 @@ class TeamCreateIn(Input):
     description: Description = ""
     parent_team_id: str | None = Field(default=None, max_length=40)
     settings: dict[str, Any] = Field(default_factory=dict)
+    private: bool = Field(
+        default=False,
+        description="Seen only by its members and the organization's admins and owners",
+    )
 
     _settings = field_validator("settings")(check_settings_size)
 
@@ -110,6 +114,11 @@ class TeamUpdateIn(Input):
     description: Description | None = None
     parent_team_id: str | None = Field(default=None, max_length=40)
     settings: dict[str, Any] | None = None
+    private: bool = Field(
+        default=False,
+        description="true: seen only by its members and the organization's admins and owners; "
+        "left out: unchanged",
+    )
 
     _settings = field_validator("settings")(check_settings_size)
 
@@ -122,6 +131,7 @@ class TeamOut(Output):
     description: str
     parent_team_id: str | None
     settings: dict[str, Any]
+    private: bool
     created_at: datetime
     updated_at: datetime
 

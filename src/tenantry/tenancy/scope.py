@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tenantry.authz.principal import Principal
-from tenantry.authz.service import is_in_org
+from tenantry.authz.service import is_in_org, sees_team
 from tenantry.identity.models import User
 from tenantry.kit.errors import Forbidden, NotFound
 from tenantry.kit.stamps import stamped
@@ -49,6 +49,8 @@ def resolve_team(session: Session, principal: Principal, team_id: str) -> Team:
         raise NotFound("Team not found")
     if principal.kind == "api_key" and principal.key_team_id not in (None, team.id):
         raise NotFound("Team not found")
+    if not sees_team(session, principal, org_id=team.org_id, team_id=team.id):
+        raise NotFound("Team not found")  # a private team, to someone outside it
     check_active(session, team.org_id)
     return team
 
@@ -77,6 +79,8 @@ def resolve_team_ref(session: Session, principal: Principal, team_id: str) -> Te
     if org_id is None or not is_in_org(session, principal, org_id):
         raise NotFound("Team not found")
     if principal.kind == "api_key" and principal.key_team_id not in (None, team_id):
+        raise NotFound("Team not found")
+    if not sees_team(session, principal, org_id=org_id, team_id=team_id):
         raise NotFound("Team not found")
     check_active(session, org_id)
     return TeamRef(team_id, org_id)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
 from tenantry.authz.principal import Principal
+from tenantry.authz.service import hidden_teams
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Unprocessable
 from tenantry.kit.ids import new_id
@@ -28,6 +29,7 @@ def create_team(
     description: str,
     parent_team_id: str | None,
     settings: dict[str, Any],
+    private: bool = False,
 ) -> Team:
     if (
         parent_team_id is not None
@@ -54,6 +56,7 @@ def create_team(
         description=description,
         parent_team_id=parent_team_id,
         settings=settings,
+        private=private,
         created_at=now,
         updated_at=now,
     )
@@ -66,7 +69,12 @@ def create_team(
         team_id=team.id,
         target_type="team",
         target_id=team.id,
-        summary={"name": name, "slug": slug, "parent_team_id": parent_team_id},
+        summary={
+            "name": name,
+            "slug": slug,
+            "parent_team_id": parent_team_id,
+            **({"private": True} if private else {}),
+        },
     )
     return team
 
@@ -74,10 +82,12 @@ def create_team(
 def list_teams(
     session: Session, principal: Principal, org: Organization, page: PageRequest
 ) -> Page[Team]:
+    hidden = hidden_teams(session, principal, org.id)
     if principal.kind == "api_key" and principal.key_team_id is not None:
         team = repository.team_in_org(session, org_id=org.id, team_id=principal.key_team_id)
-        return Page(items=[team] if team and not page.cursor else [], next_cursor=None)
-    return repository.teams_of_org(session, org_id=org.id, page=page)
+        shown = team is not None and team.id not in hidden and not page.cursor
+        return Page(items=[team] if team is not None and shown else [], next_cursor=None)
+    return repository.teams_of_org(session, org_id=org.id, page=page, hidden=hidden)
 
 
 def update_team(ctx: Ctx, principal: Principal, team: Team, changes: dict[str, Any]) -> Team:
