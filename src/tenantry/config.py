@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     # its end (no payment method), the org falls back to the Free plan.
     billing_trial_days: int = Field(default=14, ge=1, le=90)
 
+    # Artifacts of runs and models (docs/ml.md): files under `artifact_dir` (default: the
+    # data directory's `artifacts/`), or objects of an S3-compatible bucket. S3 credentials
+    # come from the environment as boto3 reads them (AWS_ACCESS_KEY_ID, a profile, a role).
+    artifact_store: Literal["local", "s3"] = "local"
+    artifact_dir: Path | None = None
+    artifact_s3_bucket: str | None = None
+    artifact_s3_prefix: str = ""
+    artifact_s3_endpoint_url: str | None = None
+    artifact_s3_region: str | None = None
+    # The largest single file an upload may hold, besides the plan's storage quota.
+    max_artifact_bytes: int = Field(default=5 * 1024**3, ge=1)
+
     # The dashboard (docs/dashboard.md). Its session cookie is `Secure` when a request came
     # over HTTPS; set this to true behind a proxy that terminates TLS, false to never mark it.
     web_secure_cookies: bool | None = None
@@ -103,6 +115,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TENANTRY_PAYMENT_PROVIDER=stripe needs TENANTRY_STRIPE_API_KEY (a secret key)"
             )
+        if self.artifact_store == "s3" and not self.artifact_s3_bucket:
+            raise ValueError("TENANTRY_ARTIFACT_STORE=s3 needs TENANTRY_ARTIFACT_S3_BUCKET")
         return self
 
     def resolved_database_url(self) -> str:

@@ -7,6 +7,7 @@ from tenantry.identity import models as identity_models
 from tenantry.kit import idempotency
 from tenantry.kit.db import Base
 from tenantry.metering import models as metering_models
+from tenantry.ml import models as ml_models
 from tenantry.operator import models as operator_models
 from tenantry.plans import models as plans_models
 from tenantry.tenancy import models as tenancy_models
@@ -21,6 +22,7 @@ __all__ = [
     "identity_models",
     "metadata",
     "metering_models",
+    "ml_models",
     "operator_models",
     "plans_models",
     "tenancy_models",

@@ -102,12 +102,14 @@ def test_twenty_joins_for_the_last_member_slot(
 
 @pytest.fixture
 def models_counted() -> Any:
-    """A stand-in count source for the `models` quota, as the model registry will register."""
+    """A stand-in count source for the `models` quota in place of the registry's own, which
+    is put back afterwards."""
     made: dict[str, int] = {}
     lock = threading.Lock()
+    registered = COUNT_SOURCES["models"]
     register_count_source("models", lambda session, org_id: made.get(org_id, 0))
     yield made, lock
-    COUNT_SOURCES.pop("models", None)
+    COUNT_SOURCES["models"] = registered
 
 
 def test_claim_count_lets_one_of_twenty_take_the_last_slot(

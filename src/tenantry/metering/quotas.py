@@ -203,3 +203,56 @@ def authorize_usage_read(
     session: Session, principal: Principal, *, org_id: str, team_id: str | None
 ) -> None:
     authorize(session, principal, Permission.USAGE_READ, org_id=org_id, team_id=team_id)
+
+
+# ---- level quotas (storage held) ----
+
+
+def _level(
+    session: Session, org_id: str, quota_key: str, now: datetime
+) -> tuple[Plan, Quota, Decimal] | None:
+    """The org's plan, its hard level quota `quota_key` and the level held now; None when the
+    plan sets no hard limit on it (unlimited, or soft: over it is billed, not refused)."""
+    plan = effective_plan(session, org_id)
+    quota = plan.quota(quota_key)
+    if quota is None or quota.limit is None or quota.meter is None:
+        return None
+    if quota.enforcement is not Enforcement.HARD:
+        return None
+    key = (quota.meter, quota.period.value, period_start(quota.period, now))
+    state = repository.counters(session, org_id=org_id, keys=[key]).get(key)
+    return plan, quota, state.used if state is not None else Decimal(0)
+
+
+def level_room(session: Session, org_id: str, quota_key: str, *, now: datetime) -> Decimal | None:
+    """How much more of a level quota (GB of `storage_gb`) the org may hold; None: no hard
+    limit. For a check before a long transfer; `claim_level` decides under the lock."""
+    found = _level(session, org_id, quota_key, now)
+    if found is None:
+        return None
+    _, quota, used = found
+    assert quota.limit is not None
+    return max(Decimal(0), quota.limit - used)
+
+
+def claim_level(
+    session: Session, org_id: str, quota_key: str, *, adding: Decimal, now: datetime
+) -> None:
+    """Claim `adding` more of a level quota (storage) before recording it as usage in the
+    caller's transaction; 402 if the plan's hard limit has no room. Claims lock the org's row
+    for the quota, as `claim_count` does, so racing uploads for the last room get one."""
+    if adding <= 0:
+        return
+    repository.lock_quota(session, org_id=org_id, quota_key=quota_key)
+    found = _level(session, org_id, quota_key, now)
+    if found is None:
+        return
+    plan, quota, used = found
+    assert quota.limit is not None
+    if used + adding > quota.limit:
+        raise quota_exceeded(
+            plan,
+            quota,
+            used=used,
+            detail=f"The {plan.name} plan allows {quota.limit} GB of storage",
+        )
