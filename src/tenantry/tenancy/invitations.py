@@ -82,7 +82,10 @@ def create_invitation(
     email: str,
     role_name: str,
     team_id: str | None,
+    one_of_many: bool = False,
 ) -> IssuedInvitation:
+    """An invitation to the org or one of its teams. `one_of_many`: one of several sent by one
+    request (a pasted list), each recorded as its own audit event."""
     normalized = email.strip().lower()
     if team_id is not None:
         team = repository.team_in_org(ctx.session, org_id=org.id, team_id=team_id)
@@ -113,6 +116,7 @@ def create_invitation(
         target_type="invitation",
         target_id=issued.invitation.id,
         summary={"role": role, "team_id": team_id},
+        one_of_many=one_of_many,
     )
     return issued
 
@@ -146,6 +150,13 @@ def _open_invitation(ctx: Ctx, principal: Principal, token: str) -> tuple[Invita
     if principal.kind != "user":
         raise Forbidden("Invitations are answered by signed-in users", code="users_only")
     return invitation, user
+
+
+def invitation_to_answer(ctx: Ctx, principal: Principal, token: str) -> Invitation:
+    """The invitation `token` opens for the signed-in person, shown before they accept or
+    decline it: refused exactly as accepting it would be (404 for anyone else's, 410 once it
+    is answered or expired)."""
+    return _open_invitation(ctx, principal, token)[0]
 
 
 def accept_invitation(ctx: Ctx, principal: Principal, token: str) -> Invitation:

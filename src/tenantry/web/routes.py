@@ -15,13 +15,20 @@ from starlette.types import Scope
 from tenantry.config import Settings
 from tenantry.kit.errors import Problem
 from tenantry.web.guard import PageHeaders
-from tenantry.web.pages import PageRoute, auth, home, overview
+from tenantry.web.pages import PageRoute, auth, home, invitations, members, overview, teams
 from tenantry.web.session import WebKeys
 from tenantry.web.templating import is_htmx, render
 from tenantry.web.visit import SignInNeeded, WebState, clear_session_cookie
 
 STATIC_PREFIX = "/static/"
-PAGE_ROUTERS = (auth.router, home.router, overview.router)
+PAGE_ROUTERS = (
+    auth.router,
+    home.router,
+    overview.router,
+    teams.router,
+    members.router,
+    invitations.router,
+)
 
 
 def is_page_scope(scope: Scope) -> bool:

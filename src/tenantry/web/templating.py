@@ -66,6 +66,9 @@ def _percent(part: float | int | Decimal | None, whole: float | int | Decimal | 
 
 ENV.filters.update(when=_when, day=_day, iso=_iso, number=_number, money=_money)
 ENV.globals.update(version=__version__, percent=_percent)
+# The form macros, for every template and for each block rendered on its own (a block does not
+# run its template's top-level imports).
+ENV.globals["m"] = ENV.get_template("macros.html").module
 
 
 def is_htmx(request: Request) -> bool:

@@ -26,10 +26,10 @@ from tenantry.identity import repository as identity_repository
 from tenantry.identity import service as identity
 from tenantry.identity.models import User
 from tenantry.kit.context import MUTATING_METHODS, Ctx
-from tenantry.kit.errors import Unauthenticated
+from tenantry.kit.errors import NotFound, Unauthenticated
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy import scope as tenancy
-from tenantry.tenancy.models import Organization, OrgMembership
+from tenantry.tenancy.models import Organization, OrgMembership, Team
 from tenantry.web.guard import check_same_origin, refuse_bad_token
 from tenantry.web.session import (
     ANONYMOUS_CSRF_COOKIE,
@@ -70,11 +70,17 @@ class Visit:
     memberships: list[tuple[OrgMembership, Organization]]
     form: FormData = field(default_factory=FormData)
     org: Organization | None = None
+    team: Team | None = None
 
     @property
     def current_org(self) -> Organization:
         assert self.org is not None, "an org page's visit has its org"
         return self.org
+
+    @property
+    def current_team(self) -> Team:
+        assert self.team is not None, "a team page's visit has its team"
+        return self.team
 
     @property
     def org_role(self) -> str | None:
@@ -111,6 +117,7 @@ def _enter(
     form: FormData,
     org_ref: str | None,
     permission: Permission | None,
+    team_ref: str | None = None,
 ) -> Visit:
     bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
     try:
@@ -134,14 +141,25 @@ def _enter(
     if org_ref is not None:
         org = tenancy.resolve_org(ctx.session, principal, org_ref)
         request.state.audit_org_id = org.id
+        team = None
+        if team_ref is not None:
+            team = tenancy.resolve_team(ctx.session, principal, team_ref)
+            if team.org_id != org.id:  # a team is only ever reached through its own org
+                raise NotFound("Team not found")
+            request.state.audit_team_id = team.id
         if permission is not None:
-            authorize(ctx.session, principal, permission, org_id=org.id)
-        visit.org = org
+            authorize(
+                ctx.session, principal, permission, org_id=org.id, team_id=team.id if team else None
+            )
+        visit.org, visit.team = org, team
     return visit
 
 
 async def _visit(
-    request: Request, org_ref: str | None, permission: Permission | None
+    request: Request,
+    org_ref: str | None,
+    permission: Permission | None,
+    team_ref: str | None = None,
 ) -> AsyncIterator[Visit]:
     cookie = web_state(request).keys.read_session_cookie(request.cookies.get(SESSION_COOKIE))
     if cookie is None:
@@ -150,7 +168,7 @@ async def _visit(
     if request.method in MUTATING_METHODS:
         form = await _checked_form(request, cookie)
     async with unit_of_work_entered(
-        request, "", lambda ctx: _enter(request, ctx, cookie, form, org_ref, permission)
+        request, "", lambda ctx: _enter(request, ctx, cookie, form, org_ref, permission, team_ref)
     ) as visit:
         yield visit
 
@@ -163,11 +181,44 @@ async def signed_in(request: Request, _turn: TurnDep) -> AsyncIterator[Visit]:
 VisitDep = Annotated[Visit, Depends(signed_in)]
 
 
+async def maybe_signed_in(request: Request, _turn: TurnDep) -> AsyncIterator[Visit | None]:
+    """The visit of a page that anyone may open (an invitation): None when nobody, or nobody
+    whose session is still live, is signed in."""
+    cookie = web_state(request).keys.read_session_cookie(request.cookies.get(SESSION_COOKIE))
+    if cookie is None or request.method in MUTATING_METHODS:
+        yield None
+        return
+
+    def enter(ctx: Ctx) -> Visit | None:
+        try:
+            return _enter(request, ctx, cookie, FormData(), None, None)
+        except SignInNeeded:
+            return None
+
+    async with unit_of_work_entered(request, "", enter) as visit:
+        yield visit
+
+
+MaybeVisitDep = Annotated[Visit | None, Depends(maybe_signed_in)]
+
+
 def org_page(permission: Permission | None = None) -> Callable[..., AsyncIterator[Visit]]:
     """A page of `{org}`, seen by those who hold `permission` in it (any member when None)."""
 
     async def dependency(org: str, request: Request, _turn: TurnDep) -> AsyncIterator[Visit]:
         async for visit in _visit(request, org, permission):
+            yield visit
+
+    return dependency
+
+
+def team_page(permission: Permission) -> Callable[..., AsyncIterator[Visit]]:
+    """A page of `{team}` in `{org}`, seen by those who hold `permission` on the team."""
+
+    async def dependency(
+        org: str, team: str, request: Request, _turn: TurnDep
+    ) -> AsyncIterator[Visit]:
+        async for visit in _visit(request, org, permission, team):
             yield visit
 
     return dependency
