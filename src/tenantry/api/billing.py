@@ -58,6 +58,7 @@ from tenantry.billing.schemas import (
     WebhookOut,
 )
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep
 from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.errors import NotFound
@@ -77,8 +78,7 @@ InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible", "issue
 
 
 def provider_of(request: Request) -> PaymentProvider:
-    provider: PaymentProvider = request.app.state.payments
-    return provider
+    return app_state(request).payments
 
 
 ProviderDep = Annotated[PaymentProvider, Depends(provider_of)]

@@ -10,6 +10,7 @@ from tenantry.api.billing import ProviderDep
 from tenantry.authz.catalog import Permission
 from tenantry.billing import subscriptions
 from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
+from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep
 from tenantry.identity import repository as identity_repository
 from tenantry.identity import service as identity
@@ -247,7 +248,6 @@ def create_team(body: TeamCreateIn, scope: TeamsCreate) -> Response:
         description=body.description,
         parent_team_id=body.parent_team_id,
         settings=body.settings,
-        private=body.private,
     )
     return scope.ctx.done(TeamOut.model_validate(team), status=201)
 
@@ -435,7 +435,7 @@ def revoke_invitation(invitation_id: str, ctx: CtxDep, principal: PrincipalDep) 
 def onboard(body: OnboardIn, ctx: CtxDep, request: Request, provider: ProviderDep) -> Response:
     """A company's first sign-up: an account, its org (Free, or a trial of the paid `plan` or
     `tier` asked for) with a default team, and a session."""
-    state = request.app.state
+    state = app_state(request)
     trial = asked_trial(ctx, body.plan, body.tier)
     owner = identity.create_user(
         ctx,
