@@ -248,6 +248,7 @@ def create_team(body: TeamCreateIn, scope: TeamsCreate) -> Response:
         description=body.description,
         parent_team_id=body.parent_team_id,
         settings=body.settings,
+        private=body.private,
     )
     return scope.ctx.done(TeamOut.model_validate(team), status=201)
 
