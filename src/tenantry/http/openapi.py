@@ -121,10 +121,12 @@ HEADERS: dict[int, dict[str, Any]] = {
     503: RETRY_AFTER,
 }
 
+# The sign-in routes (public, under this prefix) refuse the credential they are given (a
+# password, a refresh token, a sign-in code or assertion: 401) and repeated failures (429).
+SIGN_IN_PREFIX, SIGN_IN_REFUSALS = "/api/v1/auth/", frozenset({401, 429})
 # Refusals that only a service makes (no dependency of the route shows them), by operation.
 REFUSALS: dict[tuple[str, str], frozenset[int]] = {
-    ("POST", LOGIN_PATH): frozenset({401, 429}),
-    ("POST", "/api/v1/auth/refresh"): frozenset({401}),
+    ("POST", "/api/v1/auth/sso/start"): frozenset({404}),  # no connection for that domain
     ("POST", "/api/v1/invitations/{token}/accept"): frozenset({410}),
     ("POST", "/api/v1/invitations/{token}/decline"): frozenset({410}),
     ("POST", "/api/v1/teams/{team}/runs/leases/{lease_id}/heartbeat"): frozenset({410}),
@@ -177,7 +179,8 @@ def api_routes(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
         route = context.original_route
         if isinstance(route, APIRoute) and route.include_in_schema:
             for method in sorted(context.methods or ()):
-                yield method, str(context.path), route
+                # As the document names it: `{path}` for a `{path:path}` parameter.
+                yield method, str(context.path_format), route
 
 
 def _calls(route: APIRoute) -> Iterator[Callable[..., Any]]:
@@ -215,6 +218,8 @@ def statuses_of(method: str, path: str, route: APIRoute, operation: dict[str, An
         found.add(503)
     if PROVIDER_TAG in (operation.get("tags") or []) and method in MUTATING_METHODS:
         found.add(502)
+    if not authenticated and path.startswith(SIGN_IN_PREFIX):
+        found |= SIGN_IN_REFUSALS
     return found | REFUSALS.get((method, path), frozenset())
 
 
