@@ -24,6 +24,7 @@ from tenantry.api.billing import router as billing_router
 from tenantry.api.billing import webhook_router as billing_webhooks
 from tenantry.api.identity import router as identity_router
 from tenantry.api.metering import router as metering_router
+from tenantry.api.spend import router as spend_router
 from tenantry.api.operator import router as operator_router
 from tenantry.api.privacy import router as privacy_router
 from tenantry.api.tenancy import router as tenancy_router
@@ -260,6 +261,7 @@ def create_app(
     # reached by another's path either way (tests/matrix/test_route_table.py).
     for router in (
         metering_router,
+        spend_router,
         identity_router,
         tenancy_router,
         access_router,

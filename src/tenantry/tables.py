@@ -10,6 +10,7 @@ from tenantry.metering import models as metering_models
 from tenantry.ml import models as ml_models
 from tenantry.operator import models as operator_models
 from tenantry.plans import models as plans_models
+from tenantry.spend import models as spend_models
 from tenantry.tenancy import models as tenancy_models
 from tenantry.throttling import models as throttling_models
 
@@ -25,6 +26,7 @@ __all__ = [
     "ml_models",
     "operator_models",
     "plans_models",
+    "spend_models",
     "tenancy_models",
     "throttling_models",
 ]

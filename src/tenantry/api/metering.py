@@ -172,6 +172,8 @@ def _admission_out(decided: admission.Admission, request: Request) -> AdmissionO
         expires_at=reservation.expires_at if reservation else None,
         remaining={k: _quantity(v) for k, v in decided.remaining.items()},
         rate_limit=_rate_limit_seen(request),
+        budgets=decided.sections.get("budgets"),
+        estimated_cost=decided.sections.get("estimated_cost"),
     )
 
 

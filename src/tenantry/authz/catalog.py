@@ -46,6 +46,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     BILLING_VIEW = "billing:view"
     BILLING_MANAGE = "billing:manage"
+    SPEND_READ = "spend:read"
+    SPEND_MANAGE = "spend:manage"
 
 
 CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
@@ -81,6 +83,9 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.AUDIT_READ: "Read the audit trail",
     Permission.BILLING_VIEW: "See plans, subscriptions and invoices",
     Permission.BILLING_MANAGE: "Change the plan, pay and manage payment methods",
+    Permission.SPEND_READ: "See LLM costs by provider, model and member, budgets and their alerts",
+    Permission.SPEND_MANAGE: "Set budgets, billing settings and negotiated prices; acknowledge "
+    "budget alerts",
 }
 
 
@@ -101,7 +106,15 @@ ROLE_ALIASES: Final[dict[str, str]] = {"developer": "editor"}
 
 P = Permission
 _VIEWER = frozenset(
-    {P.ORG_READ, P.TEAM_READ, P.MEMBER_READ, P.MODEL_READ, P.EXPERIMENT_READ, P.USAGE_READ}
+    {
+        P.ORG_READ,
+        P.TEAM_READ,
+        P.MEMBER_READ,
+        P.MODEL_READ,
+        P.EXPERIMENT_READ,
+        P.USAGE_READ,
+        P.SPEND_READ,
+    }
 )
 _EDITOR = _VIEWER | {
     P.MODEL_CREATE,
@@ -123,6 +136,7 @@ _ADMIN = _EDITOR | {
     P.APIKEY_REVOKE,
     P.AUDIT_READ,
     P.BILLING_VIEW,
+    P.SPEND_MANAGE,
     P.ORG_UPDATE,
     P.ROLE_READ,
     P.ROLE_MANAGE,

@@ -1,8 +1,9 @@
 """Admission: "may this principal do this, within plan and quota?" — answered before an expensive
 action, with what it is expected to use held until the action reports what it really used.
 
-    admit  -> checks (permission of the action; budgets and policies will plug in here), then
-              reserves the estimate against every metered quota it touches, atomically
+    admit  -> checks (permission of the action; policies will plug in here), then reserves the
+              estimate against every metered quota it touches and, through the registered
+              holders, against anything else that limits it (spend's budgets), atomically
     settle -> records the actual usage as usage events and releases the holds, in one transaction
     expire -> a reservation never settled frees its holds once (the worker, and lazily here)
 
@@ -13,11 +14,11 @@ pass a limit. Soft quotas always allow, and warn once the limit is passed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -94,6 +95,55 @@ ADMISSION_CHECKS: list[AdmissionCheck] = [action_permission]
 
 
 @dataclass(frozen=True)
+class Holding:
+    """What a holder did for one admission: the reasons it refuses for (its own holds then given
+    back by itself), the holds it took, stored with the reservation (each a JSON object with
+    `"holder": <its name>`), and sections it adds to the answer (`{"budgets": [...]}`)."""
+
+    refused: list[Reason] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
+class AdmissionHolder(Protocol):
+    """Something besides the plan's quotas that an admission holds against, in the admission's
+    own transaction (spend registers its budgets). Rows a holder locks come after metering's
+    counters, in the holder's own key order, on every path: admit, settle, expire."""
+
+    name: str
+
+    def hold(self, request: AdmissionRequest, releasing: list[dict[str, Any]]) -> Holding:
+        """Release `releasing` (holds of this org's reservations that just expired), then take
+        this admission's holds; on refusal, whatever it took is given back before it returns."""
+        ...
+
+    def give_back(self, session: Session, org_id: str, held: list[dict[str, Any]]) -> None:
+        """Undo `held` (the admission was refused by another holder or by a quota)."""
+        ...
+
+    def release(
+        self, session: Session, org_id: str, held: list[dict[str, Any]], *, now: datetime
+    ) -> None:
+        """Free `held`, the holds of a reservation that expired unsettled."""
+        ...
+
+
+# Holders run in this order after the quota holds; settle hands their holds to the usage
+# listeners (`metering.recording.USAGE_LISTENERS`), which release them with the usage recorded.
+ADMISSION_HOLDERS: list[AdmissionHolder] = []
+
+
+def register_holder(holder: AdmissionHolder) -> None:
+    if all(h.name != holder.name for h in ADMISSION_HOLDERS):
+        ADMISSION_HOLDERS.append(holder)
+
+
+def holder_entries(holds: list[dict[str, Any]], name: str | None = None) -> list[dict[str, Any]]:
+    """The holds of a reservation that a holder took (all holders' when `name` is None)."""
+    return [h for h in holds if "holder" in h and (name is None or h["holder"] == name)]
+
+
+@dataclass(frozen=True)
 class Held:
     """The reservation an allowed admission made."""
 
@@ -108,6 +158,7 @@ class Admission:
     warnings: list[Reason]
     reservation: Held | None
     remaining: dict[str, Decimal | None]
+    sections: dict[str, Any] = field(default_factory=dict)  # what holders add to the answer
 
 
 def check_quantities(usage: Mapping[str, Decimal], *, what: str) -> None:
@@ -153,6 +204,8 @@ def _held(holds: list[dict[str, Any]]) -> dict[CounterKey, Decimal]:
     """A reservation's stored holds as counter amounts."""
     out: dict[CounterKey, Decimal] = {}
     for hold in holds:
+        if "holder" in hold:
+            continue  # a holder's, released by that holder
         key = (hold["meter"], hold["period"], datetime.fromisoformat(hold["period_start"]))
         out[key] = out.get(key, Decimal(0)) + Decimal(hold["quantity"])
     return out
@@ -307,25 +360,35 @@ _NOTHING_OVERDUE_BEFORE: dict[str, datetime] = {}
 _NOTHING_OVERDUE_CAPACITY = 100_000
 
 
-def _overdue_releases(session: Session, org_id: str, now: datetime) -> dict[CounterKey, Decimal]:
+@dataclass
+class _Overdue:
+    """What the overdue reservations an admission expired held."""
+
+    counters: dict[CounterKey, Decimal] = field(default_factory=dict)
+    holders: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _overdue_releases(session: Session, org_id: str, now: datetime) -> _Overdue:
     """Expire this org's overdue reservations (a few per call); what they held."""
+    found = _Overdue()
     if now < _NOTHING_OVERDUE_BEFORE.get(org_id, now):
-        return {}
-    releases: dict[CounterKey, Decimal] = {}
+        return found
+    releases = found.counters
     first = repository.first_to_expire(session, org_id=org_id, limit=LAZY_EXPIRY_BATCH + 1)
     overdue = [(rid, holds) for rid, holds, expires_at in first if expires_at <= now]
     for reservation_id, holds in overdue[:LAZY_EXPIRY_BATCH]:
         if _mark_expired(session, org_id, reservation_id, now=now):
             for key, quantity in _held(holds).items():
                 releases[key] = releases.get(key, Decimal(0)) + quantity
+            found.holders.extend(holder_entries(holds))
     if len(overdue) > LAZY_EXPIRY_BATCH:
         _NOTHING_OVERDUE_BEFORE.pop(org_id, None)  # more are overdue: look again next time
-        return releases
+        return found
     later = [expires_at for _, _, expires_at in first if expires_at > now]
     if len(_NOTHING_OVERDUE_BEFORE) >= _NOTHING_OVERDUE_CAPACITY:
         _NOTHING_OVERDUE_BEFORE.clear()
     _NOTHING_OVERDUE_BEFORE[org_id] = min([*later[:1], now + MIN_TTL / 2])
-    return releases
+    return found
 
 
 def remaining(
@@ -383,11 +446,12 @@ def admit(
         session, principal, team, plan, action, estimate, provider, model, now
     )
     reasons = [reason for check in ADMISSION_CHECKS for reason in check(request)]
-    releases = _overdue_releases(session, team.org_id, now)
+    overdue = _overdue_releases(session, team.org_id, now)
     holds = [] if reasons else _holds_for(plan, estimate, now)
     held = None if reasons else Held(new_id("rsv"), now + ttl)
-    # The reservation as it is made if every hold is taken (then `holds` are all taken).
-    reservation = (
+    # The reservation as it is made if every hold is taken (then `holds` are all taken). With
+    # holders registered it is made after their holds, which come after the quotas'.
+    reservation: dict[str, Any] | None = (
         None
         if held is None
         else {
@@ -405,13 +469,31 @@ def admit(
             "expires_at": held.expires_at,
         }
     )
-    taken = _take_holds(session, team.org_id, plan, holds, releases, reservation)
+    with_last_hold = reservation if not ADMISSION_HOLDERS else None
+    taken = _take_holds(session, team.org_id, plan, holds, overdue.counters, with_last_hold)
     reasons += taken.refused
     seen = taken.counters
+    sections: dict[str, Any] = {}
+    holdings: list[tuple[AdmissionHolder, Holding]] = []
+    for holder in ADMISSION_HOLDERS:
+        releasing = holder_entries(overdue.holders, holder.name)
+        if reasons:
+            if releasing:
+                holder.release(session, team.org_id, releasing, now=now)
+            continue
+        holding = holder.hold(request, releasing)
+        sections.update(holding.sections)
+        reasons += holding.refused
+        if not holding.refused:
+            holdings.append((holder, holding))
     if reasons:
         _give_back(session, team.org_id, taken.holds)
+        for holder, holding in holdings:
+            holder.give_back(session, team.org_id, holding.held)
         seen = taken.refused_counters  # the ones given back are read afresh
     elif reservation is not None and not taken.reserved:
+        taken_by_holders = [entry for _, holding in holdings for entry in holding.held]
+        reservation["holds"] = [*reservation["holds"], *taken_by_holders]
         repository.insert_held_reservation(session, reservation)
     return Admission(
         decision="deny" if reasons else "allow",
@@ -419,6 +501,7 @@ def admit(
         warnings=taken.warnings,
         reservation=None if reasons else held,
         remaining=remaining(session, team.org_id, plan, now, known=seen),
+        sections=sections,
     )
 
 
@@ -443,8 +526,16 @@ def find_reservation(session: Session, principal: Principal, reservation_id: str
 
 
 def settle(
-    ctx: Ctx, principal: Principal, reservation_id: str, usage: Mapping[str, Decimal]
+    ctx: Ctx,
+    principal: Principal,
+    reservation_id: str,
+    usage: Mapping[str, Decimal],
+    *,
+    events: Sequence[UsageEvent] | None = None,
 ) -> Settlement:
+    """Record what the admitted action used and release its holds. `events` are recorded instead
+    of one event per meter of `usage` (an LLM call's own, with its ids and dimensions); they must
+    be of the reservation's team."""
     session, now = ctx.session, ctx.clock.now()
     found = find_reservation(session, principal, reservation_id)
     authorize(
@@ -467,26 +558,30 @@ def settle(
     # Exactly one of these transitions can succeed, once: the holds are released by whichever
     # of settle or expiry moves the reservation out of "held".
     if settled_from(ReservationStatus.HELD):
-        late, release = False, _held(found.holds)
+        late, release, held = False, _held(found.holds), holder_entries(found.holds)
     elif settled_from(ReservationStatus.EXPIRED):
-        late, release = True, {}
+        late, release, held = True, {}, []
     else:
         raise Conflict("This reservation was already settled", code="reservation_settled")
     dimensions = {k: v for k, v in (("provider", found.provider), ("model", found.model)) if v}
-    events = [
-        UsageEvent(
-            event_id=f"{found.id}.{meter}",
-            meter=meter,
-            quantity=quantity,
-            timestamp=now,
-            team_id=found.team_id,
-            user_id=found.user_id,
-            api_key_id=found.api_key_id,
-            dimensions={**dimensions, "action": found.action[:100]},
-        )
-        for meter, quantity in sorted(usage.items())
-    ]
-    recorded = record_events(session, found.org_id, events, now=now, release=release)
+    events = (
+        events
+        if events is not None
+        else [
+            UsageEvent(
+                event_id=f"{found.id}.{meter}",
+                meter=meter,
+                quantity=quantity,
+                timestamp=now,
+                team_id=found.team_id,
+                user_id=found.user_id,
+                api_key_id=found.api_key_id,
+                dimensions={**dimensions, "action": found.action[:100]},
+            )
+            for meter, quantity in sorted(usage.items())
+        ]
+    )
+    recorded = record_events(session, found.org_id, events, now=now, release=release, held=held)
     session.refresh(found)
     plan = effective_plan(session, found.org_id)
     return Settlement(
@@ -507,4 +602,8 @@ def expire(
         return False
     for key, quantity in sorted(_held(holds).items()):
         repository.adjust_reserved(session, org_id=org_id, key=key, delta=-quantity)
+    for holder in ADMISSION_HOLDERS:
+        entries = holder_entries(holds, holder.name)
+        if entries:
+            holder.release(session, org_id, entries, now=now)
     return True

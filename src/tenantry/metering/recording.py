@@ -5,12 +5,14 @@
 `api_calls`). In one transaction it inserts the new events (replays are skipped by id),
 aggregates the batch in memory, and upserts the hourly rollups and the per-period counters the
 batch touched: a batch of 1,000 events is a handful of statements, and no reader ever scans raw
-events. The counters it moves may raise quota alerts (`metering.alerts`).
+events. The counters it moves may raise quota alerts (`metering.alerts`). Domains above that
+count usage in their own terms (spend's budgets) listen through `on_usage_recorded`, in the same
+transaction, after metering's own rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -188,6 +190,20 @@ def _rollup_rows(org_id: str, rollups: dict[RollupKey, _Rollup]) -> list[dict[st
     return rows
 
 
+# (session, org, the events recorded now (replays left out), holds of admission holders that the
+# settle of their reservation releases, now). Called once per recording, after metering's rows
+# are written, so the rows listeners lock come after the counters on every path.
+UsageListener = Callable[
+    [Session, str, Sequence[UsageEvent], Sequence[Mapping[str, Any]], datetime], None
+]
+USAGE_LISTENERS: list[UsageListener] = []
+
+
+def on_usage_recorded(listener: UsageListener) -> None:
+    if listener not in USAGE_LISTENERS:
+        USAGE_LISTENERS.append(listener)
+
+
 @dataclass(frozen=True)
 class Recorded:
     inserted: set[str]  # ids of the events recorded now (the others were replays)
@@ -201,11 +217,13 @@ def record_events(
     *,
     now: datetime | None = None,
     release: Mapping[CounterKey, Decimal] | None = None,
+    held: Sequence[Mapping[str, Any]] = (),
 ) -> Recorded:
     """Record events idempotently in the caller's transaction.
 
     `release` lowers counters' `reserved` in the same statements that raise `used` (settle), so
     every counter row is locked once, in key order, and concurrent writers cannot deadlock.
+    `held` are the admission holders' holds that settle releases; the usage listeners get them.
     """
     first: dict[str, UsageEvent] = {}
     for event in events:
@@ -220,10 +238,12 @@ def record_events(
         session, org_id=org_id, used=tally.used, reserved_release=release or {}
     )
     over_limit: list[str] = []
+    now = now or SystemClock().now()
     if tally.used:
-        over_limit = raise_alerts(
-            session, org_id, tally.used.keys(), now=now or SystemClock().now()
-        )
+        over_limit = raise_alerts(session, org_id, tally.used.keys(), now=now)
+    if new or held:
+        for listener in USAGE_LISTENERS:
+            listener(session, org_id, new, held, now)
     return Recorded(inserted, over_limit)
 
 

@@ -118,6 +118,15 @@ class AdmissionOut(BaseModel):
     expires_at: datetime | None
     remaining: dict[str, str | None]
     rate_limit: dict[str, Any] | None = None
+    # What admission holders add (spend's budgets: every one that applied, and the cost held).
+    budgets: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Every budget that applied: what it has spent, holds and has left in its "
+        "period; `decided` marks the one that refused",
+    )
+    estimated_cost: str | None = Field(
+        default=None, description="The cost held against the budgets, in dollars"
+    )
 
 
 class SettleIn(Input):

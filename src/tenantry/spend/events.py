@@ -1,0 +1,58 @@
+"""Spend's events, for the domains that deliver notifications (outbound webhooks, email).
+
+`emit` is called in the transaction that raised the event (a budget alert), after its row and its
+audit event are written; every subscriber registered with `subscribe` is called there too, so
+what it writes (an outbox row, a delivery to make) commits or rolls back with the event. Nothing
+is delivered from inside the transaction: a subscriber only records what to send.
+
+Event types:
+
+- `budget.threshold_reached`: a budget's period reached one of its warning thresholds;
+- `budget.exceeded`: a budget's period spent its whole amount.
+
+The payload is JSON-ready: ids, the budget's target, the amounts as decimal strings, times in
+RFC 3339.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+BUDGET_THRESHOLD_REACHED: Final = "budget.threshold_reached"
+BUDGET_EXCEEDED: Final = "budget.exceeded"
+EVENT_TYPES: Final = (BUDGET_THRESHOLD_REACHED, BUDGET_EXCEEDED)
+
+
+@dataclass(frozen=True)
+class SpendEvent:
+    id: str  # the alert's id: one event per alert, so a subscriber can deduplicate on it
+    type: str
+    org_id: str
+    team_id: str | None
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+Subscriber = Callable[[Session, SpendEvent], None]
+_SUBSCRIBERS: list[Subscriber] = []
+
+
+def subscribe(subscriber: Subscriber) -> None:
+    """Hear every spend event, in the transaction that raises it."""
+    if subscriber not in _SUBSCRIBERS:
+        _SUBSCRIBERS.append(subscriber)
+
+
+def unsubscribe(subscriber: Subscriber) -> None:
+    if subscriber in _SUBSCRIBERS:
+        _SUBSCRIBERS.remove(subscriber)
+
+
+def emit(session: Session, event: SpendEvent) -> None:
+    for subscriber in list(_SUBSCRIBERS):
+        subscriber(session, event)

@@ -1,0 +1,370 @@
+"""Every query of spend, always scoped to one org.
+
+The hot statements (recording calls, holding a budget in admission) are single set-based
+statements on both databases: `INSERT ... ON CONFLICT` for calls, rollups and counters, and one
+conditional `UPDATE` to hold against a budget. Rows several transactions may update (rollups,
+counters) are written in key order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, column, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tenantry.kit.db import UTCDateTime
+from tenantry.metering.models import Quantity
+from tenantry.spend.models import (
+    Budget,
+    BudgetAlert,
+    BudgetCounter,
+    LlmCall,
+    LlmCallRollup,
+    LlmLatencyRollup,
+    OrgPrice,
+    Price,
+    TeamSpendSettings,
+)
+from tenantry.tenancy.models import Team
+
+CounterKey = tuple[str, datetime]  # (budget id, period start)
+
+
+@dataclass(frozen=True)
+class CounterState:
+    spent: Decimal
+    reserved: Decimal
+
+
+def _insert(session: Session, model: type) -> Any:
+    table = cast(Table, model.__table__)  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# ---- calls and rollups ----
+
+
+def insert_new_calls(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert the calls not yet recorded for their org; the ids of those inserted."""
+    if not rows:
+        return set()
+    statement = _insert(session, LlmCall).on_conflict_do_nothing().returning(LlmCall.id)
+    return set(session.scalars(statement, list(rows)))
+
+
+_ROLLUP_KEY = ["org_id", "hour", "team_id", "user_id", "api_key_id", "provider", "model"]
+_ROLLUP_SUMS = [
+    "requests", "errors", "input_tokens", "output_tokens", "cached_input_tokens", "cost",
+    "computed_requests", "unpriced_requests", "latency_ms_sum", "latency_requests",
+]  # fmt: skip
+
+
+def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = _insert(session, LlmCallRollup)
+    t = LlmCallRollup
+    statement = statement.on_conflict_do_update(
+        index_elements=_ROLLUP_KEY,
+        set_={name: getattr(t, name) + getattr(statement.excluded, name) for name in _ROLLUP_SUMS},
+    )
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in _ROLLUP_KEY))
+    session.execute(statement, ordered)
+
+
+_LATENCY_KEY = ["org_id", "hour", "team_id", "provider", "model", "bucket"]
+
+
+def upsert_latency(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = _insert(session, LlmLatencyRollup)
+    statement = statement.on_conflict_do_update(
+        index_elements=_LATENCY_KEY,
+        set_={"requests": LlmLatencyRollup.requests + statement.excluded.requests},
+    )
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in _LATENCY_KEY))
+    session.execute(statement, ordered)
+
+
+def rollup_totals(
+    session: Session,
+    *,
+    org_id: str,
+    team_ids: Sequence[str] | None,
+    since: datetime,
+    until: datetime,
+    group: str | None,
+) -> list[tuple[Any, ...]]:
+    """Sums of the rollups of [since, until) for the teams (all when None), grouped by one key
+    column (`provider`, `model`, `user_id`, `team_id`, `api_key_id`) or none: (group, requests,
+    errors, input, output, cached, cost, computed, unpriced, latency sum, latency requests)."""
+    t = LlmCallRollup
+    key = getattr(t, group) if group else None
+    sums = [func.sum(getattr(t, name)) for name in _ROLLUP_SUMS]
+    query = select(*([key] if key is not None else []), *sums).where(
+        t.org_id == org_id, t.hour >= since, t.hour < until
+    )
+    if team_ids is not None:
+        query = query.where(t.team_id.in_(team_ids))
+    if key is not None:
+        query = query.group_by(key)
+    out = []
+    for row in session.execute(query):
+        values = tuple(row)
+        if key is None:
+            values = (None, *values)
+        if values[1] is None:  # no rows at all
+            continue
+        out.append(values)
+    return out
+
+
+def unpriced_models(
+    session: Session,
+    *,
+    org_id: str,
+    team_ids: Sequence[str] | None,
+    since: datetime,
+    until: datetime,
+) -> list[tuple[str, str, int]]:
+    """(provider, model, calls) of the calls that had no price, from the rollups."""
+    t = LlmCallRollup
+    query = (
+        select(t.provider, t.model, func.sum(t.unpriced_requests))
+        .where(t.org_id == org_id, t.hour >= since, t.hour < until, t.unpriced_requests > 0)
+        .group_by(t.provider, t.model)
+        .order_by(t.provider, t.model)
+    )
+    if team_ids is not None:
+        query = query.where(t.team_id.in_(team_ids))
+    return [(p, m, int(n)) for p, m, n in session.execute(query)]
+
+
+# ---- budgets ----
+
+
+def budgets_of(session: Session, org_id: str) -> list[Budget]:
+    return list(session.scalars(select(Budget).where(Budget.org_id == org_id).order_by(Budget.id)))
+
+
+def budget(session: Session, budget_id: str) -> Budget | None:
+    """Unscoped by design: the caller checks the principal's standing in its org (404 if none)."""
+    return session.get(Budget, budget_id)
+
+
+def budget_like(session: Session, values: dict[str, Any]) -> Budget | None:
+    """The org's budget on exactly this target and period, if there is one."""
+    keys = ("org_id", "scope", "team_id", "user_id", "api_key_id", "provider", "model", "period")
+    query = select(Budget).where(*(getattr(Budget, k) == values[k] for k in keys))
+    return session.scalars(query).first()
+
+
+_COUNTER_COLUMNS = (column("spent", Quantity()), column("reserved", Quantity()))
+_COUNTER_PARAMS = (bindparam("start", type_=UTCDateTime()),)
+_HOLD = (
+    text(
+        """
+        UPDATE spend_budget_counters SET reserved = reserved + :q
+        WHERE org_id = :org AND budget_id = :budget AND period_start = :start
+          AND spent + reserved + :q <= :amount
+        RETURNING spent, reserved
+        """
+    )
+    .bindparams(*_COUNTER_PARAMS)
+    .columns(*_COUNTER_COLUMNS)
+)
+_ADD_RESERVED = text(
+    """
+        UPDATE spend_budget_counters SET reserved = reserved + :q
+        WHERE org_id = :org AND budget_id = :budget AND period_start = :start
+        """
+).bindparams(*_COUNTER_PARAMS)
+
+
+def _micros(value: Decimal) -> int:
+    return int(value * 1_000_000)
+
+
+def hold(
+    session: Session, *, org_id: str, key: CounterKey, quantity: Decimal, amount: Decimal
+) -> CounterState | None:
+    """Hold `quantity` on a budget's counter if spent + reserved + quantity stays within
+    `amount`, in one conditional UPDATE (concurrent holders re-check it against each other's
+    holds under the row lock); the counter after the hold, None if not held (or no counter)."""
+    row = session.execute(
+        _HOLD,
+        {
+            "org": org_id,
+            "budget": key[0],
+            "start": key[1],
+            "q": _micros(quantity),
+            "amount": _micros(amount),
+        },
+    ).first()
+    return None if row is None else CounterState(row[0], row[1])
+
+
+def add_reserved(session: Session, *, org_id: str, key: CounterKey, delta: Decimal) -> None:
+    session.execute(
+        _ADD_RESERVED, {"org": org_id, "budget": key[0], "start": key[1], "q": _micros(delta)}
+    )
+
+
+def ensure_counters(session: Session, *, org_id: str, keys: Iterable[CounterKey]) -> None:
+    rows = [
+        {"org_id": org_id, "budget_id": b, "period_start": s, "spent": 0, "reserved": 0}
+        for b, s in sorted(set(keys))
+    ]
+    if rows:
+        session.execute(_insert(session, BudgetCounter).on_conflict_do_nothing(), rows)
+
+
+def counters(
+    session: Session, *, org_id: str, keys: Iterable[CounterKey]
+) -> dict[CounterKey, CounterState]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    t = BudgetCounter
+    query = select(t.budget_id, t.period_start, t.spent, t.reserved).where(
+        t.org_id == org_id, t.budget_id.in_({b for b, _ in wanted})
+    )
+    found = {
+        (b, s): CounterState(spent, reserved) for b, s, spent, reserved in session.execute(query)
+    }
+    return {key: found[key] for key in wanted if key in found}
+
+
+def change_counters(
+    session: Session, *, org_id: str, changes: dict[CounterKey, tuple[Decimal, Decimal]]
+) -> dict[CounterKey, CounterState]:
+    """Add (spent, reserved) to counters, creating them as needed, in key order: one upsert.
+    The counters afterwards."""
+    if not changes:
+        return {}
+    rows: list[dict[str, Any]] = [
+        {"org_id": org_id, "budget_id": b, "period_start": s, "spent": ds, "reserved": dr}
+        for (b, s), (ds, dr) in sorted(changes.items())
+    ]
+    statement = _insert(session, BudgetCounter)
+    t = BudgetCounter
+    statement = statement.on_conflict_do_update(
+        index_elements=["org_id", "budget_id", "period_start"],
+        set_={
+            "spent": t.spent + statement.excluded.spent,
+            "reserved": t.reserved + statement.excluded.reserved,
+        },
+    ).returning(t.budget_id, t.period_start, t.spent, t.reserved)
+    out: dict[CounterKey, CounterState] = {}
+    for row in rows:  # one at a time: RETURNING of a multi-row upsert is not kept in order
+        found = session.execute(statement, row).one()
+        out[(str(found[0]), row["period_start"])] = CounterState(found[2], found[3])
+    return out
+
+
+# ---- alerts ----
+
+
+def insert_alerts(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert the alerts not raised yet (once per budget, period and threshold); their ids."""
+    if not rows:
+        return set()
+    statement = _insert(session, BudgetAlert).on_conflict_do_nothing().returning(BudgetAlert.id)
+    return {session.scalars(statement, row).one_or_none() or "" for row in rows} - {""}
+
+
+def alerts_of(
+    session: Session,
+    *,
+    org_id: str,
+    budget_ids: Iterable[str] | None = None,
+    since: datetime | None = None,
+    open_only: bool = False,
+) -> list[BudgetAlert]:
+    query = select(BudgetAlert).where(BudgetAlert.org_id == org_id)
+    if budget_ids is not None:
+        query = query.where(BudgetAlert.budget_id.in_(list(budget_ids)))
+    if since is not None:
+        query = query.where(BudgetAlert.period_start >= since)
+    if open_only:
+        query = query.where(BudgetAlert.acknowledged_at.is_(None))
+    return list(session.scalars(query.order_by(BudgetAlert.id)))
+
+
+def alert(session: Session, alert_id: str) -> BudgetAlert | None:
+    """Unscoped by design: the caller checks the principal's standing in its org."""
+    return session.get(BudgetAlert, alert_id)
+
+
+def acknowledge(session: Session, *, org_id: str, alert_id: str, by: str, at: datetime) -> bool:
+    result = session.execute(
+        update(BudgetAlert)
+        .where(
+            BudgetAlert.org_id == org_id,
+            BudgetAlert.id == alert_id,
+            BudgetAlert.acknowledged_at.is_(None),
+        )
+        .values(acknowledged_at=at, acknowledged_by=by)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# ---- prices ----
+
+
+def upsert_prices(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = _insert(session, Price)
+    names = [
+        "input_per_million", "output_per_million", "cached_input_per_million",
+        "substitution_class", "imported_at",
+    ]  # fmt: skip
+    statement = statement.on_conflict_do_update(
+        index_elements=["provider", "model", "effective_from"],
+        set_={name: getattr(statement.excluded, name) for name in names},
+    )
+    session.execute(statement, list(rows))
+
+
+def org_price_like(
+    session: Session, *, org_id: str, provider: str, model: str, effective_from: datetime
+) -> OrgPrice | None:
+    query = select(OrgPrice).where(
+        OrgPrice.org_id == org_id,
+        OrgPrice.provider == provider,
+        OrgPrice.model == model,
+        OrgPrice.effective_from == effective_from,
+    )
+    return session.scalars(query).first()
+
+
+def org_price(session: Session, *, org_id: str, price_id: str) -> OrgPrice | None:
+    found = session.get(OrgPrice, price_id)
+    return found if found is not None and found.org_id == org_id else None
+
+
+# ---- settings ----
+
+
+def team_settings(session: Session, *, org_id: str, team_id: str) -> TeamSpendSettings | None:
+    found = session.get(TeamSpendSettings, team_id)
+    return found if found is not None and found.org_id == org_id else None
+
+
+# ---- the team tree ----
+
+
+def team_parents(session: Session, org_id: str) -> dict[str, str | None]:
+    """Each team of the org and its parent (views sum a team with the teams under it)."""
+    query = select(Team.id, Team.parent_team_id).where(Team.org_id == org_id)
+    return {team_id: parent for team_id, parent in session.execute(query)}

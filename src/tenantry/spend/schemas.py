@@ -1,0 +1,350 @@
+"""Bodies of spend's endpoints. Money and prices travel as decimal strings (numbers are accepted
+on the way in); token counts as integers; times as RFC 3339 strings with a zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from tenantry.kit.schemas import Input
+
+MAX_CALLS = 1000
+MAX_TAGS = 16
+MAX_TOKENS = 10**12
+
+CallId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+Provider = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+TagValue = Annotated[str, StringConstraints(max_length=256)]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+Money = Annotated[Decimal, Field(ge=0, le=10**9, decimal_places=6, allow_inf_nan=False)]
+Rate = Annotated[Decimal, Field(ge=0, le=10**6, decimal_places=6, allow_inf_nan=False)]
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class LlmCallIn(Input):
+    """One LLM call. `cost` in dollars when you know it; left out, it is priced from the table
+    (`cost_source: computed`), or flagged `unpriced` when the model has no price."""
+
+    id: CallId = Field(description="Your id for the call: sending it again records nothing")
+    team: Ref | None = Field(default=None, description="Needed unless the API key has a team")
+    user: Ref | None = Field(default=None, description="The member who made it (default: you)")
+    api_key: Ref | None = Field(default=None, description="The key it ran under (default: yours)")
+    provider: Provider
+    model: ModelName
+    input_tokens: Tokens = Field(default=0, description="Prompt tokens, cached ones included")
+    output_tokens: Tokens = 0
+    cached_input_tokens: Tokens = 0
+    cost: Money | None = None
+    latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    status: Literal["success", "error"] = "success"
+    error_kind: Annotated[str, StringConstraints(max_length=64)] | None = None
+    timestamp: AwareDatetime | None = Field(default=None, description="When it ended (now)")
+    tags: dict[TagName, TagValue] = Field(
+        default_factory=dict,
+        max_length=MAX_TAGS,
+        description="feature, cost_centre, environment, ... (at most 16)",
+    )
+    reservation_id: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="The admission this call was made under: settled by it"
+    )
+    org: Ref | None = Field(default=None, description="Unused: the team says whose call it is")
+
+    @model_validator(mode="after")
+    def _cached_within_input(self) -> Self:
+        if self.cached_input_tokens > self.input_tokens:
+            raise ValueError("cached_input_tokens are among the input_tokens: at most as many")
+        return self
+
+
+class LlmCallBatchIn(Input):
+    calls: list[LlmCallIn] = Field(min_length=1, max_length=MAX_CALLS)
+
+
+class LlmCallResultOut(BaseModel):
+    id: str
+    status: Literal["accepted", "duplicate", "rejected"]
+    code: str | None = None
+    detail: str | None = None
+    cost: str | None = None
+    cost_source: Literal["caller", "computed", "unpriced"] | None = None
+
+
+class LlmCallsRecordedOut(BaseModel):
+    org_id: str
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[LlmCallResultOut]
+
+
+# ---- cost views ----
+
+
+class CostEntryOut(BaseModel):
+    cost: str
+    requests: int
+
+
+class MemberCostOut(CostEntryOut):
+    email: str | None = Field(
+        default=None, description="Shown to those who may see the team's members"
+    )
+
+
+class UnpricedOut(BaseModel):
+    requests: int
+    models: list[dict[str, Any]]
+
+
+class BillingPeriodOut(BaseModel):
+    label: str
+    start: datetime
+    end: datetime
+    currency: str
+    total_cost: str
+    total_requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    computed_cost_requests: int
+    breakdown_by_provider: dict[str, CostEntryOut]
+    breakdown_by_model: dict[str, CostEntryOut]
+    breakdown_by_member: dict[str, MemberCostOut]
+    breakdown_by_team: dict[str, CostEntryOut]
+    unpriced: UnpricedOut
+
+
+class BudgetStatusOut(BaseModel):
+    id: str
+    name: str
+    scope: str
+    team_id: str | None
+    user_id: str | None
+    api_key_id: str | None
+    provider: str | None
+    model: str | None
+    period: str
+    amount: str
+    exceeded_action: str
+    period_start: datetime
+    period_end: datetime
+    spent: str
+    reserved: str
+    remaining: str
+    percent_used: str
+    thresholds: list[int] | None = None
+
+
+class AlertOut(BaseModel):
+    id: str
+    type: str
+    budget_id: str
+    threshold: int
+    current_value: float
+    spent: str
+    amount: str
+    message: str
+    period_start: datetime
+    created_at: datetime
+    acknowledged: bool
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+
+class BudgetAlertsOut(BaseModel):
+    warning_threshold: int | None
+    exceeded_action: str | None
+    current_alerts: list[AlertOut]
+
+
+class ForecastOut(BaseModel):
+    method: str
+    projected_total_cost: str
+    as_of: datetime
+    model_config = ConfigDict(extra="allow")
+
+
+class CostViewOut(BaseModel):
+    org_id: str
+    team_id: str | None
+    billing_period: BillingPeriodOut
+    budget: BudgetStatusOut | None
+    budget_alerts: BudgetAlertsOut
+    budgets: list[BudgetStatusOut]
+    forecast: ForecastOut
+    settings: dict[str, Any] | None = None
+
+
+# ---- seed 001's settings and actions ----
+
+
+class BudgetAlertsIn(Input):
+    warning_threshold: Percent | None = None
+    exceeded_action: Literal["notify", "restrict"] | None = None
+
+
+class CostAllocationIn(Input):
+    method: Literal["usage_based", "even_split"]
+
+
+class ReportingIn(Input):
+    frequency: Literal["daily", "weekly", "monthly"]
+    recipients: list[Annotated[str, StringConstraints(max_length=254)]] = Field(
+        default_factory=list, max_length=50
+    )
+    include_member_breakdown: bool = True
+
+    @field_validator("recipients")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for item in value:
+            local, _, domain = item.partition("@")
+            if not local or "." not in domain:
+                raise ValueError(f"{item!r} is not an email address")
+        return value
+
+
+class BillingSettingsIn(Input):
+    """Seed 001's body: each part left out stays as it was."""
+
+    monthly_budget: Money | None = None
+    budget_alerts: BudgetAlertsIn | None = None
+    cost_allocation: CostAllocationIn | None = None
+    reporting: ReportingIn | None = None
+
+
+class BillingSettingsOut(BaseModel):
+    team_id: str
+    monthly_budget: str | None
+    budget_alerts: dict[str, Any]
+    cost_allocation: dict[str, Any]
+    reporting: dict[str, Any]
+    budget: BudgetStatusOut | None
+
+
+class BillingActionIn(Input):
+    action: Literal["acknowledge_alert"]
+    alert_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class AlertAcknowledgedOut(BaseModel):
+    action: str
+    alert: AlertOut
+
+
+# ---- budgets ----
+
+
+class BudgetIn(Input):
+    scope: Literal["org", "team", "member", "api_key"]
+    name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = None
+    team: Ref | None = None
+    member: Ref | None = Field(default=None, description="A member budget's member (id or email)")
+    api_key: Ref | None = None
+    provider: Provider | None = Field(default=None, description="Only this provider's spend")
+    model: ModelName | None = Field(default=None, description="Only this model's spend")
+    amount: Money
+    period: Literal["day", "week", "month"] = "month"
+    thresholds: list[Percent] = Field(default_factory=lambda: [80], max_length=10)
+    exceeded_action: Literal["notify", "restrict"] = "notify"
+
+
+class TeamBudgetIn(BudgetIn):
+    scope: Literal["org", "team", "member", "api_key"] = "team"
+
+
+class BudgetUpdateIn(Input):
+    name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = None
+    amount: Money | None = None
+    thresholds: list[Percent] | None = Field(default=None, max_length=10)
+    exceeded_action: Literal["notify", "restrict"] | None = None
+
+
+class BudgetOut(BudgetStatusOut):
+    org_id: str
+    thresholds: list[int] | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BudgetsOut(BaseModel):
+    org_id: str
+    budgets: list[BudgetOut]
+
+
+class AlertsOut(BaseModel):
+    org_id: str
+    alerts: list[AlertOut]
+
+
+# ---- prices ----
+
+
+class PriceIn(Input):
+    provider: Provider
+    model: ModelName
+    input_per_million: Rate
+    output_per_million: Rate
+    cached_input_per_million: Rate | None = None
+    substitution_class: Annotated[str, StringConstraints(max_length=64)] | None = None
+    effective_from: AwareDatetime
+
+
+class PriceFileIn(Input):
+    """A price file: the shipped `spend/prices.json` is one."""
+
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    currency: Literal["usd"] = "usd"
+    prices: list[PriceIn] = Field(min_length=1, max_length=5000)
+
+
+class PriceOut(BaseModel):
+    id: str | None = None
+    provider: str
+    model: str
+    input_per_million: str
+    output_per_million: str
+    cached_input_per_million: str | None
+    substitution_class: str
+    effective_from: datetime
+    source: Literal["org", "imported", "shipped"]
+
+
+class PricesOut(BaseModel):
+    org_id: str | None = None
+    at: datetime
+    currency: str
+    prices: list[PriceOut]
+
+
+class PricesImportedOut(BaseModel):
+    imported: int
+
+
+# ---- admission's part ----
+
+ADMISSION_BUDGETS_DOC = (
+    "Every budget that applied (spend): what it has spent, holds and has left in its period; "
+    "`decided` marks the one that refused"
+)
