@@ -27,6 +27,7 @@ from tenantry.api.metering import router as metering_router
 from tenantry.api.spend import router as spend_router
 from tenantry.api.operator import router as operator_router
 from tenantry.api.privacy import router as privacy_router
+from tenantry.api.sso import router as sso_router
 from tenantry.api.tenancy import router as tenancy_router
 from tenantry.api.throttling import router as throttling_router
 from tenantry.audit import service as audit
@@ -271,6 +272,7 @@ def create_app(
         billing_router,
         billing_webhooks,
         operator_router,
+        sso_router,
     ):
         app.include_router(router)
     web.install(app, settings)  # the dashboard's pages, at / (docs/dashboard.md)

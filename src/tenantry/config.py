@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     password_reset_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
+    # Enterprise sign-in (docs/sso.md). Clock skew allowed between us and identity providers
+    # (ID tokens' and assertions' times), and how long a trip to the provider may take.
+    sso_clock_skew_seconds: int = Field(default=60, ge=0, le=600)
+    sso_attempt_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    # Addresses off this site an SSO sign-in may return to with its one-time code (an app's
+    # own callback, a CLI's loopback port), as `scheme://host[:port]/path-prefix`.
+    sso_return_urls: list[str] = Field(default_factory=list)
+    # DNS servers for domain verification (`host` or `host:port`); empty: the system's.
+    dns_nameservers: list[str] = Field(default_factory=list)
+
     @model_validator(mode="after")
     def _provider_is_usable(self) -> Settings:
         if self.payment_provider == "stripe" and self.stripe_api_key is None:

@@ -11,6 +11,7 @@ from tenantry.ml import models as ml_models
 from tenantry.operator import models as operator_models
 from tenantry.plans import models as plans_models
 from tenantry.spend import models as spend_models
+from tenantry.sso import models as sso_models
 from tenantry.tenancy import models as tenancy_models
 from tenantry.throttling import models as throttling_models
 
@@ -27,6 +28,7 @@ __all__ = [
     "operator_models",
     "plans_models",
     "spend_models",
+    "sso_models",
     "tenancy_models",
     "throttling_models",
 ]

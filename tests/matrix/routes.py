@@ -342,6 +342,9 @@ class RouteCase:
     # For a route whose body is signed bytes rather than JSON (a provider's webhook): the exact
     # content and the headers that sign it.
     raw: Callable[[], tuple[bytes, dict[str, str]]] | None = None
+    # False for a GET that is not a read: where an identity provider sends a browser back with
+    # its answer, refused without one (the read suites leave it out).
+    read: bool = True
 
     @property
     def key(self) -> RouteKey:
@@ -557,9 +560,11 @@ from matrix.routes_access import CASES as ACCESS_CASES  # noqa: E402
 from matrix.routes_billing import CASES as BILLING_CASES  # noqa: E402
 from matrix.routes_metering import CASES as METERING_CASES  # noqa: E402
 from matrix.routes_operator import CASES as OPERATOR_CASES  # noqa: E402
+from matrix.routes_sso import CASES as SSO_CASES  # noqa: E402
 from matrix.routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
 
 CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES + BILLING_CASES + OPERATOR_CASES
+CASES += SSO_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 
@@ -676,12 +681,15 @@ def call(
 ) -> Response:
     query = "&".join(part for part in (case.always, query) if part)
     url = case.path.format(**params) + (f"?{query}" if query else "")
+    # The route's own answer is judged: a redirect (where SSO sends a browser on) is not followed.
     if case.raw is not None:
         content, signed = case.raw()
-        return client.request(case.method, url, headers=headers | signed, content=content)
+        return client.request(
+            case.method, url, headers=headers | signed, content=content, follow_redirects=False
+        )
     if body is None:
-        return client.request(case.method, url, headers=headers)
-    return client.request(case.method, url, headers=headers, json=body)
+        return client.request(case.method, url, headers=headers, follow_redirects=False)
+    return client.request(case.method, url, headers=headers, json=body, follow_redirects=False)
 
 
 def row_counts(database: Database) -> dict[str, int]:

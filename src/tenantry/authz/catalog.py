@@ -46,6 +46,9 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     BILLING_VIEW = "billing:view"
     BILLING_MANAGE = "billing:manage"
+    SSO_READ = "sso:read"
+    SSO_MANAGE = "sso:manage"
+    SSO_ENFORCE = "sso:enforce"
     SPEND_READ = "spend:read"
     SPEND_MANAGE = "spend:manage"
 
@@ -83,6 +86,9 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.AUDIT_READ: "Read the audit trail",
     Permission.BILLING_VIEW: "See plans, subscriptions and invoices",
     Permission.BILLING_MANAGE: "Change the plan, pay and manage payment methods",
+    Permission.SSO_READ: "See SSO connections, their tests, verified domains and the SSO policy",
+    Permission.SSO_MANAGE: "Add, test, enable and map SSO connections; add and verify domains",
+    Permission.SSO_ENFORCE: "Require SSO for the verified domains and name break-glass owners",
     Permission.SPEND_READ: "See LLM costs by provider, model and member, budgets and their alerts",
     Permission.SPEND_MANAGE: "Set budgets, billing settings and negotiated prices; acknowledge "
     "budget alerts",
@@ -142,8 +148,10 @@ _ADMIN = _EDITOR | {
     P.ROLE_MANAGE,
     P.GRANT_READ,
     P.GRANT_MANAGE,
+    P.SSO_READ,
+    P.SSO_MANAGE,
 }
-_OWNER = _ADMIN | {P.BILLING_MANAGE, P.TEAM_DELETE, P.ORG_DELETE, P.ORG_TRANSFER}
+_OWNER = _ADMIN | {P.BILLING_MANAGE, P.TEAM_DELETE, P.ORG_DELETE, P.ORG_TRANSFER, P.SSO_ENFORCE}
 
 TEAM_ROLE_PERMISSIONS: Final[dict[TeamRole, frozenset[Permission]]] = {
     TeamRole.VIEWER: frozenset(_VIEWER),

@@ -25,6 +25,7 @@ from tenantry.kit.context import (
     per_loop,
     reads_only_route,
     write_gate,
+    writes_on_get_route,
 )
 from tenantry.kit.schemas import STORABLE
 
@@ -45,7 +46,10 @@ async def request_fingerprint(request: Request) -> str:
 
 
 def _writes(request: Request) -> bool:
-    return request.method in MUTATING_METHODS and not reads_only_route(request.scope.get("route"))
+    route = request.scope.get("route")
+    if request.method == "GET" and writes_on_get_route(route):
+        return True
+    return request.method in MUTATING_METHODS and not reads_only_route(route)
 
 
 def _lane(request: Request) -> anyio.CapacityLimiter:

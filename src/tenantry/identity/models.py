@@ -18,6 +18,11 @@ class UserStatus(StrEnum):
     ACTIVE = "active"
 
 
+class SignInMethod(StrEnum):
+    PASSWORD = "password"
+    SSO = "sso"
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -48,6 +53,9 @@ class LoginSession(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # How the person signed in: `password`, or `sso` (an identity provider vouched for them).
+    # An org that requires SSO ends its people's password sessions, not their SSO ones.
+    method: Mapped[str] = mapped_column(String(16), default=SignInMethod.PASSWORD.value)
 
 
 class RefreshToken(Base):

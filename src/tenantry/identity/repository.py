@@ -131,6 +131,23 @@ def revoke_sessions_of(session: Session, *, user_id: str, now: datetime, reason:
     )
 
 
+def revoke_sessions_by_method(
+    session: Session, *, user_ids: list[str], method: str, now: datetime, reason: str
+) -> int:
+    if not user_ids:
+        return 0
+    result = session.execute(
+        update(LoginSession)
+        .where(
+            LoginSession.user_id.in_(user_ids),
+            LoginSession.method == method,
+            LoginSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class ApiKeyCredential:
     """What authenticating an API key needs: the key's columns and its creator's status."""

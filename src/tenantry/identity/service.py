@@ -15,12 +15,13 @@ from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission, is_known_permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize, can, is_in_org
-from tenantry.identity import repository
+from tenantry.identity import hooks, repository
 from tenantry.identity.models import (
     ApiKey,
     LoginSession,
     LoginThrottle,
     RefreshToken,
+    SignInMethod,
     User,
     UserStatus,
 )
@@ -118,7 +119,46 @@ def create_user(
     return user
 
 
-def start_session(ctx: Ctx, *, tokens: AccessTokens, user: User) -> IssuedTokens:
+def create_federated_user(ctx: Ctx, *, email: str, full_name: str = "") -> User:
+    """An account an identity provider vouches for (SSO's just-in-time provisioning): no
+    password; the person signs in through their provider, or sets a password by a reset."""
+    if repository.user_by_email(ctx.session, email) is not None:
+        raise Conflict("An account with this email already exists", code="email_taken")
+    now = ctx.clock.now()
+    user = User(
+        id=new_id("usr"),
+        email=email.strip(),
+        email_normalized=email.strip().lower(),
+        username=_username_from(ctx.session, email, None),
+        full_name=full_name[:200],
+        password_hash=None,
+        status=UserStatus.ACTIVE,
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.session.add(user)
+    ctx.session.flush()
+    return user
+
+
+def end_password_sessions(ctx: Ctx, *, user_ids: list[str], reason: str) -> int:
+    """Revoke the live password sessions (and so their tokens) of these people; how many."""
+    return repository.revoke_sessions_by_method(
+        ctx.session,
+        user_ids=user_ids,
+        method=SignInMethod.PASSWORD.value,
+        now=ctx.clock.now(),
+        reason=reason,
+    )
+
+
+def start_session(
+    ctx: Ctx,
+    *,
+    tokens: AccessTokens,
+    user: User,
+    method: SignInMethod = SignInMethod.PASSWORD,
+) -> IssuedTokens:
     now = ctx.clock.now()
     login = LoginSession(
         id=new_id("ses"),
@@ -128,6 +168,7 @@ def start_session(ctx: Ctx, *, tokens: AccessTokens, user: User) -> IssuedTokens
         expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds),
         ip=ctx.origin.ip,
         user_agent=ctx.origin.user_agent,
+        method=method.value,
     )
     ctx.session.add(login)
     ctx.session.flush()
@@ -177,6 +218,8 @@ def login(
     stored = user.password_hash if user is not None else None
     if not passwords.verify(stored, password) or user is None or user.status != UserStatus.ACTIVE:
         raise LoginRefused()
+    # Only once the password is right: a policy's refusal tells nothing to someone guessing.
+    hooks.check_password_sign_in(ctx.session, user)
     throttle = repository.throttle_for(ctx.session, user.email_normalized)
     if throttle is not None:
         ctx.session.delete(throttle)
@@ -243,6 +286,8 @@ def refresh(ctx: Ctx, *, tokens: AccessTokens, refresh_token: str) -> IssuedToke
     user = repository.user_by_id(ctx.session, login.user_id)
     if user is None or user.status != UserStatus.ACTIVE:
         raise Unauthenticated("Account is not active", code="account_inactive")
+    if login.method == SignInMethod.PASSWORD:
+        hooks.check_password_sign_in(ctx.session, user)
     stored.rotated_at = now
     login.last_used_at = now
     issued = _issue(ctx, tokens=tokens, user=user, login=login)

@@ -49,6 +49,21 @@ def reads_only(endpoint: _F) -> _F:
     return endpoint
 
 
+_WRITES_ON_GET = "_tenantry_writes_on_get"
+
+
+def writes_on_get(endpoint: _F) -> _F:
+    """Marks a GET that changes something: where an identity provider sends a person back
+    (OIDC's redirect carries its answer in the query). It runs on a write session and takes its
+    turn among the writers, as a POST does."""
+    setattr(endpoint, _WRITES_ON_GET, True)
+    return endpoint
+
+
+def writes_on_get_route(route: Any) -> bool:
+    return bool(getattr(getattr(route, "endpoint", None), _WRITES_ON_GET, False))
+
+
 _QUOTA_EXEMPT = "_tenantry_quota_exempt"
 
 
