@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from support.dns_server import LocalDns
 from support.oidc_provider import OidcProvider
 from support.saml_idp import SamlIdp
+from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
 
 
@@ -23,3 +25,23 @@ def provider(clock: FrozenClock) -> Iterator[OidcProvider]:
 @pytest.fixture
 def saml_idp(tmp_path: Path) -> SamlIdp:
     return SamlIdp(tmp_path)
+
+
+@pytest.fixture
+def dns() -> Iterator[LocalDns]:
+    server = LocalDns().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, dns: LocalDns) -> Settings:
+    """The suite's settings, with domain verification asking the DNS server on loopback."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key="test-secret-" + "x" * 40,
+        password_time_cost=1,
+        password_memory_cost_kib=1024,
+        dns_nameservers=[dns.address],
+    )
