@@ -3,7 +3,7 @@ latest values, logged models, registered models and versions with aliases, tags 
 artifacts with size and sha256
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import tenantry.kit.db
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
