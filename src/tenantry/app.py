@@ -23,7 +23,9 @@ from tenantry.api.audit import router as audit_router
 from tenantry.api.billing import router as billing_router
 from tenantry.api.billing import webhook_router as billing_webhooks
 from tenantry.api.identity import router as identity_router
+from tenantry.api import mlflow
 from tenantry.api.metering import router as metering_router
+from tenantry.api.ml import router as ml_router
 from tenantry.api.spend import router as spend_router
 from tenantry.api.operator import router as operator_router
 from tenantry.api.privacy import router as privacy_router
@@ -56,6 +58,7 @@ from tenantry.kit.idempotency import Replay
 from tenantry.kit.limits import BodyLimit
 from tenantry.kit.observability import Metrics, RequestTracking
 from tenantry.kit.security import AccessTokens, Passwords
+from tenantry.ml.stores import store_from_settings
 from tenantry.throttling.limiter import RateLimitHeaders, RequestLimiter
 from tenantry.web import routes as web
 
@@ -256,6 +259,7 @@ def create_app(
     state.throttle = RequestLimiter.from_settings(settings, state.db)
     state.payments = provider_from_settings(settings)
     metrics = state.metrics = Metrics()
+    state.artifacts = store_from_settings(settings)
 
     # Routers are matched in turn, each route by its pattern, and each router passed costs about
     # 10 µs: metering's high-volume data path (usage events, admission) goes first. No route is
@@ -273,12 +277,17 @@ def create_app(
         billing_webhooks,
         operator_router,
         sso_router,
+        ml_router,
     ):
         app.include_router(router)
+    # The MLflow face at each team's tracking URI, with MLflow's own error shape (api/mlflow.py).
+    app.router.routes.append(mlflow.mount())
     web.install(app, settings)  # the dashboard's pages, at / (docs/dashboard.md)
     _install_error_handlers(app)
     app.add_middleware(RateLimitHeaders, limiter=state.throttle, clock=state.clock)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_request_body_bytes, streams=mlflow.UPLOAD_PATHS
+    )
     app.add_middleware(RequestTracking, metrics=metrics)
 
     @app.get("/healthz", tags=["operations"])

@@ -345,6 +345,13 @@ class RouteCase:
     # False for a GET that is not a read: where an identity provider sends a browser back with
     # its answer, refused without one (the read suites leave it out).
     read: bool = True
+    # Path parameters that name a thing within the one before them rather than an id of their
+    # own (a model's version number, a metric's name, an alias): every tenant has the same
+    # ones, so the isolation suite does not try another tenant's value of them alone.
+    positions: tuple[str, ...] = ()
+    # For a read that is itself recorded (a model version's views and downloads, with who and
+    # when): the table of that record, the one thing such a read may add to.
+    read_log: str | None = None
 
     @property
     def key(self) -> RouteKey:
@@ -559,12 +566,14 @@ CASES = [
 from matrix.routes_access import CASES as ACCESS_CASES  # noqa: E402
 from matrix.routes_billing import CASES as BILLING_CASES  # noqa: E402
 from matrix.routes_metering import CASES as METERING_CASES  # noqa: E402
+from matrix.routes_ml import CASES as ML_CASES  # noqa: E402
 from matrix.routes_operator import CASES as OPERATOR_CASES  # noqa: E402
 from matrix.routes_sso import CASES as SSO_CASES  # noqa: E402
 from matrix.routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
 
 CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES + BILLING_CASES + OPERATOR_CASES
 CASES += SSO_CASES
+CASES += ML_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 

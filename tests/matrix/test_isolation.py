@@ -103,6 +103,8 @@ def cross_tenant_variants(
         variants.append((f"{label}, all of A's ids", params, case.json(a)))
     if len(names) > 1:
         for name in names:
+            if name in case.positions:
+                continue
             for label, value in values(name):
                 variants.append((f"{label} among B's own", {**mine, name: value}, case.json(b)))
     return variants

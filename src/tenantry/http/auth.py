@@ -42,9 +42,11 @@ def _bearer(request: Request) -> str:
     return credential.strip()
 
 
-def authenticate_request(request: Request, ctx: Ctx) -> Principal:
-    """Who sent the request (401 if nobody valid), with the org's rate limits applied."""
-    credential = _bearer(request)
+def authenticate_request(request: Request, ctx: Ctx, credential: str | None = None) -> Principal:
+    """Who sent the request (401 if nobody valid), with the org's rate limits applied. The
+    credential is the bearer token unless the caller read it from elsewhere (the MLflow face
+    also takes it as a Basic password)."""
+    credential = credential or _bearer(request)
     state = app_state(request)
     bind_clock(ctx.session, ctx.clock)  # grant expiry is judged by the app's clock
     touch = identity.TouchApiKey(ctx, None if ctx.write else partial(state.db.session, write=True))
@@ -128,13 +130,17 @@ def org_scope(permission: Permission) -> Callable[..., AsyncIterator[OrgScope]]:
     return dependency
 
 
-def team_scope(permission: Permission) -> Callable[..., AsyncIterator[TeamScope]]:
+def team_scope(permission: Permission | None) -> Callable[..., AsyncIterator[TeamScope]]:
+    """The team of the path, with `permission` on it checked; None leaves the check to the
+    service, on a resource of the team (a registered model a grant may open by itself)."""
+
     def enter(request: Request, ctx: Ctx, team: str) -> TeamScope:
         principal = authenticate_request(request, ctx)
         found = tenancy.resolve_team(ctx.session, principal, team)
         request.state.audit_org_id, request.state.audit_team_id = found.org_id, found.id
         throttle_request(request, ctx, principal, org_id=found.org_id, team_id=found.id)
-        authorize(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)
+        if permission is not None:
+            authorize(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)
         return TeamScope(ctx=ctx, principal=principal, team=found)
 
     @authenticating

@@ -15,6 +15,7 @@ from tenantry.kit.clock import Clock
 from tenantry.kit.db import Database
 from tenantry.kit.observability import Metrics
 from tenantry.kit.security import AccessTokens, Passwords
+from tenantry.ml.stores import ArtifactStore
 from tenantry.throttling.limiter import RequestLimiter
 
 
@@ -32,6 +33,7 @@ class AppState(State):
     throttle: RequestLimiter
     payments: PaymentProvider
     metrics: Metrics
+    artifacts: ArtifactStore
 
 
 def app_state(request: Request) -> AppState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -10,9 +11,13 @@ from tenantry.kit.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`streams`: paths whose routes read their bodies as streams and bound them themselves
+    (artifact uploads), which the cap leaves alone."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, streams: str | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streams = re.compile(streams) if streams else None
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         problem = PayloadTooLarge(f"Request bodies are limited to {self.max_bytes} bytes")
@@ -30,7 +35,7 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.streams and self.streams.match(scope["path"])):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

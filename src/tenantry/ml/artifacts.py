@@ -191,6 +191,7 @@ def record_upload(
     *,
     size: int,
     sha256: str,
+    action: str = "artifact.uploaded",
 ) -> Artifact:
     """The upload's row, in the caller's transaction: the storage it adds claimed under the
     quota's lock (402 if another upload took the room meanwhile), recorded as usage, audited."""
@@ -228,7 +229,7 @@ def record_upload(
         target_type=plan.owner.kind,
         target_id=plan.owner.id,
         summary={"path": plan.path, "size": size, "sha256": sha256},
-        action="artifact.uploaded",
+        action=action,
     )
     return row
 

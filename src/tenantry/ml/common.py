@@ -17,6 +17,7 @@ from tenantry.authz.service import authorize
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import InvalidValue, NotFound
 from tenantry.ml import repository
+from tenantry.tenancy import scope as tenancy
 from tenantry.tenancy.scope import resolve_org
 
 # MLflow's own limits, so that what one server takes the other takes too.
@@ -37,16 +38,15 @@ class TeamIn:
 
 
 def resolve_team(session: Session, principal: Principal, org_ref: str, team_ref: str) -> TeamIn:
-    """The team an MLflow tracking URI names (`/mlflow/{org}/{team}`, each by id or slug);
-    404 outside the principal's tenants, and for an API key bound to another team."""
+    """The team an MLflow tracking URI names (`/mlflow/{org}/{team}`, each by id or slug),
+    with tenancy's answers: 404 outside the principal's tenants, for a private team it is not
+    in, and for an API key bound to another team."""
     org = resolve_org(session, principal, org_ref)
     found = repository.team_by_ref(session, org_id=org.id, ref=team_ref)
     if found is None:
         raise NotFound("Team not found")
-    team_id = found[0]
-    if principal.kind == "api_key" and principal.key_team_id not in (None, team_id):
-        raise NotFound("Team not found")
-    return TeamIn(team_id, org.id)
+    team = tenancy.resolve_team(session, principal, found[0])
+    return TeamIn(team.id, team.org_id)
 
 
 def now_ms(ctx: Ctx) -> int:

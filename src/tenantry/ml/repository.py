@@ -436,14 +436,6 @@ def registered_model_locked(session: Session, model_id: str) -> RegisteredModel 
     ).first()
 
 
-def team_of_registered_model(session: Session, org_id: str, model_id: str) -> str | None:
-    return session.scalar(
-        select(RegisteredModel.team_id).where(
-            RegisteredModel.id == model_id, RegisteredModel.org_id == org_id
-        )
-    )
-
-
 def registered_models_query(team_id: str) -> Select[RegisteredModel]:
     return select(RegisteredModel).where(RegisteredModel.team_id == team_id)
 
