@@ -44,6 +44,7 @@ from tenantry.spend.schemas import (
     BudgetStatusOut,
     BudgetUpdateIn,
     CostViewOut,
+    LiteLLMPayloadIn,
     LlmCallBatchIn,
     LlmCallIn,
     LlmCallsRecordedOut,
@@ -116,7 +117,7 @@ def record_litellm_payload(
     ctx: CtxDep,
     principal: PrincipalDep,
     body: Annotated[
-        dict[str, Any] | list[dict[str, Any]],
+        LiteLLMPayloadIn | list[LiteLLMPayloadIn],
         Body(description="LiteLLM's StandardLoggingPayload, or a list of them"),
     ],
     team: Annotated[str | None, Query(description="The team the calls were made for")] = None,
@@ -126,7 +127,7 @@ def record_litellm_payload(
     payloads = body if isinstance(body, list) else [body]
     if not payloads or len(payloads) > 1000:
         raise Unprocessable("Send 1 to 1,000 payloads", code="invalid_batch")
-    incoming = [call_of(p, team=team) for p in payloads]
+    incoming = [call_of(p.model_dump(), team=team) for p in payloads]
     for call in incoming:
         if not call.id:
             raise Unprocessable("Every payload needs its `id`", code="missing_id")

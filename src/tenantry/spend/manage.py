@@ -383,6 +383,7 @@ def import_prices(ctx: Ctx, principal: Principal, entries: Sequence[PriceEntry])
     audit.record(
         ctx,
         principal,
+        actor=("operator", principal.user_id),
         org_id=None,
         target_type="price_table",
         target_id=None,

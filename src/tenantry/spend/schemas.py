@@ -348,3 +348,53 @@ ADMISSION_BUDGETS_DOC = (
     "Every budget that applied (spend): what it has spent, holds and has left in its period; "
     "`decided` marks the one that refused"
 )
+
+
+# ---- LiteLLM ----
+
+
+class LiteLLMPayloadIn(Input):
+    """LiteLLM's `StandardLoggingPayload`, as its generic logging callback sends it: the fields
+    of LiteLLM 1.82 (others are refused, as in every body). What is read is in
+    `spend.litellm_payload`."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    api_base: Any = None
+    cache_hit: Any = None
+    cache_key: Any = None
+    call_type: Any = None
+    completionStartTime: Any = None
+    completion_tokens: Any = None
+    cost_breakdown: Any = None
+    custom_llm_provider: Any = None
+    endTime: Any = None
+    end_user: Any = None
+    error_information: Any = None
+    error_str: Any = None
+    guardrail_information: Any = None
+    hidden_params: Any = None
+    id: Any = None
+    messages: Any = None
+    metadata: Any = None
+    model: Any = None
+    model_group: Any = None
+    model_id: Any = None
+    model_map_information: Any = None
+    model_parameters: Any = None
+    prompt_tokens: Any = None
+    request_tags: Any = None
+    requester_ip_address: Any = None
+    response: Any = None
+    response_cost: Any = None
+    response_cost_failure_debug_info: Any = None
+    response_time: Any = None
+    saved_cache_cost: Any = None
+    standard_built_in_tools_params: Any = None
+    startTime: Any = None
+    status: Any = None
+    status_fields: Any = None
+    stream: Any = None
+    total_tokens: Any = None
+    trace_id: Any = None
+    user_agent: Any = None
