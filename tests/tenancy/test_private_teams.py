@@ -141,3 +141,38 @@ def test_an_api_key_sees_what_its_creator_sees(client: TestClient, factory: Fact
     )
     assert demoted.status_code == 200, demoted.text
     assert_problem(client.get(f"/api/v1/teams/{secret['id']}", headers=secret_key), 404)
+
+
+def test_a_private_team_named_as_a_subject_is_not_there_either(
+    client: TestClient, factory: Factory
+) -> None:
+    acme = factory.tenant("Acme AI")
+    secret = _team(client, acme, "Skunkworks", private=True)
+    _, token = factory.member(acme, team_role="admin")  # may grant on the default team
+    admin_of_default = bearer(token)
+    subject = {"type": "team", "id": secret["id"]}
+    granted = client.post(
+        f"/api/v1/teams/{acme.team_id}/grants",
+        headers=admin_of_default,
+        json={"subject": subject, "role": "viewer", "reason": "try"},
+    )
+    nowhere = client.post(
+        f"/api/v1/teams/{acme.team_id}/grants",
+        headers=admin_of_default,
+        json={"subject": {"type": "team", "id": "team_nope"}, "role": "viewer", "reason": "try"},
+    )
+    assert_problem(granted, 404, "subject_not_found")
+    assert granted.json()["detail"] == nowhere.json()["detail"]
+    asked = client.post(
+        f"/api/v1/orgs/{acme.org_id}/access/check",
+        headers=admin_of_default,
+        json={"permission": "team:read", "subject": subject, "resource": {"type": "org"}},
+    )
+    assert_problem(asked, 404, "subject_not_found")
+    # The org's owner sees it, and may make it a subject.
+    as_owner = client.post(
+        f"/api/v1/teams/{acme.team_id}/grants",
+        headers=acme.headers,
+        json={"subject": subject, "role": "viewer", "reason": "sharing"},
+    )
+    assert as_owner.status_code == 201, as_owner.text

@@ -84,7 +84,7 @@ def subject_of(
             raise missing
         return Subject("user", user_id), None
     if subject.type == "team":
-        if subject.id not in snapshot.teams:
+        if subject.id not in snapshot.teams or not snapshot.sees_team(caller.user_id, subject.id):
             raise missing
         return Subject("team", subject.id), None
     key = repository.live_api_key(

@@ -370,9 +370,10 @@ def resolve_target(ctx: Ctx, team: Team, resource: ResourceIn | None) -> Target:
 
 
 def resolve_subject(
-    ctx: Ctx, org_id: str, subject: SubjectIn, *, team_id: str | None
+    ctx: Ctx, org_id: str, subject: SubjectIn, *, team_id: str | None, viewer: str | None = None
 ) -> tuple[str, str]:
-    """(type, id) of a user, team or API key of this org; 404 `subject_not_found` otherwise."""
+    """(type, id) of a user, team or API key of this org; 404 `subject_not_found` otherwise (a
+    private team `viewer`, the user acting, may not see included)."""
     snapshot = policy(ctx.session, org_id)
     kind = subject.type.replace("_", " ")
     missing = NotFound(f"No such {kind} in this organization", code="subject_not_found")
@@ -386,7 +387,8 @@ def resolve_subject(
             raise missing
         return ("user", user.id)
     if subject.type == "team":
-        if subject.id not in snapshot.teams:
+        hidden = viewer is not None and not snapshot.sees_team(viewer, subject.id)
+        if subject.id not in snapshot.teams or hidden:
             raise missing
         return ("team", subject.id)
     key = repository.live_api_key(
@@ -553,11 +555,15 @@ def create_grant(
     return created[0]
 
 
-def _subjects(ctx: Ctx, team: Team, subjects: Sequence[SubjectIn]) -> list[tuple[str, str]]:
+def _subjects(
+    ctx: Ctx, principal: Principal, team: Team, subjects: Sequence[SubjectIn]
+) -> list[tuple[str, str]]:
     resolved: list[tuple[str, str]] = []
     for index, subject in enumerate(subjects):
         try:
-            found = resolve_subject(ctx, team.org_id, subject, team_id=team.id)
+            found = resolve_subject(
+                ctx, team.org_id, subject, team_id=team.id, viewer=principal.user_id
+            )
         except (NotFound, Unprocessable) as exc:
             if len(subjects) > 1:
                 exc.detail = f"subjects[{index}]: {exc.detail}"
@@ -601,7 +607,7 @@ def grant_many(
     target = target or resolve_target(ctx, team, resource)
     content = grant_content(ctx, team.org_id, role=role, permissions=permissions)
     _check_expiry(ctx, expires_at)
-    resolved = _subjects(ctx, team, subjects)
+    resolved = _subjects(ctx, principal, team, subjects)
     _check_holds(
         ctx,
         principal,
@@ -663,7 +669,7 @@ def revoke_many(
     resource: ResourceIn | None,
 ) -> list[str]:
     target = resolve_target(ctx, team, resource)
-    grants = _grants_of(ctx, team, target, _subjects(ctx, team, subjects))
+    grants = _grants_of(ctx, team, target, _subjects(ctx, principal, team, subjects))
     for grant in grants:
         _check_holds(
             ctx,
@@ -695,7 +701,7 @@ def change_many(
     target = resolve_target(ctx, team, resource)
     content = grant_content(ctx, team.org_id, role=role, permissions=permissions)
     _check_expiry(ctx, expires_at)
-    grants = _grants_of(ctx, team, target, _subjects(ctx, team, subjects))
+    grants = _grants_of(ctx, team, target, _subjects(ctx, principal, team, subjects))
     for grant in grants:
         _check_holds(
             ctx,
