@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from cli.test_cli import Cli, one_error_line, people  # noqa: F401 - `people` is a fixture
 from conftest import Factory, Tenant, assert_problem, bearer
 
 
@@ -176,3 +177,23 @@ def test_a_private_team_named_as_a_subject_is_not_there_either(
         json={"subject": subject, "role": "viewer", "reason": "sharing"},
     )
     assert as_owner.status_code == 201, as_owner.text
+
+
+def test_the_cli_makes_teams_private_and_public(
+    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    factory: Factory,
+) -> None:
+    acme = factory.tenant("Acme AI")
+    owner = people["owner"]
+    assert owner.login(acme.owner_email).exit_code == 0
+    created = owner.json("team", "create", "acme-ai", "Skunkworks", "--private")
+    assert created["private"] is True
+    assert "private" in owner.ok("team", "show", "acme-ai/skunkworks")
+    shown = owner.json("team", "update", "acme-ai/skunkworks", "--public")
+    assert shown["private"] is False
+    hidden = owner.json("team", "update", "acme-ai/skunkworks", "--private", "--name", "Skunk")
+    assert (hidden["private"], hidden["name"]) == (True, "Skunk")
+    nothing = owner.run("team", "update", "acme-ai/skunkworks")
+    assert one_error_line(nothing) == (
+        "error: nothing to change: give --name, --description, --private or --public"
+    )
