@@ -51,6 +51,9 @@ Operation = tuple[str, str]  # (METHOD, path template), as the OpenAPI document 
 NOT_IN_SDK: dict[Operation, str] = {
     # Called by Stripe, signed with the webhook secret; never by a Tenantry user.
     ("POST", "/webhooks/stripe"): "provider webhook",
+    # LiteLLM's generic logging callback posts its own payload here; Tenantry's SDK reports
+    # calls through `record_llm_calls` (and `tenantry.integrations.litellm`).
+    ("POST", "/api/v1/integrations/litellm"): "LiteLLM's logger",
 }
 
 # SDK methods whose answer the server leaves undescribed (`{}`), so their result model cannot be

@@ -35,6 +35,7 @@ from tenantry.client.models import (
 )
 from tenantry.client.operator import OperatorCalls
 from tenantry.client.privacy import PrivacyCalls
+from tenantry.client.spend import SpendCalls
 from tenantry.client.tenancy import TenancyCalls
 from tenantry.client.throttling import ThrottlingCalls
 
@@ -48,6 +49,7 @@ class Api(
     AccessCalls,
     AuditCalls,
     MeteringCalls,
+    SpendCalls,
     ThrottlingCalls,
     BillingCalls,
     PrivacyCalls,

@@ -42,6 +42,8 @@ class Admission(Result):
     expires_at: datetime | None = None
     remaining: dict[str, str | None]
     rate_limit: dict[str, Any] | None = None
+    budgets: list[dict[str, Any]] | None = None
+    estimated_cost: str | None = None
 
     @property
     def allowed(self) -> bool:
