@@ -54,6 +54,10 @@ NOT_IN_SDK: dict[Operation, str] = {
     # LiteLLM's generic logging callback posts its own payload here; Tenantry's SDK reports
     # calls through `record_llm_calls` (and `tenantry.integrations.litellm`).
     ("POST", "/api/v1/integrations/litellm"): "LiteLLM's logger",
+    # Where an identity provider sends a person's browser back; never called by a program.
+    ("GET", "/api/v1/auth/sso/oidc/callback"): "identity provider's redirect",
+    ("POST", "/api/v1/auth/sso/saml/{connection}/acs"): "identity provider's form post",
+    ("GET", "/api/v1/auth/sso/saml/{connection}/metadata"): "read by the identity provider",
 }
 
 # SDK methods whose answer the server leaves undescribed (`{}`), so their result model cannot be

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.test_cli import people  # noqa: F401 - the CLI tests' fixture: the CLI as each person
 from support.dns_server import LocalDns
 from support.oidc_provider import OidcProvider
 from support.saml_idp import SamlIdp

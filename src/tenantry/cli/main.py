@@ -75,6 +75,8 @@ GROUPS = {
     "ratelimit": "tenantry.cli.ratelimits",
     "billing": "tenantry.cli.billing",
     "audit": "tenantry.cli.audit",
+    "sso": "tenantry.cli.sso",
+    "domain": "tenantry.cli.domains",
     "account": "tenantry.cli.account",
     "operator": "tenantry.cli.operators",
 }

@@ -1,6 +1,6 @@
 """Every route of the Tenantry API, written once for both `Client` and `AsyncClient`: one mixin
 of calls per domain (`identity`, `tenancy`, `access`, `audit`, `metering`, `throttling`,
-`billing`, `privacy`, `operator`), and here the request handling they share.
+`billing`, `privacy`, `operator`, `sso`), and here the request handling they share.
 
 Methods here only describe requests (see `tenantry.client._calls`). Conventions:
 - `org` is an organization's id or slug; `team` is a team's id; `user` is a user's id or email.
@@ -36,6 +36,7 @@ from tenantry.client.models import (
 from tenantry.client.operator import OperatorCalls
 from tenantry.client.privacy import PrivacyCalls
 from tenantry.client.spend import SpendCalls
+from tenantry.client.sso import SsoCalls
 from tenantry.client.tenancy import TenancyCalls
 from tenantry.client.throttling import ThrottlingCalls
 
@@ -54,6 +55,7 @@ class Api(
     BillingCalls,
     PrivacyCalls,
     OperatorCalls,
+    SsoCalls,
 ):
     """State and request handling shared by the sync and async clients."""
 

@@ -252,3 +252,88 @@ class Health(Result):
 class Readiness(Result):
     status: str
     database: str | None = None
+
+
+# ---- enterprise sign-in (SSO) ----
+
+
+class ServiceProvider(Result):
+    """What to give the identity provider: the redirect URI (OIDC) or the SP entity id, ACS URL
+    and metadata URL (SAML)."""
+
+    redirect_uri: str | None = None
+    entity_id: str | None = None
+    acs_url: str | None = None
+    metadata_url: str | None = None
+
+
+class SsoConnection(Result):
+    id: str
+    org_id: str
+    name: str
+    protocol: str
+    preset: str
+    enabled: bool
+    settings: dict[str, Any] = Field(default_factory=dict)
+    has_client_secret: bool
+    jit_provisioning: bool
+    mapping: dict[str, Any] = Field(default_factory=dict)
+    revision: int
+    tested: bool
+    last_test_ok: bool | None = None
+    service_provider: ServiceProvider
+    created_at: datetime
+    updated_at: datetime
+
+
+class SsoStarted(Result):
+    """A trip to the identity provider: send the browser to `redirect_url`; keep `verifier`
+    for the exchange of the sign-in's one-time code."""
+
+    attempt_id: str
+    redirect_url: str
+    verifier: str
+    expires_at: datetime
+
+
+class SsoTestResult(Result):
+    connection_id: str
+    tested: bool
+    result: dict[str, Any] | None = None
+
+
+class SsoPolicy(Result):
+    enforced: bool
+    break_glass: list[str] = Field(default_factory=list)
+    verified_domains: list[str] = Field(default_factory=list)
+
+
+class Domain(Result):
+    id: str
+    domain: str
+    status: str
+    record_name: str
+    record_type: str = "TXT"
+    record_value: str
+    created_at: datetime
+    verified_at: datetime | None = None
+    last_checked_at: datetime | None = None
+
+
+class DiscoveredConnection(Result):
+    id: str
+    name: str
+    protocol: str
+
+
+class DiscoveredOrg(Result):
+    slug: str
+    name: str
+
+
+class SsoDiscovery(Result):
+    domain: str
+    sso: bool
+    enforced: bool
+    org: DiscoveredOrg | None = None
+    connections: list[DiscoveredConnection] = Field(default_factory=list)
