@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from tenantry.kit.schemas import Description, Input, Output
+from tenantry.kit.schemas import Description, Input, Output, Timestamp, left_out
 
 RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 PermissionName = Annotated[
@@ -36,10 +36,12 @@ class RoleCreateIn(Input):
 
 
 class RoleUpdateIn(Input):
-    name: RoleName | None = None
-    description: Description | None = None
-    permissions: list[PermissionName] | None = Field(default=None, max_length=100)
-    inherits: list[RoleName] | None = Field(default=None, max_length=20)
+    """What changes; a field left out stays as it is, none can be null (`[]` empties a list)."""
+
+    name: RoleName = left_out()
+    description: Description = left_out()
+    permissions: list[PermissionName] = left_out(max_length=100)
+    inherits: list[RoleName] = left_out(max_length=20)
 
 
 class RoleOut(Output):
@@ -58,11 +60,12 @@ class RoleOut(Output):
 # ---- subjects and resources ----
 
 
+SubjectRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+
+
 class SubjectIn(Input):
     type: SubjectType
-    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)] = (
-        Field(description="A user's id or email, a team's id, an API key's id")
-    )
+    id: SubjectRef = Field(description="A user's id or email, a team's id, an API key's id")
 
 
 class SubjectOut(Output):
@@ -96,7 +99,7 @@ class GrantCreateIn(Input):
     resource: ResourceIn | None = Field(default=None, description="Default: the whole team")
     role: RoleName | None = None
     permissions: list[PermissionName] | None = Field(default=None, max_length=100)
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
     reason: Reason = ""
 
 
@@ -122,7 +125,7 @@ class BulkGrantIn(Input):
     resource: ResourceIn | None = Field(default=None, description="Default: the whole team")
     role: RoleName | None = None
     permissions: list[PermissionName] | None = Field(default=None, max_length=100)
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
     reason: Reason = ""
 
 

@@ -204,7 +204,7 @@ def update_role(
 ) -> CustomRole:
     _refuse_builtin(ref, org.id)
     role = find_role(ctx, org, ref)
-    if all(value is None for value in changes.values()):
+    if not changes:
         raise Unprocessable(
             "Nothing to update: give name, description, permissions or inherits",
             code="nothing_to_update",

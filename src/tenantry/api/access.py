@@ -19,13 +19,16 @@ from tenantry.access.schemas import (
     ExplainOut,
     GrantCreateIn,
     GrantOut,
+    Identifier,
     RemedyOut,
     ResourceIn,
     ResourceOut,
+    ResourceType,
     RoleCreateIn,
     RoleOut,
     RoleUpdateIn,
     SubjectOut,
+    SubjectRef,
     TemplateApplyIn,
     TemplateCreateIn,
     TemplateOut,
@@ -36,11 +39,12 @@ from tenantry.authz.catalog import Permission
 from tenantry.authz.engine import BUILTIN_ROLES, Resource, Snapshot, Subject
 from tenantry.authz.service import policy
 from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.work import CtxDep
 from tenantry.kit.context import reads_only
 from tenantry.kit.pagination import PageDep, PageOut, PageRequest
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 RoleReader = Annotated[OrgScope, Depends(org_scope(Permission.ROLE_READ))]
 RoleManager = Annotated[OrgScope, Depends(org_scope(Permission.ROLE_MANAGE))]
@@ -454,9 +458,10 @@ def who_can(
     scope: OrgGrantReader,
     page: PageDep,
     permission: PermissionQuery,
-    resource_type: Annotated[str, Query(min_length=1, max_length=32)] = "org",
-    resource_id: IdQuery = None,
-    team_id: IdQuery = None,
+    # Typed as `ResourceIn`'s fields, so an empty or blank one is a 422 naming the parameter.
+    resource_type: Annotated[ResourceType, Query()] = "org",
+    resource_id: Annotated[Identifier | None, Query()] = None,
+    team_id: Annotated[Identifier | None, Query()] = None,
 ) -> PageOut[WhoCanOut]:
     """Who may do `permission` on the resource (default: the org), by subject type and id."""
     resource = ResourceIn(type=resource_type, id=resource_id, team_id=team_id)
@@ -481,7 +486,7 @@ def what_can(
     permission: PermissionQuery,
     resource_type: Annotated[str, Query(min_length=1, max_length=32)] = "team",
     subject_type: Annotated[str | None, Query(pattern="^(user|team|api_key)$")] = None,
-    subject_id: Annotated[str | None, Query(max_length=254)] = None,
+    subject_id: Annotated[SubjectRef | None, Query()] = None,
 ) -> PageOut[WhatCanOut]:
     """The resources of a type on which the subject (default: the caller) may do `permission`."""
     from tenantry.access.schemas import SubjectIn

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -16,13 +15,15 @@ from tenantry.audit.repository import EventFilters
 from tenantry.audit.schemas import AuditEventOut, CheckpointOut, PublicKeyOut, VerdictOut
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, TeamScope, org_scope, team_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.state import app_state
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import BadRequest
 from tenantry.kit.pagination import PageDep, PageOut
+from tenantry.kit.schemas import Timestamp
 from tenantry.kit.streaming import in_threads
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 AuditReader = Annotated[OrgScope, Depends(org_scope(Permission.AUDIT_READ))]
 
 
@@ -35,8 +36,8 @@ def event_filters(
     target_id: Annotated[str | None, Query(max_length=40)] = None,
     team: Annotated[str | None, Query(max_length=40)] = None,
     result: Annotated[str | None, Query(max_length=16)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[Timestamp | None, Query()] = None,
+    until: Annotated[Timestamp | None, Query()] = None,
 ) -> EventFilters:
     return EventFilters(
         actor_id=actor,

@@ -58,6 +58,7 @@ from tenantry.billing.schemas import (
     WebhookOut,
 )
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep
 from tenantry.kit.context import Ctx, quota_exempt
@@ -70,7 +71,7 @@ from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy.models import Organization
 from tenantry.throttling.limiter import throttle_request
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 BillingView = Annotated[OrgScope, Depends(org_scope(Permission.BILLING_VIEW))]
 BillingManage = Annotated[OrgScope, Depends(org_scope(Permission.BILLING_MANAGE))]
@@ -572,7 +573,7 @@ def list_payments(scope: BillingView, page: PageDep) -> PageOut[PaymentOut]:
 # Outside /api/v1: Stripe is configured with this address once, and it is no part of the
 # versioned API. Public: the signature, not a bearer credential, says who sent it.
 
-webhook_router = APIRouter()
+webhook_router = APIRouter(route_class=JsonBodyRoute)
 
 
 async def _raw_body(request: Request) -> bytes:

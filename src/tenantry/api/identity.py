@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep, json_body_schema, parse_json_body
 from tenantry.identity import repository, service
@@ -39,7 +40,7 @@ from tenantry.kit.errors import Unauthenticated
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.tenancy import repository as tenancy_repository
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 
 def tokens_out(ctx: Ctx, issued: service.IssuedTokens) -> TokensOut:

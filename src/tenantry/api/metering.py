@@ -8,7 +8,7 @@ Changing an org's plan overrides is an admin change and is audited.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -27,10 +27,12 @@ from tenantry.http.auth import (
     org_scope,
     team_scope,
 )
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.work import CtxDep, json_body_schema, parse_json_body
 from tenantry.kit.context import Ctx, quota_exempt
 from tenantry.kit.errors import Forbidden
 from tenantry.kit.money import plain
+from tenantry.kit.schemas import Timestamp
 from tenantry.metering import admission, alerts, ingest, plans, quotas, recording, summary
 from tenantry.metering.meters import METERS
 from tenantry.metering.quotas import QuotaStatus
@@ -58,7 +60,7 @@ from tenantry.plans.catalog import Plan, upgrade_hint
 from tenantry.tenancy import scope as tenancy_scope
 from tenantry.throttling.limiter import throttle_request
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 OrgUsageRead = Annotated[OrgScope, Depends(org_scope(Permission.USAGE_READ))]
 TeamUsageRead = Annotated[TeamScope, Depends(team_scope(Permission.USAGE_READ))]
@@ -258,8 +260,8 @@ def _settle(ctx: Ctx, principal: Principal, reservation_id: str, raw: bytes) -> 
 
 # ---- summaries ----
 
-SinceQ = Annotated[datetime | None, Query(description="Start (taken down to the hour)")]
-UntilQ = Annotated[datetime | None, Query(description="End, exclusive (taken up to the hour)")]
+SinceQ = Annotated[Timestamp | None, Query(description="Start (taken down to the hour)")]
+UntilQ = Annotated[Timestamp | None, Query(description="End, exclusive (taken up to the hour)")]
 GroupByQ = Annotated[GroupBy, Query()]
 GranularityQ = Annotated[Granularity | None, Query()]
 

@@ -13,6 +13,7 @@ from tenantry.api.metering import plan_out
 from tenantry.api.tenancy import link_out
 from tenantry.authz.principal import Principal
 from tenantry.http.auth import PrincipalDep
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.work import CtxDep
 from tenantry.kit.context import Ctx
 from tenantry.kit.money import plain
@@ -35,7 +36,7 @@ from tenantry.operator.schemas import (
 from tenantry.plans import live as live_catalog
 from tenantry.plans.catalog import Plan
 
-router = APIRouter(prefix="/api/v1/operator", tags=["operator"])
+router = APIRouter(prefix="/api/v1/operator", tags=["operator"], route_class=JsonBodyRoute)
 
 _PROBLEM: dict[str, Any] = {"application/problem+json": {}}
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Response
 
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.work import CtxDep
 from tenantry.privacy import service
 from tenantry.privacy.schemas import EraseIn, PersonalDataOut
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 
 @router.get("/users/me/export", response_model=PersonalDataOut, tags=["me"])

@@ -10,6 +10,7 @@ from tenantry.api.billing import ProviderDep
 from tenantry.authz.catalog import Permission
 from tenantry.billing import subscriptions
 from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep
 from tenantry.identity import repository as identity_repository
@@ -44,7 +45,7 @@ from tenantry.tenancy.schemas import (
     TransferIn,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 OrgRead = Annotated[OrgScope, Depends(org_scope(Permission.ORG_READ))]
 OrgUpdate = Annotated[OrgScope, Depends(org_scope(Permission.ORG_UPDATE))]

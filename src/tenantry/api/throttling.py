@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, TeamScope, org_scope, team_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.state import app_state
 from tenantry.kit.context import quota_exempt
 from tenantry.kit.pagination import PageDep, PageOut
@@ -32,7 +33,7 @@ from tenantry.throttling.schemas import (
     SlotsOut,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 LimitsRead = Annotated[OrgScope, Depends(org_scope(Permission.USAGE_READ))]
 LimitsUpdate = Annotated[OrgScope, Depends(org_scope(Permission.ORG_UPDATE))]

@@ -7,15 +7,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 
-from tenantry.kit.schemas import Input, Output
+from tenantry.kit.money import UNIT_PRICE_PLACES, round_money
+from tenantry.kit.schemas import Input, Output, decimal_in
 
 Token = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Last4 = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
-MoneyIn = Annotated[Decimal, Field(ge=Decimal("-1000000000"), le=Decimal("1000000000"))]
 MAX_MANUAL_LINES = 100
+# A manual line's amount (quantity times unit price) is at most this, in the currency's major unit,
+# and at least one cent either way: 100 lines of it, in minor units, fit the amount columns
+# (64-bit integers) many times over.
+MAX_LINE_AMOUNT = Decimal(1_000_000_000)
+MIN_LINE_AMOUNT = Decimal("0.01")
+MAX_LINE_QUANTITY = Decimal(1_000_000_000)
 
 
 # ---- plans ----
@@ -164,8 +170,35 @@ class PreviewOut(BaseModel):
 
 class ManualLineIn(Input):
     description: Text
-    quantity: Annotated[Decimal, Field(gt=0, le=Decimal("1000000000"))] = Decimal(1)
-    unit_price: MoneyIn
+    quantity: Annotated[
+        Decimal, decimal_in(gt=0, le=MAX_LINE_QUANTITY, decimal_places=UNIT_PRICE_PLACES)
+    ] = Decimal(1)
+    unit_price: Annotated[
+        Decimal,
+        decimal_in(ge=-MAX_LINE_AMOUNT, le=MAX_LINE_AMOUNT, decimal_places=UNIT_PRICE_PLACES),
+    ] = Field(
+        description=f"At most {UNIT_PRICE_PLACES} decimal places; negative for a discount. The "
+        f"line's amount, quantity * unit_price, is {MIN_LINE_AMOUNT} to {MAX_LINE_AMOUNT:,} "
+        "either way"
+    )
+
+    @field_validator("unit_price")
+    @classmethod
+    def _amount_in_bounds(cls, unit_price: Decimal, info: ValidationInfo) -> Decimal:
+        quantity = info.data.get("quantity")
+        if quantity is None:  # refused already
+            return unit_price
+        amount = abs(round_money(quantity * unit_price))
+        if amount > MAX_LINE_AMOUNT:
+            raise ValueError(
+                f"quantity * unit_price must be at most {MAX_LINE_AMOUNT:,} either way"
+            )
+        if amount < MIN_LINE_AMOUNT:
+            raise ValueError(
+                f"quantity * unit_price must be at least {MIN_LINE_AMOUNT} either way "
+                "(it rounds to 0.00)"
+            )
+        return unit_price
 
 
 class ManualInvoiceIn(Input):
@@ -176,8 +209,10 @@ class ManualInvoiceIn(Input):
 
 class CreditNoteIn(Input):
     reason: Text
-    amount: Annotated[Decimal, Field(gt=0, le=Decimal("1000000000"))] | None = Field(
-        default=None, description="In the invoice's currency; all that is left by default"
+    amount: Annotated[Decimal, decimal_in(gt=0, le=MAX_LINE_AMOUNT)] | None = Field(
+        default=None,
+        description="In the invoice's currency, to its minor unit (0.01); all that is left by "
+        "default",
     )
 
 
@@ -196,7 +231,7 @@ class PaymentResultOut(BaseModel):
 
 
 class BillingAccountIn(Input):
-    tax_rate: Annotated[Decimal, Field(ge=0, lt=1, max_digits=8)]
+    tax_rate: Annotated[Decimal, decimal_in(ge=0, lt=1, max_digits=8)]
 
 
 class BillingAccountOut(BaseModel):

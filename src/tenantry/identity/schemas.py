@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from tenantry.kit.schemas import Email, Input, Name, Output, Password
+from tenantry.kit.schemas import Email, Input, Name, Output, Password, Timestamp, left_out
 
 
 class SignupIn(Input):
@@ -57,10 +57,10 @@ class SessionOut(Output):
 
 
 class MeUpdateIn(Input):
-    full_name: str | None = Field(default=None, max_length=200)
-    username: str | None = Field(
-        default=None, min_length=2, max_length=64, pattern=r"^[a-zA-Z0-9_.-]+$"
-    )
+    """What changes; a field left out stays as it is, neither can be null."""
+
+    full_name: str = left_out(max_length=200)
+    username: str = left_out(min_length=2, max_length=64, pattern=r"^[a-zA-Z0-9_.-]+$")
 
 
 class PasswordChangeIn(Input):
@@ -94,8 +94,8 @@ class ApiKeyCreateIn(Input):
     name: Name
     team_id: str | None = Field(default=None, max_length=40)
     permissions: list[str] | None = Field(default=None, max_length=100)
-    # Aware only: a naive time is ambiguous (and cannot be compared with the clock).
-    expires_at: AwareDatetime | None = None
+    # With its zone: a naive time is ambiguous (and cannot be compared with the clock).
+    expires_at: Timestamp | None = None
 
 
 class ApiKeyOut(Output):

@@ -94,6 +94,10 @@ class PayloadTooLarge(Problem):
     status, code, title = 413, "payload_too_large", "Request body too large"
 
 
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class Gone(Problem):
     status, code, title = 410, "gone", "Gone"
 
@@ -112,3 +116,19 @@ class InternalError(Problem):
 
 class ServiceUnavailable(Problem):
     status, code, title = 503, "database_unavailable", "Service unavailable"
+
+
+def problem_for_status(status: int, detail: str, headers: dict[str, str] | None = None) -> Problem:
+    """The problem of an HTTP error raised outside our code (Starlette's, FastAPI's), with the
+    code of the class that has its status: every code the API sends has one status."""
+    pending: list[type[Problem]] = [Problem]
+    while pending:
+        cls = pending.pop(0)
+        if cls.status == status and cls is not Problem:
+            return cls(detail, headers=headers)
+        pending.extend(cls.__subclasses__())
+    if 400 <= status < 500:
+        problem: Problem = BadRequest(detail, headers=headers)
+    else:
+        problem = InternalError(detail, headers=headers)
+    return problem

@@ -13,6 +13,9 @@ from typing import Final
 ROUNDING: Final = ROUND_HALF_UP
 # Currencies we bill in and the exponent of their minor unit (cents: 2).
 MINOR_EXPONENT: Final[dict[str, int]] = {"usd": 2, "eur": 2, "gbp": 2, "jpy": 0}
+# A unit price (a plan's overage rate, a manual invoice line's) has at most this many decimal
+# places, finer than any currency's minor unit: a token can cost 0.000002.
+UNIT_PRICE_PLACES: Final = 6
 
 
 def _exponent(currency: str) -> int:

@@ -1,5 +1,5 @@
 """Bodies of the metering endpoints. Quantities travel as decimal strings (numbers are accepted
-on the way in) so that no float ever rounds them."""
+on the way in) so that no float ever rounds them; times as RFC 3339 strings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, Field, StringConstraints, field_validator, with_config
 from typing_extensions import TypedDict
 
-from tenantry.kit.schemas import INPUT_ITEM_CONFIG, Input
+from tenantry.kit.schemas import (
+    INPUT_ITEM_CONFIG,
+    DecimalIn,
+    Input,
+    Timestamp,
+    UnitPrice,
+    decimal_in,
+)
 
 MAX_BATCH = 1000
 MAX_DIMENSIONS = 20
@@ -37,8 +44,8 @@ class UsageEventIn(Input):
 
     id: EventId = Field(description=EVENT_ID_DOC)
     meter: Key
-    quantity: Decimal
-    timestamp: datetime
+    quantity: DecimalIn
+    timestamp: Timestamp
     team: IdRef | None = None
     user: IdRef | None = None
     api_key: IdRef | None = None
@@ -57,8 +64,8 @@ class UsageEventItem(TypedDict):
 
     id: Annotated[EventId, Field(description=EVENT_ID_DOC)]
     meter: Key
-    quantity: Decimal
-    timestamp: datetime
+    quantity: DecimalIn
+    timestamp: Timestamp
     team: NotRequired[IdRef | None]
     user: NotRequired[IdRef | None]
     api_key: NotRequired[IdRef | None]
@@ -96,7 +103,7 @@ class UsageRecordedOut(BaseModel):
 class AdmissionIn(Input):
     team: IdRef
     action: Action = Field(description="A permission (model:create) or a label (llm.generate)")
-    estimate: dict[Key, Decimal] = Field(default_factory=dict)
+    estimate: dict[Key, DecimalIn] = Field(default_factory=dict)
     provider: Key | None = None
     model: Label | None = None
     ttl_seconds: int | None = Field(default=None, ge=1, le=86_400)
@@ -130,7 +137,7 @@ class AdmissionOut(BaseModel):
 
 
 class SettleIn(Input):
-    usage: dict[Key, Decimal]
+    usage: dict[Key, DecimalIn]
 
     _meters = field_validator("usage")(_check_meters)
 
@@ -192,7 +199,7 @@ class QuotasOut(BaseModel):
 
 
 class QuotaOverrideIn(Input):
-    limit: Decimal | None = Field(default=None, ge=0)
+    limit: Annotated[Decimal, decimal_in(ge=0)] | None = None
     enforcement: Literal["hard", "soft"] | None = None
 
 
@@ -209,7 +216,7 @@ class PlanOverridesIn(Input):
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     quotas: dict[Key, QuotaOverrideIn] = Field(default_factory=dict)
     rate_limits: RateLimitsIn | None = None
-    overage_rates: dict[Key, Annotated[Decimal, Field(ge=0)] | None] = Field(default_factory=dict)
+    overage_rates: dict[Key, UnitPrice | None] = Field(default_factory=dict)
 
     def as_overrides(self) -> dict[str, Any]:
         return {

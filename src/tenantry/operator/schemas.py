@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from tenantry.kit.schemas import Email, Input, Name, Output, Slug
+from tenantry.kit.schemas import Email, Input, Name, Output, Slug, UnitPrice, left_out
 from tenantry.tenancy.schemas import InvitationLinkOut, PlanKey
 
 
@@ -50,7 +49,7 @@ class SuspendIn(Input):
 PlanCode = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
 ]
-Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+Amount = UnitPrice  # a price or rate: at most six decimal places
 
 
 class CatalogQuotaIn(Input):
@@ -67,16 +66,17 @@ class CatalogRateLimitsIn(Input):
 
 class CatalogPlanPatch(Input):
     """What changes in a plan of the catalog; what is left out stays. `quotas` and
-    `overage_rates` replace the plan's whole set when given."""
+    `overage_rates` replace the plan's whole set when given. Only `upgrade_to` can be cleared
+    (null)."""
 
-    name: Name | None = None
-    monthly_price: Amount | None = None
-    yearly_price: Amount | None = None
-    currency: Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")] | None = None
-    quotas: dict[Annotated[str, StringConstraints(max_length=64)], CatalogQuotaIn] | None = None
-    rate_limits: CatalogRateLimitsIn | None = None
-    overage_rates: dict[Annotated[str, StringConstraints(max_length=64)], Amount] | None = None
-    audit_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    name: Name = left_out()
+    monthly_price: Amount = left_out()
+    yearly_price: Amount = left_out()
+    currency: Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")] = left_out()
+    quotas: dict[Annotated[str, StringConstraints(max_length=64)], CatalogQuotaIn] = left_out()
+    rate_limits: CatalogRateLimitsIn = left_out()
+    overage_rates: dict[Annotated[str, StringConstraints(max_length=64)], Amount] = left_out()
+    audit_retention_days: int = left_out(ge=1, le=3650)
     upgrade_to: PlanCode | None = Field(
         default=None, description="The plan a 402 suggests next; send null for none"
     )

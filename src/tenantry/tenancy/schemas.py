@@ -17,6 +17,7 @@ from tenantry.kit.schemas import (
     Ref,
     Slug,
     check_settings_size,
+    left_out,
 )
 
 # A plan of the catalog, checked against it by the server (`invalid_plan`).
@@ -39,10 +40,12 @@ class OrgCreateIn(Input):
 
 
 class OrgUpdateIn(Input):
-    name: Name | None = None
-    slug: Slug | None = None
-    billing_email: Email | None = None
-    settings: dict[str, Any] | None = None
+    """What changes; a field left out stays as it is. Only `billing_email` can be cleared (null)."""
+
+    name: Name = left_out()
+    slug: Slug = left_out()
+    billing_email: Email | None = Field(default=None, description="null: no billing email")
+    settings: dict[str, Any] = left_out(description="Replaces the settings; {} for none")
 
     _settings = field_validator("settings")(check_settings_size)
 
@@ -109,11 +112,16 @@ class TeamCreateIn(Input):
 
 
 class TeamUpdateIn(Input):
-    name: Name | None = None
-    slug: Slug | None = None
-    description: Description | None = None
-    parent_team_id: str | None = Field(default=None, max_length=40)
-    settings: dict[str, Any] | None = None
+    """What changes; a field left out stays as it is. Only `parent_team_id` can be cleared
+    (null: a top-level team)."""
+
+    name: Name = left_out()
+    slug: Slug = left_out()
+    description: Description = left_out(description='"" for none')
+    parent_team_id: str | None = Field(
+        default=None, max_length=40, description="null: a top-level team"
+    )
+    settings: dict[str, Any] = left_out(description="Replaces the settings; {} for none")
     private: bool = Field(
         default=False,
         description="true: seen only by its members and the organization's admins and owners; "
