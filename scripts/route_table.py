@@ -48,6 +48,11 @@ SERVICE_RULES: dict[str, str] = {
         "one's own account, signed in as a user; body `confirm` must equal its email; refused "
         "while the last owner of an org"
     ),
+    "sso_connection.enabled": "after a successful test sign-in of its current settings",
+    "sso_connection.mapping_changed": "rules give nothing above one's own; teams of the org",
+    "sso_policy.updated": "break-glass accounts are owners; needs a verified domain and an "
+    "enabled connection",
+    "sso.link_started": "a signed-in person, for their own account",
     "export_my_data": "an API key gets its org's part only",
     "export_member_data": "404 unless the user is a member of the org",
 }
