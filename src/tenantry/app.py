@@ -41,9 +41,9 @@ from tenantry.kit import files
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.context import Origin
 from tenantry.kit.db import Database
+from tenantry.kit.dberrors import concurrent_conflict, integrity_problem, is_concurrent_conflict
 from tenantry.kit.errors import (
     PROBLEM_CONTENT_TYPE,
-    Conflict,
     Forbidden,
     InternalError,
     InvalidValue,
@@ -53,6 +53,7 @@ from tenantry.kit.errors import (
     Problem,
     ServiceUnavailable,
     Unprocessable,
+    problem_for_status,
 )
 from tenantry.kit.idempotency import Replay
 from tenantry.kit.limits import BodyLimit
@@ -142,9 +143,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        if any(e["type"] == "json_invalid" for e in errors):
+        invalid = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if invalid is not None:
+            why = (invalid.get("ctx") or {}).get("error")
             problem: Problem = MalformedJson(
-                "The request body is not valid JSON", extra={"errors": errors}
+                f"The request body is not valid JSON: {why}"
+                if why
+                else "The request body is not valid JSON",
+                extra={"errors": errors},
             )
         else:
             first = errors[0] if errors else {"loc": [], "msg": "invalid"}
@@ -163,21 +169,14 @@ def _install_error_handlers(app: FastAPI) -> None:
                 f"{request.method} is not allowed on this route", headers=headers
             )
         else:
-            problem = Problem(str(exc.detail), code="http_error", headers=headers)
-            problem.status, problem.title = exc.status_code, str(exc.detail)
+            problem = problem_for_status(exc.status_code, str(exc.detail), headers)
         return problem_response(request, problem)
 
     @app.exception_handler(IntegrityError)
     async def on_integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        # Two requests raced for the same unique value; the loser's transaction wrote nothing.
-        log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
-        return problem_response(
-            request,
-            Conflict(
-                "A concurrent request changed the same thing; nothing was written. Retry.",
-                code="concurrent_conflict",
-            ),
-        )
+        # A constraint the database enforced, read by kind (kit.dberrors); rolled back.
+        log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(request, integrity_problem(exc))
 
     @app.exception_handler(DataError)
     async def on_unstorable(request: Request, exc: DataError) -> JSONResponse:
@@ -194,6 +193,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def on_database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        if is_concurrent_conflict(exc):  # transactions that met; a retry resolves it
+            log.info("concurrent conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+            return problem_response(request, concurrent_conflict())
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         return problem_response(
             request,
