@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from tenantry.api.identity import tokens_out
 from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
+from tenantry.http.body import JsonBodyRoute
 from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep
 from tenantry.identity.schemas import TokensOut
@@ -48,7 +49,7 @@ from tenantry.sso.schemas import (
 )
 from tenantry.sso.secrets import SecretBox
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=JsonBodyRoute)
 
 Read = Annotated[OrgScope, Depends(org_scope(Permission.SSO_READ))]
 Manage = Annotated[OrgScope, Depends(org_scope(Permission.SSO_MANAGE))]

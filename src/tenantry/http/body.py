@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-from fastapi import Request, Response
+from fastapi import Request, Response, params
 from fastapi.routing import APIRoute
 
 from tenantry.kit.errors import MalformedJson, UnsupportedMediaType
@@ -50,12 +50,19 @@ UTF8_BOM: Final = b"\xef\xbb\xbf"
 _METHODS_WITH_BODIES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+FORM_MEDIA_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def media_types_taken(route: APIRoute) -> tuple[str, ...]:
     """The media types of the bodies `route` reads (none: it takes no body)."""
     documented = (route.openapi_extra or {}).get("requestBody", {}).get("content", {})
     if documented:
         return tuple(str(media_type).lower() for media_type in documented)
-    return (JSON_MEDIA_TYPE,) if route.body_field is not None else ()
+    if route.body_field is None:
+        return ()
+    if isinstance(route.body_field.field_info, params.Form):  # FastAPI's form parameters
+        return FORM_MEDIA_TYPES
+    return (JSON_MEDIA_TYPE,)
 
 
 def takes_body(route: APIRoute) -> bool:
@@ -92,8 +99,10 @@ def _announces_body(request: Request) -> bool:
 
 
 def _what_to_send(taken: tuple[str, ...]) -> str:
-    others = [f"`Content-Type: {m}`" for m in taken if not is_json_media_type(m)]
-    return "JSON with `Content-Type: application/json`" + "".join(f", or {m}" for m in others)
+    kinds = [f"`Content-Type: {m}`" for m in taken if not is_json_media_type(m)]
+    if any(is_json_media_type(m) for m in taken):
+        kinds.insert(0, "JSON with `Content-Type: application/json`")
+    return ", or ".join(kinds)
 
 
 def refusal(content_type: str | None, taken: tuple[str, ...]) -> str | None:
