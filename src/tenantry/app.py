@@ -25,6 +25,7 @@ from tenantry.api.billing import webhook_router as billing_webhooks
 from tenantry.api.identity import router as identity_router
 from tenantry.api import mlflow
 from tenantry.api.metering import router as metering_router
+from tenantry.api.ml import UPLOAD_PATHS as ML_UPLOAD_PATHS
 from tenantry.api.ml import router as ml_router
 from tenantry.api.spend import router as spend_router
 from tenantry.api.operator import router as operator_router
@@ -287,9 +288,8 @@ def create_app(
     web.install(app, settings)  # the dashboard's pages, at / (docs/dashboard.md)
     _install_error_handlers(app)
     app.add_middleware(RateLimitHeaders, limiter=state.throttle, clock=state.clock)
-    app.add_middleware(
-        BodyLimit, max_bytes=settings.max_request_body_bytes, streams=mlflow.UPLOAD_PATHS
-    )
+    uploads = f"{mlflow.UPLOAD_PATHS}|{ML_UPLOAD_PATHS}"  # bounded by the routes themselves
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes, streams=uploads)
     app.add_middleware(RequestTracking, metrics=metrics)
 
     @app.get("/healthz", tags=["operations"])

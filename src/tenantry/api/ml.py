@@ -75,6 +75,13 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 # A file's path in its folder (`model/weights.bin`).
 FilePath = Annotated[str, Query(min_length=1, max_length=1000)]
 
+# Uploads bound their bodies themselves (the storage quota, `max_artifact_bytes`), not by the
+# API's body limit (`kit.limits.BodyLimit`).
+UPLOAD_PATHS = (
+    r"^/api/v1/teams/[^/]+/(experiments/[^/]+/runs/[^/]+/artifact"
+    r"|models/[^/]+/versions/[^/]+/file)$"
+)
+
 TAGS_EXPERIMENTS: list[str | Enum] = ["experiments"]
 TAGS_MODELS: list[str | Enum] = ["models"]
 

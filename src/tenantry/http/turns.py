@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 from fastapi import Request
 
@@ -92,6 +93,9 @@ class BodyReader:
         self._stream: AsyncIterator[bytes] = request.stream()
         self._buffer = b""
         self._done = False
+        # Made on the event loop; read from any thread, the upload's own or those a transfer
+        # library starts (boto3 reads a multipart upload's parts in threads of its own).
+        self._token = anyio.lowlevel.current_token()
 
     async def _next(self) -> bytes | None:
         try:
@@ -101,7 +105,7 @@ class BodyReader:
 
     def read(self, size: int = -1, /) -> bytes:
         while not self._done and (size < 0 or len(self._buffer) < size):
-            chunk = anyio.from_thread.run(self._next)
+            chunk = anyio.from_thread.run(self._next, token=self._token)
             if chunk is None:
                 self._done = True
             else:

@@ -30,7 +30,7 @@ from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission as P
 from tenantry.authz.principal import Principal
 from tenantry.kit.context import Ctx
-from tenantry.kit.errors import InvalidValue, NotFound, PayloadTooLarge
+from tenantry.kit.errors import InvalidValue, NotFound, PayloadTooLarge, PaymentRequired, Problem
 from tenantry.kit.ids import new_id
 from tenantry.metering.quotas import claim_level, level_room
 from tenantry.metering.recording import record_usage
@@ -173,12 +173,14 @@ class Measured:
         return self.digest.hexdigest()
 
 
-def too_large(plan: UploadPlan, max_bytes: int) -> PayloadTooLarge:
+def too_large(plan: UploadPlan, max_bytes: int) -> Problem:
+    """402 when the file does not fit in the plan's storage, 413 past the per-file cap."""
     if plan.cap < max_bytes:
-        return PayloadTooLarge(
-            f"The file does not fit in the organization's storage quota ({plan.cap} bytes left)",
+        return PaymentRequired(
+            f"The file does not fit in the organization's storage quota ({plan.cap} bytes "
+            "left); upgrade the plan or delete files",
             code="quota_exceeded",
-            extra={"quota": STORAGE},
+            extra={"quota": STORAGE, "remaining_bytes": plan.cap},
         )
     return PayloadTooLarge(f"A file is at most {max_bytes} bytes")
 
