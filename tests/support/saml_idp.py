@@ -7,10 +7,13 @@ on purpose before they are signed (`before_signing`) or after (the test edits th
 from __future__ import annotations
 
 import base64
+import html
 import secrets
 import shutil
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +30,8 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.server import Server
 from saml2.sigver import pre_signature_part
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+from tenantry.kit.clock import Clock
 
 PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -67,6 +72,7 @@ class SamlIdp:
         self.folder = folder
         self.entity_id = entity_id
         self.key_file, self.cert_file = _key_and_cert(folder, f"idp-{secrets.token_hex(3)}")
+        self.sso_url = f"{entity_id}/sso"
         self._server: Server | None = None
 
     def _config(self, sp_metadata: str | None) -> IdPConfig:
@@ -79,7 +85,7 @@ class SamlIdp:
                 "idp": {
                     "name": "Test IdP",
                     "endpoints": {
-                        "single_sign_on_service": [(f"{self.entity_id}/sso", BINDING_HTTP_REDIRECT)]
+                        "single_sign_on_service": [(self.sso_url, BINDING_HTTP_REDIRECT)]
                     },
                     "policy": {"default": {"lifetime": {"minutes": 5}, "name_form": None}},
                     "name_id_format": [NAMEID_FORMAT_PERSISTENT],
@@ -93,6 +99,12 @@ class SamlIdp:
         config = IdPConfig()
         config.load(conf)
         return config
+
+    def serve(self, *, clock: Clock, subject: str, attributes: dict[str, list[str]]) -> LoginPage:
+        """Serve the IdP's sign-in page on loopback (its metadata names it from now on)."""
+        page = LoginPage(self, clock, subject, attributes)
+        self.sso_url = page.url
+        return page
 
     def metadata(self) -> str:
         return str(entity_descriptor(self._config(None)))
@@ -183,6 +195,61 @@ class SamlIdp:
                 ET.tostring(root, encoding="unicode"), class_name, node_id=ident
             )
         )
+
+
+class LoginPage:
+    """The IdP's sign-in page on a loopback port: it signs `subject` in at once and posts the
+    signed response to the app's ACS from the browser (the HTTP-POST binding's auto-submitted
+    form), as an IdP does once its user has signed in."""
+
+    def __init__(
+        self, idp: SamlIdp, clock: Clock, subject: str, attributes: dict[str, list[str]]
+    ) -> None:
+        page = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = page.answer(f"http://127.0.0.1{self.path}").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.idp, self.clock, self.subject, self.attributes = idp, clock, subject, attributes
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/sso"
+
+    def answer(self, request_url: str) -> str:
+        request = self.idp.read_request(request_url)
+        response = self.idp.respond(
+            sp_entity_id=request["issuer"],
+            acs_url=request["acs"],
+            subject=self.subject,
+            attributes=self.attributes,
+            in_response_to=request["id"],
+            now=self.clock.now(),
+        )
+        return (
+            "<!doctype html><html lang=en><title>Signing in</title><body>"
+            f'<form method=post action="{html.escape(request["acs"])}">'
+            f'<input type=hidden name=SAMLResponse value="{response}">'
+            f'<input type=hidden name=RelayState value="{html.escape(request["relay_state"])}">'
+            "<noscript><button>Continue</button></noscript></form>"
+            "<script>document.forms[0].submit()</script></body></html>"
+        )
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _retime(root: ET.Element, now: datetime) -> None:

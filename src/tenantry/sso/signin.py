@@ -59,7 +59,7 @@ HANDOFF_TTL: Final = timedelta(minutes=2)
 HANDOFF_PREFIX: Final = "tsc_"
 VERIFIER_PREFIX: Final = "tsv_"
 # Where a sign-in lands when the client names no page: the dashboard finishes it.
-DEFAULT_RETURN: Final = "/sign-in/sso"
+DEFAULT_RETURN: Final = "/sign-in/sso/done"
 
 
 @dataclass(frozen=True)

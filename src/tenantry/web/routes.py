@@ -15,7 +15,7 @@ from starlette.types import Scope
 from tenantry.config import Settings
 from tenantry.kit.errors import Problem
 from tenantry.web.guard import PageHeaders
-from tenantry.web.pages import PageRoute, auth, home, invitations, members, overview, teams
+from tenantry.web.pages import PageRoute, auth, home, invitations, members, overview, sso, teams
 from tenantry.web.session import WebKeys
 from tenantry.web.templating import is_htmx, render
 from tenantry.web.visit import SignInNeeded, WebState, clear_session_cookie
@@ -23,6 +23,7 @@ from tenantry.web.visit import SignInNeeded, WebState, clear_session_cookie
 STATIC_PREFIX = "/static/"
 PAGE_ROUTERS = (
     auth.router,
+    sso.router,
     home.router,
     overview.router,
     teams.router,
