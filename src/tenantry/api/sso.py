@@ -481,7 +481,17 @@ def saml_acs(
     return _finished(ctx, done)
 
 
-@router.get("/auth/sso/saml/{connection}/metadata", tags=["auth"])
+@router.get(
+    "/auth/sso/saml/{connection}/metadata",
+    tags=["auth"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The SP metadata (XML)",
+            "content": {"application/samlmetadata+xml": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def saml_metadata(connection: str, ctx: CtxDep) -> Response:
     """The SP metadata of a SAML connection, for its IdP (public, like every SP's)."""
     conn = repository.unscoped_connection(ctx.session, connection)
