@@ -3,8 +3,9 @@
 Each pass (`run_once`) runs every task once, in order: audit retention purges (per plan, see
 `audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
 `Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
-reservations, recording expired grants, and billing (period invoices, then automatic
-payments). `run` repeats passes every `interval` seconds until stopped.
+reservations, recording expired grants, forgetting ended SSO sign-in attempts, and billing
+(period invoices, then automatic payments). `run` repeats passes every `interval` seconds
+until stopped.
 
 Any number of workers may run against one database: every task works one chain (or one batch)
 per transaction under the locks the request path uses, so two passes at once do each thing once.
@@ -29,6 +30,7 @@ from tenantry.kit import files, idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
 from tenantry.metering import tasks as metering_tasks
+from tenantry.sso import tasks as sso_tasks
 from tenantry.tenancy import scope as tenancy_scope
 from tenantry.throttling import tasks as throttling_tasks
 
@@ -49,6 +51,7 @@ class WorkerReport:
     )
     expired_grants: access_tasks.ExpiryReport = field(default_factory=access_tasks.ExpiryReport)
     billing: billing_tasks.BillingReport = field(default_factory=billing_tasks.BillingReport)
+    sso_attempts_forgotten: int = 0
 
     @property
     def failed(self) -> bool:
@@ -100,6 +103,7 @@ def run_once(
         reservations = metering_tasks.expire_reservations(db, now=clock.now())
         # One `grant.expired` event per grant that expired (they stopped working on their own).
         expired_grants = access_tasks.record_expired_grants(db, now=clock.now())
+        sso_forgotten = sso_tasks.forget_ended(db, now=clock.now())
         # Period invoices, then automatic payments of what is due.
         billing = billing_tasks.run(
             db, settings, payments or provider_from_settings(settings), now=clock.now()
@@ -116,6 +120,7 @@ def run_once(
         reservations=reservations,
         expired_grants=expired_grants,
         billing=billing,
+        sso_attempts_forgotten=sso_forgotten,
     )
 
 

@@ -22,9 +22,11 @@ from support.sso import (
     start_sign_in,
     through_provider,
 )
+from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from tenantry.sso.models import SsoAttempt
+from tenantry.worker import run_once
 
 
 def test_a_person_signs_in_through_the_provider(
@@ -234,3 +236,22 @@ def test_a_disabled_connection_starts_no_sign_in(
     conn = create_oidc(client, tenant, provider)
     resp = client.post("/api/v1/auth/sso/start", json={"connection_id": conn["id"]})
     assert_problem(resp, 404, "not_found")
+
+
+def test_the_worker_forgets_ended_attempts(
+    client: TestClient,
+    factory: Factory,
+    provider: OidcProvider,
+    clock: FrozenClock,
+    database: Database,
+    settings: Settings,
+) -> None:
+    _, conn = enabled_connection(client, factory, provider)
+    start_sign_in(client, connection_id=conn["id"])
+    assert count_rows(database)["sso_attempts"] >= 2  # the admin's test and this one
+    clock.advance(minutes=30)
+    assert run_once(settings, clock=clock, database=database).sso_attempts_forgotten == 0
+    clock.advance(minutes=45)  # ten minutes to finish, kept an hour more
+    report = run_once(settings, clock=clock, database=database)
+    assert report.sso_attempts_forgotten >= 2
+    assert count_rows(database)["sso_attempts"] == 0

@@ -67,9 +67,11 @@ def unscoped_attempt_by_handoff(session: Session, handoff_hash: str) -> SsoAttem
     ).first()
 
 
-def purge_attempts(session: Session, *, before: datetime) -> None:
-    session.execute(delete(SsoAttempt).where(SsoAttempt.expires_at < before))
-    session.execute(delete(SamlAssertionSeen).where(SamlAssertionSeen.expires_at < before))
+def purge_attempts(session: Session, *, before: datetime) -> int:
+    """Attempts and seen SAML assertions that expired before `before`; how many rows went."""
+    attempts = session.execute(delete(SsoAttempt).where(SsoAttempt.expires_at < before))
+    seen = session.execute(delete(SamlAssertionSeen).where(SamlAssertionSeen.expires_at < before))
+    return int(attempts.rowcount or 0) + int(seen.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def assertion_seen(session: Session, *, connection_id: str, assertion_id: str) -> bool:

@@ -21,7 +21,6 @@ from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 from authlib.common.security import generate_token
-from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
 from tenantry.authz.principal import Principal
@@ -775,7 +774,3 @@ def exchange(ctx: Ctx, *, tokens: AccessTokens, code: str, verifier: str) -> ide
 def finished_redirect(return_to: str, params: dict[str, str]) -> str:
     joiner = "&" if "?" in return_to else "?"
     return f"{return_to}{joiner}{urlencode(params)}"
-
-
-def purge(session: Session, *, now: datetime) -> None:
-    repository.purge_attempts(session, before=now)
