@@ -223,3 +223,18 @@ def test_first_matching_rule_wins(
     outcome = evaluate(rules, Profile("p@example.com", groups=frozenset(groups), claims=claims))
     assert outcome.rule == expected
     assert outcome.allowed is (expected is not None)
+
+
+def test_a_full_plan_refuses_a_new_member_and_says_so(
+    client: TestClient, factory: Factory, provider: OidcProvider, database: Database
+) -> None:
+    tenant, conn_id = ready(client, factory, provider)  # Free: five members
+    for n in range(4):
+        provider.person(f"okta|m{n}", f"m{n}@example.com")
+        assert oidc_sign_in(client, conn_id).status_code == 200
+    users = count_rows(database)["users"]
+    provider.person("okta|sixth", "sixth@example.com")
+    started = start_sign_in(client, connection_id=conn_id)
+    resp = through_provider(client, started["redirect_url"])
+    assert query_of(resp)["sso_error"] == "quota_exceeded"
+    assert count_rows(database)["users"] == users  # nobody half-created

@@ -20,7 +20,14 @@ from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep
 from tenantry.identity.schemas import TokensOut
 from tenantry.kit.context import Ctx, reads_only, writes_on_get
-from tenantry.kit.errors import Conflict, Forbidden, NotFound, Problem, Unauthenticated
+from tenantry.kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    Problem,
+    Unauthenticated,
+)
 from tenantry.sso import connections, domains, policy, repository, saml, signin
 from tenantry.sso.dns import DnsTxtResolver, TxtResolver
 from tenantry.sso.mapping import MappingRules
@@ -393,6 +400,8 @@ def start_link(
 
 
 def _problem(refused: signin.SsoRefused) -> Problem:
+    if refused.status == 402:
+        return PaymentRequired(refused.detail, code=refused.code)
     if refused.status == 403:
         return Forbidden(refused.detail, code=refused.code)
     if refused.status == 409:
@@ -434,9 +443,7 @@ def _finished(ctx: Ctx, done: signin.Finished) -> Response:
     return JSONResponse({"connection_id": done.connection_id, "linked": True})
 
 
-@router.get(
-    "/auth/sso/oidc/callback", name="sso.oidc_response", status_code=303, tags=["auth"]
-)
+@router.get("/auth/sso/oidc/callback", name="sso.oidc_response", status_code=303, tags=["auth"])
 @writes_on_get
 def oidc_callback(
     ctx: CtxDep,

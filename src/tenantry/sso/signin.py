@@ -28,7 +28,7 @@ from tenantry.identity import service as identity
 from tenantry.identity.models import SignInMethod, User, UserStatus
 from tenantry.kit.clock import as_utc
 from tenantry.kit.context import Ctx
-from tenantry.kit.errors import Forbidden, NotFound, Unprocessable
+from tenantry.kit.errors import Forbidden, NotFound, Problem, Unprocessable
 from tenantry.kit.ids import new_id
 from tenantry.kit.security import AccessTokens, new_secret, token_hash
 from tenantry.sso import oidc, provisioning, repository, saml
@@ -521,7 +521,12 @@ def _conclude(
     change = provisioning.plan(
         ctx, org_id=conn.org_id, user_id=user.id, grants=outcome.grants, rules=rules
     )
-    provisioning.execute(ctx, change, user_id=user.id)
+    try:
+        provisioning.execute(ctx, change, user_id=user.id)
+    except Problem as problem:  # the plan has no room for another member
+        raise SsoRefused(
+            problem.code, problem.detail, status=problem.status, attempt=attempt
+        ) from None
     user.last_login_at = ctx.clock.now()
     code = new_secret(HANDOFF_PREFIX)
     attempt.user_id = user.id

@@ -41,6 +41,8 @@ REFUSALS = {
     "sso_wrong_domain": "This account is not one of your organization's.",
     "sso_email_unverified": "Your identity provider says your email is not verified.",
     "sso_expired": "The sign-in took too long. Please try again.",
+    "quota_exceeded": "Your organization's plan has no room for another member. Ask your "
+    "administrator.",
 }
 TRY_AGAIN = "The sign-in through your identity provider did not succeed. Please try again."
 
