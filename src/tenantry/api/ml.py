@@ -741,8 +741,9 @@ def show_version(model: str, version: int, request: Request, scope: OneModel) ->
         kind="view",
         at_ms=now_ms(scope.ctx),
     )
-    scope.ctx.session.refresh(row)
-    return _version_out(scope.ctx.session, found.name, row)
+    out = _version_out(scope.ctx.session, found.name, row)
+    out.views += 1  # this view, counted in a transaction of its own after this one began
+    return out
 
 
 @router.patch(

@@ -62,6 +62,8 @@ class Call(Generic[T]):
     auth: bool = True
     idempotency_key: str | None = None
     session: SessionEffect | None = None
+    # A body of bytes rather than JSON (a file uploaded), sent as application/octet-stream.
+    content: Any = None
 
     def page_after(self, cursor: str) -> Call[T]:
         return replace(self, params={**self.params, "cursor": cursor})

@@ -28,6 +28,7 @@ from tenantry.client.billing import BillingCalls
 from tenantry.client.errors import error_from_response
 from tenantry.client.identity import IdentityCalls
 from tenantry.client.metering import MeteringCalls
+from tenantry.client.ml import MlCalls
 from tenantry.client.models import (
     Health,
     Readiness,
@@ -56,6 +57,7 @@ class Api(
     PrivacyCalls,
     OperatorCalls,
     SsoCalls,
+    MlCalls,
 ):
     """State and request handling shared by the sync and async clients."""
 
@@ -90,6 +92,9 @@ class Api(
         }
         if call.body is not None:
             args["json"] = call.body
+        elif call.content is not None:
+            args["content"] = call.content
+            headers["Content-Type"] = "application/octet-stream"
         return args
 
     def _may_refresh(self, call: Call[Any], response: httpx.Response) -> bool:
