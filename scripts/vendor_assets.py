@@ -80,6 +80,13 @@ ASSETS = [
         "Alpine's CSP build: components are registered from static/app.js, no eval",
     ),
     Asset(
+        "htmx-ext-sse",
+        "2.2.4",
+        {"dist/sse.min.js": "sse.min.js", "LICENSE": "LICENSE"},
+        STATIC / "htmx-ext-sse",
+        "htmx's Server-Sent Events extension: the audit page's live view (EventSource)",
+    ),
+    Asset(
         "chart.js",
         "4.6.2",
         {"dist/chart.umd.min.js": "chart.umd.min.js", "LICENSE.md": "LICENSE.md"},

@@ -17,7 +17,7 @@ that has gone away.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,16 @@ HEARTBEAT = b": keep-alive\n\n"
 MAX_SEQ = 2**63 - 1
 
 
+def frame(record: dict[str, Any]) -> bytes:
+    data = orjson.dumps({name: value for name, value in record.items() if name != "type"})
+    return b"id: %d\nevent: audit\ndata: %s\n\n" % (record["seq"], data)
+
+
+# How one event is written into the stream: the API's JSON `frame`, or another face's (the
+# dashboard's live view sends each event as a table row).
+Render = Callable[[dict[str, Any]], bytes]
+
+
 @dataclass(frozen=True)
 class Feed:
     """What one stream sends: events of `chain_id` after `after_seq`, at most `max_events` of
@@ -52,11 +62,7 @@ class Feed:
     follow: bool = True
     poll_seconds: float = POLL_SECONDS
     heartbeat_seconds: float = HEARTBEAT_SECONDS
-
-
-def frame(record: dict[str, Any]) -> bytes:
-    data = orjson.dumps({name: value for name, value in record.items() if name != "type"})
-    return b"id: %d\nevent: audit\ndata: %s\n\n" % (record["seq"], data)
+    render: Render = frame
 
 
 def read_after(
@@ -66,6 +72,7 @@ def read_after(
     after_seq: int,
     limit: int,
     filters: EventFilters = EventFilters(),
+    render: Render = frame,
 ) -> list[tuple[int, bytes]]:
     """(seq, frame) of the next `limit` events after `after_seq` that match `filters` (blocking:
     run it in a thread)."""
@@ -79,7 +86,7 @@ def read_after(
             batch=limit,
         )
         records = [event_record(row) for row in next(batches, [])]
-        return [(record["seq"], frame(record)) for record in records]
+        return [(record["seq"], render(record)) for record in records]
 
 
 def _wanted(feed: Feed, sent: int) -> int:
@@ -100,6 +107,7 @@ async def frames(feed: Feed) -> AsyncGenerator[bytes, None]:
             after_seq=after,
             limit=wanted,
             filters=feed.filters,
+            render=feed.render,
         )
         if batch:
             after = batch[-1][0]

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
 
 from tenantry.kit.errors import Problem
 from tenantry.web.session import CSRF_FIELD
@@ -45,6 +46,12 @@ class FormRefused(Exception):
     def __init__(self, state: FormState) -> None:
         super().__init__(state.errors)
         self.state = state
+
+
+def query_form(request: Request) -> FormData:
+    """A GET form's values (the address's query) read as a submitted form is."""
+    pairs: list[tuple[str, str | UploadFile]] = list(request.query_params.multi_items())
+    return FormData(pairs)
 
 
 def text_fields(form: FormData) -> dict[str, str]:

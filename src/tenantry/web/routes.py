@@ -15,7 +15,21 @@ from starlette.types import Scope
 from tenantry.config import Settings
 from tenantry.kit.errors import Problem
 from tenantry.web.guard import PageHeaders
-from tenantry.web.pages import PageRoute, auth, home, invitations, members, overview, sso, teams
+from tenantry.web.pages import (
+    PageRoute,
+    access,
+    audit,
+    auth,
+    billing,
+    home,
+    invitations,
+    members,
+    operator,
+    overview,
+    sso,
+    teams,
+    usage,
+)
 from tenantry.web.session import WebKeys
 from tenantry.web.templating import is_htmx, render
 from tenantry.web.visit import SignInNeeded, WebState, clear_session_cookie
@@ -29,6 +43,11 @@ PAGE_ROUTERS = (
     teams.router,
     members.router,
     invitations.router,
+    access.router,
+    usage.router,
+    billing.router,
+    audit.router,
+    operator.router,
 )
 
 

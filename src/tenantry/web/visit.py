@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
@@ -27,6 +28,7 @@ from tenantry.identity import service as identity
 from tenantry.identity.models import User
 from tenantry.kit.context import MUTATING_METHODS, Ctx
 from tenantry.kit.errors import NotFound, Unauthenticated
+from tenantry.operator import service as operators
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy import scope as tenancy
 from tenantry.tenancy.models import Organization, OrgMembership, Team
@@ -81,6 +83,11 @@ class Visit:
     def current_team(self) -> Team:
         assert self.team is not None, "a team page's visit has its team"
         return self.team
+
+    @cached_property
+    def is_operator(self) -> bool:
+        """Whether to show the operator console's link: the deployment's operators only."""
+        return operators.is_operator(self.ctx.session, self.principal)
 
     @property
     def org_role(self) -> str | None:

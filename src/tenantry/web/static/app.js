@@ -45,6 +45,9 @@ document.addEventListener("alpine:init", () => {
 // After htmx swaps a part of the page in, move focus to the first error it shows, so a screen
 // reader and the keyboard land where the form needs attention.
 document.addEventListener("htmx:afterSwap", (event) => {
-  const invalid = event.detail.target.querySelector("[aria-invalid='true'], .form-error");
+  // A swap from a stream (the SSE extension) names no target: nothing there to focus.
+  const target = event.detail.target;
+  if (!target) return;
+  const invalid = target.querySelector("[aria-invalid='true'], .form-error");
   if (invalid) invalid.focus({ preventScroll: false });
 });
