@@ -2,8 +2,9 @@
 
     python scripts/error_codes.py
 
-Reads each `raise SomeProblem("detail", code="...")` under src/tenantry (the status comes from the
-Problem class), the classes' default codes, and the codes the app's own handlers write.
+Reads each `SomeProblem("detail", code="...")` under src/tenantry (the status comes from the
+Problem class), the classes' default codes, and the codes the app's own handlers write. A call
+that passes on a code held in a variable is skipped: that code is listed where it is spelled.
 docs/api.md pastes this output.
 """
 
@@ -16,10 +17,19 @@ from tenantry.kit import errors
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "tenantry"
 
-# Written by the exception handlers in app.py rather than raised as a Problem.
+# Written by the exception handlers in app.py and the body layer (http/body.py), or raised with a
+# detail made as it goes: their example detail is this one.
 HANDLER_CODES: dict[str, tuple[int, str]] = {
-    "malformed_json": (400, "The request body is not valid JSON"),
-    "validation_error": (422, "A field is missing, of the wrong type, too long or unknown"),
+    "bad_request": (400, "The request is malformed"),
+    "malformed_json": (
+        400,
+        "The request body is not valid JSON, not UTF-8, or starts with a byte order mark",
+    ),
+    "unsupported_media_type": (
+        415,
+        "The request body is text/plain; send it as JSON with `Content-Type: application/json`",
+    ),
+    "validation_error": (422, "A field is missing, null, of the wrong type, too long or unknown"),
     "not_found": (404, "No such route, or the resource is not there or not yours"),
     "method_not_allowed": (405, "The route exists but not with this method"),
     "internal_error": (500, "An unexpected error; logged with the request id"),
@@ -78,6 +88,8 @@ def raised_codes(classes: dict[str, type[errors.Problem]]) -> Codes:
             if cls is None:
                 continue
             code = next((_text(k.value) for k in node.keywords if k.arg == "code"), cls.code)
+            if not code:
+                continue  # a code passed on from a variable
             detail = _text(node.args[0]) if node.args else ""
             _note(codes, code, cls.status, detail)
     return codes
@@ -91,6 +103,7 @@ def main() -> None:
             _note(codes, cls.code, cls.status, cls.title)
     for code, (status, detail) in HANDLER_CODES.items():
         _note(codes, code, status, detail)
+        codes[code] = (codes[code][0], detail)
     print("| status | code | example detail |")
     print("|---|---|---|")
     for code, (statuses, detail) in sorted(codes.items(), key=lambda kv: (min(kv[1][0]), kv[0])):
