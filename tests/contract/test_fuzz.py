@@ -21,7 +21,6 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
-from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
@@ -30,6 +29,7 @@ from matrix.routes import PARAMS, World
 from support.stripe_fake import WEBHOOK_SECRET
 from tenantry.app import create_app
 from tenantry.config import Settings
+from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 
 
@@ -69,21 +69,24 @@ WATCHED = {
 }
 
 
-@pytest.fixture
-def settings_for_fuzzing(settings: Settings) -> Settings:
-    # The API-call ledger writes its buffer when due; not while a refusal is being counted.
-    # Webhooks are configured (unconfigured, they answer 503 by design).
-    return settings.model_copy(
-        update={
-            "api_calls_flush_seconds": 3600.0,
-            "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
-        }
+@pytest.fixture(scope="module")
+def fuzzed_app(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, database: Database
+) -> FastAPI:
+    """One app for the module (the tables are emptied after each test, so each operation still
+    starts from a fresh org)."""
+    config = Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        database_url=database_url,
+        secret_key="test-secret-" + "x" * 40,
+        password_time_cost=1,
+        password_memory_cost_kib=1024,
+        # Webhooks configured (unconfigured, they answer 503 by design), and the API-call
+        # ledger's buffer not written while a refusal's rows are being counted.
+        stripe_webhook_secret=WEBHOOK_SECRET,
+        api_calls_flush_seconds=3600,
     )
-
-
-@pytest.fixture
-def fuzzed_app(settings_for_fuzzing: Settings, clock: Any, database: Database) -> FastAPI:
-    return create_app(settings_for_fuzzing, clock=clock, database=database)
+    return create_app(config, clock=FrozenClock(), database=database)
 
 
 @pytest.fixture
