@@ -32,7 +32,7 @@ def _metadata(payload: Mapping[str, Any]) -> dict[str, Any]:
 def _int(value: Any) -> int:
     try:
         return max(0, int(value or 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return 0
 
 
@@ -60,9 +60,15 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
+def _text(value: Any) -> str | None:
+    # The payload's fields are untyped (`Any`): a name is read only where a string is sent.
+    return value if isinstance(value, str) else None
+
+
 def _tags(payload: Mapping[str, Any]) -> dict[str, str]:
     tags: dict[str, str] = {}
-    for tag in payload.get("request_tags") or []:
+    listed = payload.get("request_tags")
+    for tag in listed if isinstance(listed, list) else []:
         name, _, value = str(tag).partition(":")
         if name and len(tags) < 16:
             tags[name[:64]] = value[:256]
@@ -85,8 +91,8 @@ def call_of(payload: Mapping[str, Any], *, team: str | None) -> IncomingCall:
         cost = None  # LiteLLM knew no price: priced from the table, or flagged unpriced
     return IncomingCall(
         id=str(payload.get("id") or "")[:100],
-        team=team or meta.get("tenantry_team"),
-        user=meta.get("tenantry_user"),
+        team=team or _text(meta.get("tenantry_team")),
+        user=_text(meta.get("tenantry_user")),
         api_key=None,
         provider=str(payload.get("custom_llm_provider") or "unknown")[:64],
         model=str(payload.get("model") or "unknown")[:128],
@@ -103,5 +109,5 @@ def call_of(payload: Mapping[str, Any], *, team: str | None) -> IncomingCall:
         ),
         timestamp=end,
         tags=_tags(payload),
-        reservation_id=meta.get("tenantry_reservation_id"),
+        reservation_id=_text(meta.get("tenantry_reservation_id")),
     )
