@@ -255,3 +255,17 @@ def test_the_worker_forgets_ended_attempts(
     report = run_once(settings, clock=clock, database=database)
     assert report.sso_attempts_forgotten >= 2
     assert count_rows(database)["sso_attempts"] == 0
+
+
+def test_a_persons_export_holds_their_linked_identities(
+    client: TestClient, factory: Factory, provider: OidcProvider
+) -> None:
+    tenant, conn = enabled_connection(client, factory, provider)
+    provider.person("okta|eda", "eda@example.com")
+    token = oidc_sign_in(client, conn["id"]).json()["access_token"]
+    export = client.get("/api/v1/users/me/export", headers=bearer(token))
+    assert export.status_code == 200, export.text
+    linked = export.json()["sso_identities"]
+    assert [(i["issuer"], i["subject"], i["org_id"]) for i in linked] == [
+        (provider.issuer, "okta|eda", tenant.org_id)
+    ]

@@ -111,6 +111,17 @@ class LoginThrottleOut(Output):
     locked_until: datetime | None
 
 
+class SsoIdentityOut(Output):
+    """An identity provider's account linked to this one (SSO)."""
+
+    issuer: str
+    subject: str
+    org_id: str
+    connection_id: str | None
+    created_at: datetime
+    last_sign_in_at: datetime | None
+
+
 class PersonalDataOut(BaseModel):
     format: str = EXPORT_FORMAT
     generated_at: datetime
@@ -124,6 +135,7 @@ class PersonalDataOut(BaseModel):
     invitations_received: list[InvitationRecordOut]
     audit_events: list[AuditEventOut]
     login_throttles: list[LoginThrottleOut]
+    sso_identities: list[SsoIdentityOut] = Field(default_factory=list)
 
     @classmethod
     def of(cls, data: PersonalData) -> PersonalDataOut:
@@ -164,6 +176,7 @@ class PersonalDataOut(BaseModel):
             login_throttles=[
                 LoginThrottleOut.model_validate(t) for t in data.account.login_throttles
             ],
+            sso_identities=[SsoIdentityOut.model_validate(i) for i in data.sso_identities],
         )
 
 

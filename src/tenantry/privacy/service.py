@@ -1,4 +1,5 @@
-"""Export and erasure of a person's data, gathered from identity, tenancy and the audit trail.
+"""Export and erasure of a person's data, gathered from identity, tenancy, the audit trail and
+the identity providers' accounts linked to theirs (sso).
 
 Who sees what:
 - a signed-in user exports everything held about their account;
@@ -25,6 +26,8 @@ from tenantry.identity import service as identity
 from tenantry.identity.models import User
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
+from tenantry.sso.accounts import linked_identities
+from tenantry.sso.models import SsoIdentity
 from tenantry.tenancy import scope as tenancy_scope
 from tenantry.tenancy.models import Organization
 from tenantry.tenancy.personal_data import (
@@ -47,6 +50,7 @@ class PersonalData:
     account: identity.AccountRecords
     tenancy: MemberRecords
     audit_events: list[audit.EventView]
+    sso_identities: list[SsoIdentity]
 
 
 def _gather(
@@ -61,6 +65,7 @@ def _gather(
         tenancy=member_records(session, user, org_id=org_id, team_id=team_id),
         # An org's events form its chain, so an org's view reads that one chain.
         audit_events=audit.events_of_person(session, user_id=user.id, chain_id=org_id),
+        sso_identities=linked_identities(session, user_id=user.id, org_id=org_id),
     )
 
 
