@@ -18,18 +18,18 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
+from tenantry.api import mlflow
 from tenantry.api.access import router as access_router
 from tenantry.api.audit import router as audit_router
 from tenantry.api.billing import router as billing_router
 from tenantry.api.billing import webhook_router as billing_webhooks
 from tenantry.api.identity import router as identity_router
-from tenantry.api import mlflow
 from tenantry.api.metering import router as metering_router
 from tenantry.api.ml import UPLOAD_PATHS as ML_UPLOAD_PATHS
 from tenantry.api.ml import router as ml_router
-from tenantry.api.spend import router as spend_router
 from tenantry.api.operator import router as operator_router
 from tenantry.api.privacy import router as privacy_router
+from tenantry.api.spend import router as spend_router
 from tenantry.api.sso import router as sso_router
 from tenantry.api.tenancy import router as tenancy_router
 from tenantry.api.throttling import router as throttling_router
