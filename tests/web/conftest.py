@@ -83,11 +83,19 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
         sock.close()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
+# Generous: the machine running the suite may be busy (two cores, several suites at once).
+ACTION_TIMEOUT_MS = 30_000
 
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium per test module. Not per session: Playwright's synchronous API keeps an
+    event loop running on the thread while it is open, and a later test in the same worker
+    that calls `asyncio.run` would find it."""
+    _browser_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=ACTION_TIMEOUT_MS // 2)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -109,7 +117,7 @@ class Offline:
         page.on(
             "console",
             lambda message: (
-                self.page_errors.append(message.text)
+                self.page_errors.append(f"{message.text} at {message.location} on {page.url}")
                 if message.type == "error" and "Content Security Policy" in message.text
                 else None
             ),
@@ -140,7 +148,7 @@ def new_context(
     def make(**options: Any) -> Any:
         options.setdefault("base_url", live_server.url)
         context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
         context.route("**/*", route)
         context.on("page", offline.watch)
         made.append(context)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from tenantry.kit.context import Ctx
 from tenantry.kit.errors import (
     Conflict,
     Forbidden,
+    Gone,
     NotFound,
     TooManyRequests,
     Unauthenticated,
@@ -37,7 +40,14 @@ from tenantry.kit.errors import (
 )
 from tenantry.kit.ids import new_id
 from tenantry.kit.pagination import Page, PageRequest
-from tenantry.kit.security import AccessTokens, Passwords, TokenError, new_secret, token_hash
+from tenantry.kit.security import (
+    AccessTokens,
+    Passwords,
+    TokenError,
+    derive_key,
+    new_secret,
+    token_hash,
+)
 from tenantry.kit.stamps import note_version
 
 API_KEY_PREFIX = "tnt_"
@@ -365,6 +375,72 @@ def change_password(
         if current is not None:
             current.revoked_at, current.revoked_reason = None, None
     audit.record(ctx, principal, org_id=None, target_type="user", target_id=user.id)
+
+
+# ---- a forgotten password: a link mailed to the account's address ----
+
+PASSWORD_RESET_PURPOSE = "password-reset"
+
+
+def _reset_mac(secret: str, user: User, expires: int) -> str:
+    # The stored hash is part of what is signed: a link stops working once the password
+    # changes, by its own use or any other, so it can be used once.
+    key = derive_key(secret, PASSWORD_RESET_PURPOSE)
+    message = f"{user.id}.{expires}.{user.password_hash or ''}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def password_reset_token(ctx: Ctx, *, email: str, secret: str) -> tuple[User, str] | None:
+    """The account of `email` and a token that resets its password, valid for
+    `password_reset_ttl_seconds`; None when there is no active account (the caller says the
+    same either way)."""
+    user = repository.user_by_email(ctx.session, email)
+    if user is None or user.status != UserStatus.ACTIVE:
+        return None
+    expires = int(ctx.clock.now().timestamp()) + ctx.settings.password_reset_ttl_seconds
+    return user, f"{user.id}.{expires}.{_reset_mac(secret, user, expires)}"
+
+
+def user_of_reset_token(ctx: Ctx, token: str, *, secret: str) -> User:
+    """The account a reset token is for; 410 when it expired or was used (or is not one)."""
+    refused = Gone(
+        "This link has expired or was already used; ask for a new one", code="reset_link_invalid"
+    )
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise refused
+    user_id, expires, mac = parts[0], int(parts[1]), parts[2]
+    user = repository.user_by_id(ctx.session, user_id)
+    if (
+        user is None
+        or user.status != UserStatus.ACTIVE
+        or expires <= ctx.clock.now().timestamp()
+        or not hmac.compare_digest(mac, _reset_mac(secret, user, expires))
+    ):
+        raise refused
+    return user
+
+
+def reset_password(
+    ctx: Ctx, *, passwords: Passwords, token: str, new_password: str, secret: str
+) -> User:
+    """A new password through a mailed link: every session of the account ends (whoever knew
+    the old password is signed out), and the link cannot be used again."""
+    user = user_of_reset_token(ctx, token, secret=secret)
+    check_password_policy(
+        new_password, email=user.email, min_length=ctx.settings.password_min_length
+    )
+    now = ctx.clock.now()
+    user.password_hash = passwords.hash(new_password)
+    user.updated_at = now
+    repository.revoke_sessions_of(ctx.session, user_id=user.id, now=now, reason="password_reset")
+    throttle = repository.throttle_for(ctx.session, user.email_normalized)
+    if throttle is not None:  # whoever proved the address may sign in at once
+        ctx.session.delete(throttle)
+    audit.record(
+        ctx, None, org_id=None, target_type="user", target_id=user.id, actor=("user", user.id)
+    )
+    return user
 
 
 def list_sessions(session: Session, principal: Principal, page: PageRequest) -> Page[LoginSession]:

@@ -18,6 +18,8 @@ from tenantry.web.guard import PageHeaders
 from tenantry.web.pages import (
     PageRoute,
     access,
+    account,
+    api_keys,
     audit,
     auth,
     billing,
@@ -43,6 +45,8 @@ PAGE_ROUTERS = (
     teams.router,
     members.router,
     invitations.router,
+    api_keys.router,
+    account.router,
     access.router,
     usage.router,
     billing.router,

@@ -9,8 +9,10 @@ as the API answers) and authorizes the permission (403 with the missing permissi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Annotated, cast
 
@@ -44,12 +46,30 @@ from tenantry.web.session import (
     new_anonymous_csrf,
 )
 
+# One password-reset mail per address per this many seconds (per process): the form cannot
+# be used to flood someone's mailbox.
+RESET_MAIL_INTERVAL = timedelta(minutes=5)
+
 
 @dataclass
 class WebState:
     keys: WebKeys
     # Set: cookies are `Secure` always; None: when the request came over HTTPS.
     secure_cookies: bool | None = None
+    reset_mailed: dict[str, datetime] = field(default_factory=dict)
+    _reset_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def may_mail_reset(self, address: str, now: datetime) -> bool:
+        with self._reset_lock:
+            last = self.reset_mailed.get(address)
+            if last is not None and now - last < RESET_MAIL_INTERVAL:
+                return False
+            if len(self.reset_mailed) > 10_000:  # forget the old ones
+                self.reset_mailed = {
+                    k: v for k, v in self.reset_mailed.items() if now - v < RESET_MAIL_INTERVAL
+                }
+            self.reset_mailed[address] = now
+            return True
 
 
 def web_state(request: Request) -> WebState:

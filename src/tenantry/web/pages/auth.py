@@ -6,6 +6,8 @@ the trail reads the same whichever face was used.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -13,7 +15,9 @@ from tenantry.audit import service as audit
 from tenantry.http.state import app_state
 from tenantry.identity import service as identity
 from tenantry.identity.schemas import LoginIn, SignupIn
-from tenantry.kit.errors import Problem
+from tenantry.kit.errors import Gone, NotFound, Problem
+from tenantry.kit.mail import Mailer, MailNotSent
+from tenantry.kit.schemas import Email, Input, Password
 from tenantry.web.forms import FORM, FormRefused, FormState, parse, refused
 from tenantry.web.pages import page_router
 from tenantry.web.templating import render
@@ -23,9 +27,19 @@ from tenantry.web.visit import (
     clear_session_cookie,
     keep_anonymous_csrf,
     set_session_cookie,
+    web_state,
 )
 
 router = page_router()
+log = logging.getLogger("tenantry.web")
+
+
+class ForgotIn(Input):
+    email: Email
+
+
+class ResetIn(Input):
+    new_password: Password
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -51,20 +65,28 @@ def _form_page(
     anon_csrf: str,
     state: FormState,
     next_path: str,
+    notice: str = "",
 ) -> Response:
     smtp = bool(app_state(request).settings.smtp_host)
-    response = render(
-        request,
-        template,
-        {"form": state, "csrf": anon_csrf, "next": next_path, "can_reset_password": smtp},
-        status=state.status,
-    )
+    context = {
+        "form": state,
+        "csrf": anon_csrf,
+        "next": next_path,
+        "can_reset_password": smtp,
+        "notice": notice,
+    }
+    response = render(request, template, context, status=state.status)
     return keep_anonymous_csrf(request, response, anon_csrf)
 
 
 @router.get("/sign-in")
-def sign_in_page(request: Request, anon: AnonymousDep, next: str = "/") -> Response:
-    return _form_page(request, "auth/sign_in.html", anon.csrf, FormState(), safe_next(next))
+def sign_in_page(
+    request: Request, anon: AnonymousDep, next: str = "/", reset: str = ""
+) -> Response:
+    notice = "Your password is changed; sign in with it." if reset else ""
+    return _form_page(
+        request, "auth/sign_in.html", anon.csrf, FormState(), safe_next(next), notice=notice
+    )
 
 
 @router.post("/sign-in", name="auth.login")
@@ -140,3 +162,94 @@ def sign_out(request: Request, visit: VisitDep) -> Response:
     visit.ctx.done(None)
     response = RedirectResponse("/sign-in", status_code=303)
     return clear_session_cookie(request, response)
+
+
+# ---- a forgotten password (only when SMTP is configured) ----
+
+RESET_MAIL = """Someone asked to reset the password of your Tenantry account ({email}).
+
+To choose a new password, open this link within {minutes} minutes:
+
+{link}
+
+If it was not you, ignore this message: your password stays as it is.
+"""
+
+
+def _mailer(request: Request) -> Mailer:
+    mailer = Mailer.from_settings(app_state(request).settings)
+    if mailer is None:
+        raise NotFound("Password reset by email is not configured on this server")
+    return mailer
+
+
+@router.get("/forgot-password")
+def forgot_password_page(request: Request, anon: AnonymousDep) -> Response:
+    _mailer(request)
+    return _form_page(request, "auth/forgot.html", anon.csrf, FormState(), "/")
+
+
+@router.post("/forgot-password")
+def forgot_password(request: Request, anon: AnonymousDep) -> Response:
+    """Mails a reset link when the address has an account; answers the same either way, so
+    the form tells nobody which addresses have accounts."""
+    mailer = _mailer(request)
+    ctx = anon.ctx
+    try:
+        body = parse(ForgotIn, anon.form)
+    except FormRefused as refusal:
+        return _form_page(request, "auth/forgot.html", anon.csrf, refusal.state, "/")
+    address = body.email.strip().lower()
+    if web_state(request).may_mail_reset(address, ctx.clock.now()):
+        found = identity.password_reset_token(
+            ctx, email=address, secret=ctx.settings.server_secret()
+        )
+        if found is not None:
+            user, token = found
+            link = f"{ctx.origin.base_url.rstrip('/')}/reset-password/{token}"
+            text = RESET_MAIL.format(
+                email=user.email,
+                minutes=ctx.settings.password_reset_ttl_seconds // 60,
+                link=link,
+            )
+            try:
+                mailer.send(to=user.email, subject="Reset your Tenantry password", text=text)
+            except MailNotSent as exc:
+                log.warning("password reset mail not sent: %s", exc)
+    sent = FormState({"email": body.email})
+    response = render(request, "auth/forgot.html", {"form": sent, "csrf": anon.csrf, "sent": True})
+    return keep_anonymous_csrf(request, response, anon.csrf)
+
+
+@router.get("/reset-password/{token}")
+def reset_password_page(request: Request, token: str, anon: AnonymousDep) -> Response:
+    _mailer(request)
+    identity.user_of_reset_token(anon.ctx, token, secret=anon.ctx.settings.server_secret())
+    context = {"form": FormState(), "csrf": anon.csrf, "token": token}
+    return keep_anonymous_csrf(request, render(request, "auth/reset.html", context), anon.csrf)
+
+
+@router.post("/reset-password/{token}", name="user.password_reset")
+def reset_password(request: Request, token: str, anon: AnonymousDep) -> Response:
+    _mailer(request)
+    ctx = anon.ctx
+    try:
+        body = parse(ResetIn, anon.form)
+        identity.reset_password(
+            ctx,
+            passwords=app_state(request).passwords,
+            token=token,
+            new_password=body.new_password,
+            secret=ctx.settings.server_secret(),
+        )
+    except FormRefused as refusal:
+        context = {"form": refusal.state, "csrf": anon.csrf, "token": token}
+        return render(request, "auth/reset.html", context, status=422)
+    except Gone:
+        raise
+    except Problem as problem:
+        shown = refused(problem, {}, {"weak_password": "new_password"}).state
+        context = {"form": shown, "csrf": anon.csrf, "token": token}
+        return render(request, "auth/reset.html", context, status=problem.status)
+    ctx.done(None)
+    return RedirectResponse("/sign-in?reset=1", status_code=303)
