@@ -209,6 +209,7 @@ def _page(
         "now": visit.ctx.clock.now(),
         "subject_names": _subject_names(visit, grants, team_names),
         "team_names": team_names,
+        "role_names": policy(visit.ctx.session, org.id).role_names,
         "templates": found_templates,
         "teams": [(t.id, t.name) for t in all_teams],
         "grant_teams": [(t.id, t.name) for t in manageable],
@@ -479,7 +480,7 @@ def create_grant(request: Request, visit: OrgMember) -> Response:
     except Problem as problem:
         ctx.session.rollback()
         return _page(request, visit, forms={"grant": refused(problem, form, GRANT_FIELDS).state})
-    what = grant.role or f"{len(grant.permissions or [])} permissions"
+    what = body.role or f"{len(grant.permissions or [])} permissions"
     ctx.done(None, status=201)
     return changed(
         request,
