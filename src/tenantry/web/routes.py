@@ -32,7 +32,7 @@ from tenantry.web.pages import (
     teams,
     usage,
 )
-from tenantry.web.session import WebKeys
+from tenantry.web.session import SESSION_COOKIE, WebKeys
 from tenantry.web.templating import is_htmx, render
 from tenantry.web.visit import SignInNeeded, WebState, clear_session_cookie
 
@@ -87,7 +87,11 @@ def _sign_in_redirect(request: Request, exc: Exception) -> Response:
         response = Response(status_code=204, headers={"HX-Redirect": target})
     else:
         response = RedirectResponse(target, status_code=303)
-    return clear_session_cookie(request, response)
+    # Only a cookie that was sent and is no good is cleared: a request that came without one
+    # (a cross-site post, where SameSite keeps it back) must not sign the person out.
+    if SESSION_COOKIE in request.cookies:
+        clear_session_cookie(request, response)
+    return response
 
 
 def install(app: FastAPI, settings: Settings) -> None:
