@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from tenantry.kit.schemas import Input
+from tenantry.kit.schemas import Input, Timestamp, decimal_in
 
 MAX_CALLS = 1000
 MAX_TAGS = 16
@@ -30,8 +29,8 @@ ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 TagValue = Annotated[str, StringConstraints(max_length=256)]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
-Money = Annotated[Decimal, Field(ge=0, le=10**9, decimal_places=6, allow_inf_nan=False)]
-Rate = Annotated[Decimal, Field(ge=0, le=10**6, decimal_places=6, allow_inf_nan=False)]
+Money = Annotated[Decimal, decimal_in(ge=0, le=10**9, decimal_places=6)]
+Rate = Annotated[Decimal, decimal_in(ge=0, le=10**6, decimal_places=6)]
 Percent = Annotated[int, Field(ge=1, le=100)]
 
 
@@ -52,7 +51,7 @@ class LlmCallIn(Input):
     latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
     status: Literal["success", "error"] = "success"
     error_kind: Annotated[str, StringConstraints(max_length=64)] | None = None
-    timestamp: AwareDatetime | None = Field(default=None, description="When it ended (now)")
+    timestamp: Timestamp | None = Field(default=None, description="When it ended (now)")
     tags: dict[TagName, TagValue] = Field(
         default_factory=dict,
         max_length=MAX_TAGS,
@@ -308,7 +307,7 @@ class PriceIn(Input):
     output_per_million: Rate
     cached_input_per_million: Rate | None = None
     substitution_class: Annotated[str, StringConstraints(max_length=64)] | None = None
-    effective_from: AwareDatetime
+    effective_from: Timestamp
 
 
 class PriceFileIn(Input):
