@@ -118,6 +118,10 @@ def placeholder(annotation: Any) -> Any:
         return True
     if annotation is int:
         return 1
+    if annotation is float:
+        return 1.5
+    if annotation is bytes:
+        return b"x"
     if annotation is Decimal:
         return Decimal("1")
     if annotation is datetime:

@@ -191,6 +191,21 @@ class MlCalls:
         return Call("GET", path, model(Experiment))
 
     @endpoint
+    def update_experiment(
+        self,
+        team: str,
+        experiment: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Call[Experiment]:
+        """Rename the experiment or change its description (what is not given stays)."""
+        path = f"{_team(team)}/experiments/{segment(experiment)}"
+        return Call(
+            "PATCH", path, model(Experiment), body=fields(name=name, description=description)
+        )
+
+    @endpoint
     def delete_experiment(self, team: str, experiment: str) -> Call[None]:
         """Delete the experiment, its runs and their files, for good."""
         path = f"{_team(team)}/experiments/{segment(experiment)}"
