@@ -67,7 +67,7 @@ def test_the_sdk_covers_roles_grants_templates_and_questions(
 
 
 def test_the_cli_manages_roles_and_grants_and_answers_questions(
-    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     acme = factory.tenant("Acme AI", plan=PLAN)
@@ -165,7 +165,7 @@ def _signed_in_owner(clis: dict[str, Cli], factory: Factory) -> tuple[Tenant, Cl
 
 def test_grant_list_finds_a_user_named_by_email(
     client: TestClient,
-    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     acme, owner = _signed_in_owner(people, factory)
@@ -182,7 +182,7 @@ def test_grant_list_finds_a_user_named_by_email(
 
 
 def test_a_team_is_written_org_slash_slug_as_subject_and_resource(
-    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     acme, owner = _signed_in_owner(people, factory)
@@ -211,7 +211,7 @@ def test_a_team_is_written_org_slash_slug_as_subject_and_resource(
 
 def test_a_team_admin_lists_the_teams_grants_with_team(
     client: TestClient,
-    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     acme, owner = _signed_in_owner(people, factory)
@@ -233,7 +233,7 @@ def test_a_team_admin_lists_the_teams_grants_with_team(
 
 def test_a_role_update_that_changes_nothing_is_refused(
     client: TestClient,
-    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     acme, owner = _signed_in_owner(people, factory)

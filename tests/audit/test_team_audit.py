@@ -154,7 +154,7 @@ def test_a_team_stream_shows_the_teams_events_and_resumes_by_seq(
 
 
 def test_the_cli_and_sdk_read_a_teams_trail_with_team(
-    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    people: dict[str, Cli],
     factory: Factory,
     tmp_path: Path,
 ) -> None:

@@ -30,7 +30,7 @@ def _subscribed(ann: Cli, org: str) -> str:
     return str(change["invoice"]["id"])
 
 
-def test_pricing_lists_every_plan_without_signing_in(people: dict[str, Cli]) -> None:  # noqa: F811
+def test_pricing_lists_every_plan_without_signing_in(people: dict[str, Cli]) -> None:
     table = people["guest"].ok("billing", "pricing")
     for text in ("Starter", "Enterprise", "$29.00", "$290.00", "$4,990.00", "unlimited"):
         assert text in table
@@ -45,7 +45,7 @@ def test_pricing_lists_every_plan_without_signing_in(people: dict[str, Cli]) -> 
 
 
 def test_usage_cost_without_a_plan_needs_no_server(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Nowhere to connect to: the command must not try.
@@ -65,7 +65,7 @@ def test_usage_cost_without_a_plan_needs_no_server(
 
 
 def test_usage_cost_against_a_plan_adds_its_fee_and_bills_beyond_its_quotas(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
 ) -> None:
     cli = people["guest"]
     # Starter includes 1,000 compute hours, 100 GB-months and 100,000 API calls a day: $29.00
@@ -90,7 +90,7 @@ def test_usage_cost_against_a_plan_adds_its_fee_and_bills_beyond_its_quotas(
 
 
 def test_subscribe_pay_and_download_the_invoice(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
     factory: Factory,
     tmp_path: Path,
 ) -> None:
@@ -137,7 +137,7 @@ def test_subscribe_pay_and_download_the_invoice(
 
 
 def test_a_declined_payment_exits_non_zero_with_the_reason(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     ann, acme = _signed_in(people, factory)
@@ -166,7 +166,7 @@ def _lines(invoice: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_manual_invoices_credit_notes_tax_preview_and_cancel(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     ann, acme = _signed_in(people, factory)
@@ -213,7 +213,7 @@ def test_manual_invoices_credit_notes_tax_preview_and_cancel(
 
 
 def test_billing_errors_are_one_line(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     ann, acme = _signed_in(people, factory)

@@ -16,7 +16,7 @@ from tenantry.kit.clock import FrozenClock
 
 
 def test_usage_and_quotas_from_the_cli(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
     factory: Factory,
     clock: FrozenClock,
 ) -> None:

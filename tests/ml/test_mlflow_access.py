@@ -28,9 +28,10 @@ def _events(database: Database, org_id: str) -> list[tuple[str, str]]:
 def test_a_viewer_reads_and_is_refused_every_write(
     factory: Factory, live: Live, monkeypatch: pytest.MonkeyPatch, database: Database
 ) -> None:
+    from mlflow.exceptions import MlflowException
+
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     tenant = factory.tenant("Vision Lab", plan="starter")
     team = team_of(factory, live, tenant)
@@ -82,9 +83,10 @@ def test_a_viewer_reads_and_is_refused_every_write(
 def test_another_tenants_experiment_and_run_do_not_exist(
     factory: Factory, live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlflow.exceptions import MlflowException
+
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     alpha = team_of(factory, live, factory.tenant("Alpha", plan="starter"))
     bravo = team_of(factory, live, factory.tenant("Bravo", plan="starter"))
@@ -135,9 +137,10 @@ def test_credentials_bearer_basic_and_none(factory: Factory, live: Live) -> None
 def test_a_bad_filter_is_an_invalid_parameter_value(
     factory: Factory, live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlflow.exceptions import MlflowException
+
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     use(monkeypatch, team_of(factory, live, factory.tenant("Acme")))
     experiment = mlflow.set_experiment("e")
@@ -160,9 +163,10 @@ def _limit(factory: Factory, org_id: str, quota: str, limit: int) -> None:
 def test_a_quota_surfaces_as_a_clear_client_error(
     factory: Factory, live: Live, monkeypatch: pytest.MonkeyPatch, database: Database
 ) -> None:
+    from mlflow.exceptions import MlflowException
+
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     tenant = factory.tenant("Acme")  # Free: 10 models
     use(monkeypatch, team_of(factory, live, tenant))
@@ -188,9 +192,10 @@ def test_a_quota_surfaces_as_a_clear_client_error(
 def test_metric_points_are_usage_not_audit(
     factory: Factory, live: Live, monkeypatch: pytest.MonkeyPatch, database: Database
 ) -> None:
+    from mlflow.entities import Metric
+
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
 
     tenant = factory.tenant("Acme")
     use(monkeypatch, team_of(factory, live, tenant))
@@ -213,8 +218,9 @@ def test_metric_points_are_usage_not_audit(
 def test_params_are_written_once(
     factory: Factory, live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlflow
     from mlflow.exceptions import MlflowException
+
+    import mlflow
 
     use(monkeypatch, team_of(factory, live, factory.tenant("Acme")))
     mlflow.set_experiment("e")

@@ -16,9 +16,10 @@ pytestmark = pytest.mark.usefixtures("mlflow_env")
 def test_a_training_script_logs_and_registers_through_the_real_client(
     factory: Factory, live: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlflow.entities import Metric, Param, RunTag
+
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
 
     team = team_of(factory, live, factory.tenant("Vision Lab", plan="starter"))
     use(monkeypatch, team)

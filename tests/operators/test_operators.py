@@ -351,7 +351,7 @@ def test_a_suspension_reaches_another_process_at_once(
 
 
 def test_operator_bootstrap_and_commands_from_the_cli(
-    people: dict[str, Cli],  # noqa: F811 - the fixture
+    people: dict[str, Cli],
     factory: Factory,
     database_url: str,
     tmp_path: Path,

@@ -12,7 +12,7 @@ from conftest import Factory, operator_of
 
 
 def test_budgets_alerts_prices_and_costs_from_the_cli(
-    people: dict[str, Cli],  # noqa: F811
+    people: dict[str, Cli],
     factory: Factory,
     client: TestClient,
     tmp_path: Path,

@@ -228,7 +228,7 @@ def test_first_matching_rule_wins(
 def test_a_full_plan_refuses_a_new_member_and_says_so(
     client: TestClient, factory: Factory, provider: OidcProvider, database: Database
 ) -> None:
-    tenant, conn_id = ready(client, factory, provider)  # Free: five members
+    _tenant, conn_id = ready(client, factory, provider)  # Free: five members
     for n in range(4):
         provider.person(f"okta|m{n}", f"m{n}@example.com")
         assert oidc_sign_in(client, conn_id).status_code == 200

@@ -180,7 +180,7 @@ def test_a_private_team_named_as_a_subject_is_not_there_either(
 
 
 def test_the_cli_makes_teams_private_and_public(
-    people: dict[str, Cli],  # noqa: F811 - the fixture imported above
+    people: dict[str, Cli],
     factory: Factory,
 ) -> None:
     acme = factory.tenant("Acme AI")
