@@ -37,7 +37,7 @@ def test_subscribe_add_a_card_pay_and_download_the_pdf(
 ) -> None:
     tenant = factory.tenant("Acme Labs")
     sign_in(page, tenant.owner_email)
-    page.get_by_role("link", name="Billing").click()
+    page.get_by_role("navigation", name="Organization").get_by_role("link", name="Billing").click()
     expect(page.locator("#current-plan")).to_have_text("Free")
     expect(page.locator("#invoices-h + .empty .empty-title")).to_have_text("No invoices yet")
     check_accessibility(page, "billing, on Free")
@@ -62,6 +62,7 @@ def test_subscribe_add_a_card_pay_and_download_the_pdf(
     expect(invoice_row).to_contain_text("paid")
     expect(page.locator("#payments tbody tr").first).to_contain_text("succeeded")
     check_accessibility(page, "billing, subscribed and paid")
+    page.evaluate("window.scrollTo(0, 0)")  # the navigation where it sits
     page.screenshot(path=str(shots / "billing.png"), full_page=True)
 
     with page.expect_download() as download:

@@ -41,6 +41,7 @@ def test_the_operator_console(
     page.get_by_role("button", name="Suspend Acme Labs").click()
     expect(page.locator(".notice")).to_have_text("Acme Labs suspended.")
     expect(page.locator("#tenants tr", has_text="Acme Labs")).to_contain_text("suspended")
+    page.evaluate("window.scrollTo(0, 0)")  # the navigation where it sits
     page.screenshot(path=str(shots / "operator.png"), full_page=True)
     with live_server.http() as api:
         refused = api.get(f"/api/v1/orgs/{acme.org_id}", headers=acme.headers)

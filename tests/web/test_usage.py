@@ -77,7 +77,7 @@ def test_the_chart_draws_the_numbers_the_api_returns(
     today = clock.now().date()
     since = today - timedelta(days=3)
     sign_in(page, tenant.owner_email)
-    page.get_by_role("link", name="Usage").click()
+    page.get_by_role("navigation", name="Organization").get_by_role("link", name="Usage").click()
     page.get_by_label("From").fill(since.isoformat())
     page.get_by_label("To (included)").fill(today.isoformat())
     page.get_by_label("Group by").select_option("model")
@@ -129,6 +129,7 @@ def test_the_chart_draws_the_numbers_the_api_returns(
         k: Decimal(v) for k, v in answer["totals"].items()
     }
     check_accessibility(page, "usage")
+    page.evaluate("window.scrollTo(0, 0)")  # the navigation where it sits
     page.screenshot(path=str(shots / "usage.png"), full_page=True)
 
     # The CSV holds the API's rows.

@@ -46,11 +46,11 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     BILLING_VIEW = "billing:view"
     BILLING_MANAGE = "billing:manage"
+    SPEND_READ = "spend:read"
+    SPEND_MANAGE = "spend:manage"
     SSO_READ = "sso:read"
     SSO_MANAGE = "sso:manage"
     SSO_ENFORCE = "sso:enforce"
-    SPEND_READ = "spend:read"
-    SPEND_MANAGE = "spend:manage"
 
 
 CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
@@ -86,12 +86,12 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.AUDIT_READ: "Read the audit trail",
     Permission.BILLING_VIEW: "See plans, subscriptions and invoices",
     Permission.BILLING_MANAGE: "Change the plan, pay and manage payment methods",
-    Permission.SSO_READ: "See SSO connections, their tests, verified domains and the SSO policy",
-    Permission.SSO_MANAGE: "Add, test, enable and map SSO connections; add and verify domains",
-    Permission.SSO_ENFORCE: "Require SSO for the verified domains and name break-glass owners",
     Permission.SPEND_READ: "See LLM costs by provider, model and member, budgets and their alerts",
     Permission.SPEND_MANAGE: "Set budgets, billing settings and negotiated prices; acknowledge "
     "budget alerts",
+    Permission.SSO_READ: "See SSO connections, their tests, verified domains and the SSO policy",
+    Permission.SSO_MANAGE: "Add, test, enable and map SSO connections; add and verify domains",
+    Permission.SSO_ENFORCE: "Require SSO for the verified domains and name break-glass owners",
 }
 
 

@@ -35,7 +35,7 @@ from tenantry.kit.streaming import in_threads
 from tenantry.tenancy import memberships, teams
 from tenantry.web.forms import FormRefused, FormState, parse, query_form
 from tenantry.web.pages import every, page_router
-from tenantry.web.templating import ENV, render
+from tenantry.web.templating import ENV, is_htmx, render
 from tenantry.web.visit import Visit, org_page
 
 router = page_router()
@@ -223,6 +223,9 @@ def verify(request: Request, visit: AuditRead) -> Response:
         chain_id=visit.current_org.id,
         workers=visit.ctx.settings.audit_verify_workers,
     )
+    if is_htmx(request):  # the page asks for the verdict's part only, once it is shown
+        context = {"visit": visit, "org": visit.current_org, "verdict": verdict}
+        return render(request, "audit.html", context, block="verdict")
     return _page(request, visit, verdict=verdict)
 
 

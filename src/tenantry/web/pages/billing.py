@@ -27,6 +27,7 @@ from tenantry.kit.errors import Forbidden, NotFound, Problem
 from tenantry.kit.money import from_minor
 from tenantry.metering import plans
 from tenantry.plans import live as live_catalog
+from tenantry.plans.catalog import DEFAULT_PLAN
 from tenantry.web.forms import FormRefused, FormState, parse, refused
 from tenantry.web.pages import changed, every, page_router
 from tenantry.web.templating import render as render_page
@@ -102,8 +103,9 @@ def _page(
         "subscription": sub,
         "live": sub is not None and sub.status in subscriptions.LIVE,
         "account": accounts.account_of(session, org.id),
-        "plans": [p for p in catalog.plans.values() if p.key != "free"],
-        "plan_choices": [(p.key, p.name) for p in catalog.plans.values() if p.key != "free"],
+        "plans": [p for p in catalog.plans.values() if p.key != DEFAULT_PLAN],
+        "plan_choices": [(p.key, p.name) for p in catalog.plans.values() if p.key != DEFAULT_PLAN],
+        "default_plan": DEFAULT_PLAN,
         "cycles": CYCLES,
         "upcoming": upcoming,
         "invoices": invoice_rows,
