@@ -352,6 +352,10 @@ class RouteCase:
     # For a read that is itself recorded (a model version's views and downloads, with who and
     # when): the table of that record, the one thing such a read may add to.
     read_log: str | None = None
+    # For a read whose answer holds none of the tenant's ids even over seeded data (a file's
+    # bytes, a metric's points, the shared price list, a policy with no domain verified): why.
+    # The isolation suite then checks only that it shows none of another tenant's.
+    idless: str = ""
 
     @property
     def key(self) -> RouteKey:

@@ -86,6 +86,10 @@ RUN = "/teams/{team}/experiments/{experiment}/runs/{run}"
 MODEL = "/teams/{team}/models/{model}"
 VERSION = MODEL + "/versions/{version}"
 READS = "ml_model_version_reads"
+# Reads whose answers name no id of the tenant's (the isolation suite's `idless`).
+BYTES = "a stored file's bytes, as uploaded"
+FILES = "a listing of paths, sizes and digests"
+POINTS = "a metric's values at their steps"
 POINTS = "metric points are usage, not audit: the request is metered and the points are the record"
 
 
@@ -152,10 +156,10 @@ CASES: list[RouteCase] = [
         body=lambda w: {"metrics": {"loss": 0.4}, "step": 2},
         audit=POINTS,
     ),
-    _case("GET", RUN + "/metrics/{key}", P.EXPERIMENT_READ),
-    _case("GET", RUN + "/artifacts", P.EXPERIMENT_READ),
+    _case("GET", RUN + "/metrics/{key}", P.EXPERIMENT_READ, idless=POINTS),
+    _case("GET", RUN + "/artifacts", P.EXPERIMENT_READ, idless=FILES),
     _case("PUT", RUN + "/artifact", P.EXPERIMENT_UPDATE, always="path=up.txt", raw=lambda: FILE),
-    _case("GET", RUN + "/artifact", P.EXPERIMENT_READ, always="path=notes.txt"),
+    _case("GET", RUN + "/artifact", P.EXPERIMENT_READ, always="path=notes.txt", idless=BYTES),
     # registered models
     _case("POST", "/teams/{team}/models", P.MODEL_CREATE, body=lambda w: {"name": _name("m")}),
     _case(
@@ -170,9 +174,16 @@ CASES: list[RouteCase] = [
     _case("PATCH", VERSION, P.MODEL_UPDATE, body=lambda w: {"stage": "staging"}),
     _case("DELETE", VERSION, P.MODEL_DELETE),
     _case("GET", VERSION + "/reads", P.MODEL_READ),
-    _case("GET", VERSION + "/files", P.MODEL_READ),
+    _case("GET", VERSION + "/files", P.MODEL_READ, idless=FILES),
     _case("PUT", VERSION + "/file", P.MODEL_UPDATE, always="path=extra.bin", raw=lambda: FILE),
-    _case("GET", VERSION + "/file", P.MODEL_READ, always="path=weights.bin", read_log=READS),
+    _case(
+        "GET",
+        VERSION + "/file",
+        P.MODEL_READ,
+        always="path=weights.bin",
+        read_log=READS,
+        idless=BYTES,
+    ),
     _case("PUT", MODEL + "/aliases/{alias}", P.MODEL_UPDATE, body=lambda w: {"version": 1}),
     _case("DELETE", MODEL + "/aliases/{alias}", P.MODEL_UPDATE),
 ]

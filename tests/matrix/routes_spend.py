@@ -172,7 +172,7 @@ CASES: list[RouteCase] = [
     case("DELETE", "/budgets/{budget_id}", P.SPEND_MANAGE, scope="team"),
     case("GET", "/orgs/{org}/budget-alerts", P.SPEND_READ, scope="org", queries=("open=true",)),
     case("POST", "/budget-alerts/{alert_id}/acknowledge", P.SPEND_MANAGE, scope="team"),
-    case("GET", "/llm-prices", SELF),
+    case("GET", "/llm-prices", SELF, idless="the deployment's price list, the same for everyone"),
     case("POST", "/llm-prices", OPERATOR, body=lambda w: PRICE_FILE),
     case("GET", "/orgs/{org}/llm-prices", P.SPEND_READ, scope="org"),
     case("POST", "/orgs/{org}/llm-prices", P.SPEND_MANAGE, scope="org", body=lambda w: PRICE_FILE),

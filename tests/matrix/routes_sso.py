@@ -123,8 +123,11 @@ def signed_in_code(world: World) -> dict[str, str]:
 
 
 def _pending() -> tuple[bytes, dict[str, str]]:
-    assert _pending_answer, "acs_target prepares the answer"
-    return _pending_answer.pop()
+    """The answer acs_target prepared; once it is used, a post without one (a suite that
+    sends the route several requests gets the IdP's answer first, then refusals)."""
+    if _pending_answer:
+        return _pending_answer.pop()
+    return b"RelayState=", {"content-type": "application/x-www-form-urlencoded"}
 
 
 def _seed(world: World) -> None:
@@ -191,7 +194,13 @@ CASES: list[RouteCase] = [
         scope="org",
         params={"connection": enabled_connection},
     ),
-    _case("GET", "/orgs/{org}/sso/policy", P.SSO_READ, scope="org"),
+    _case(
+        "GET",
+        "/orgs/{org}/sso/policy",
+        P.SSO_READ,
+        scope="org",
+        idless="no domain is verified in the seeded world (that needs DNS): nothing to name",
+    ),
     _case(
         "PUT",
         "/orgs/{org}/sso/policy",

@@ -47,6 +47,11 @@ app = pytest.fixture(scope="module", name="app")(shared_app)
 
 ACTION = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
 MUTATING_KEYS = keys_where(lambda case: case.mutating, unknown=is_mutating)
+# Routes that are another route's second form, in the shape a seed document asked for, and so
+# record the same action: the route and the one it stands for.
+TWINS = {
+    "POST /api/v1/teams/{team}/billing": "POST /api/v1/budget-alerts/{alert_id}/acknowledge",
+}
 
 
 def test_every_mutating_route_is_named_for_its_audit_action() -> None:
@@ -59,6 +64,10 @@ def test_every_mutating_route_is_named_for_its_audit_action() -> None:
             f"{where} is named {route.name!r}; give it name='<thing>.<happened>', "
             "the audit action it records"
         )
+        if where in TWINS:
+            method_, path_ = TWINS[where].split(" ", 1)
+            assert APP_ROUTES[(method_, path_)].name == route.name, f"{where} is a twin"
+            continue
         assert route.name not in actions, f"{where} and {actions[route.name]} share an action"
         actions[route.name] = where
     assert actions, "no mutating route found: is the route table read correctly?"

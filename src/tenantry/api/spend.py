@@ -109,7 +109,7 @@ def record_llm_calls(
 
 @router.post(
     "/integrations/litellm",
-    name="llm_calls.recorded",
+    name="litellm_calls.recorded",
     response_model=LlmCallsRecordedOut,
     tags=["spend"],
 )
@@ -313,7 +313,7 @@ def team_budgets(scope: TeamSpendRead) -> BudgetsOut:
 
 @router.post(
     "/teams/{team}/budgets",
-    name="budget.created",
+    name="team_budget.created",
     status_code=201,
     response_model=BudgetOut,
     tags=["spend"],
