@@ -17,6 +17,8 @@ PAGES = [
     ("/orgs/{org}/teams/{team}", "/api/v1/teams/{team}"),
     ("/orgs/{org}/members", "/api/v1/orgs/{org_id}/members"),
     ("/orgs/{org}/api-keys", "/api/v1/orgs/{org_id}/api-keys"),
+    ("/orgs/{org}/sso", "/api/v1/orgs/{org_id}/sso/connections"),
+    ("/orgs/{org}/sso/nothing-by-this-name", "/api/v1/orgs/{org_id}/sso/connections/nothing"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

@@ -29,6 +29,7 @@ from tenantry.web.pages import (
     operator,
     overview,
     sso,
+    sso_settings,
     teams,
     usage,
 )
@@ -51,6 +52,7 @@ PAGE_ROUTERS = (
     usage.router,
     billing.router,
     audit.router,
+    sso_settings.router,
     operator.router,
 )
 
