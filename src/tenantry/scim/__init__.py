@@ -1,0 +1,3 @@
+"""SCIM 2.0 provisioning: an org's directory (Okta, Entra ID) creates, updates and suspends its
+people and groups at `/scim/v2`, with a bearer token the org's admins create. Groups place people
+in teams through the same mapping rules as SSO sign-in (`sso.mapping`, `sso.provisioning`)."""
