@@ -102,6 +102,8 @@ class ScimGroupMember(Base):
         ForeignKey("scim_users.id", ondelete="CASCADE"), primary_key=True
     )
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    # The member's name as the directory gave it in the group, if it gave one.
+    display: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class ScimSuspension(Base):

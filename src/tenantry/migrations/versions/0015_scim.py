@@ -80,7 +80,9 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_scim_users_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scim_users")),
-        sa.UniqueConstraint("org_id", "user_name_key", name=op.f("uq_scim_users_org_id_user_name_key")),
+        sa.UniqueConstraint(
+            "org_id", "user_name_key", name=op.f("uq_scim_users_org_id_user_name_key")
+        ),
         sa.UniqueConstraint("org_id", "user_id", name=op.f("uq_scim_users_org_id_user_id")),
     )
     op.create_index(
@@ -99,13 +101,16 @@ def upgrade() -> None:
         sa.Column("updated_at", when, nullable=False),
         _org_fk("scim_groups"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scim_groups")),
-        sa.UniqueConstraint("org_id", "display_name_key", name=op.f("uq_scim_groups_org_id_display_name_key")),
+        sa.UniqueConstraint(
+            "org_id", "display_name_key", name=op.f("uq_scim_groups_org_id_display_name_key")
+        ),
     )
     op.create_table(
         "scim_group_members",
         sa.Column("group_id", sa.String(length=40), nullable=False),
         sa.Column("member_id", sa.String(length=40), nullable=False),
         sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("display", sa.String(length=300), nullable=True),
         sa.ForeignKeyConstraint(
             ["group_id"],
             ["scim_groups.id"],
