@@ -568,8 +568,8 @@ from matrix.routes_billing import CASES as BILLING_CASES  # noqa: E402
 from matrix.routes_metering import CASES as METERING_CASES  # noqa: E402
 from matrix.routes_ml import CASES as ML_CASES  # noqa: E402
 from matrix.routes_operator import CASES as OPERATOR_CASES  # noqa: E402
-from matrix.routes_spend import CASES as SPEND_CASES  # noqa: E402
 from matrix.routes_scim import CASES as SCIM_CASES  # noqa: E402
+from matrix.routes_spend import CASES as SPEND_CASES  # noqa: E402
 from matrix.routes_sso import CASES as SSO_CASES  # noqa: E402
 from matrix.routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
 
