@@ -489,3 +489,14 @@ def test_an_outsiders_account_is_not_claimed_by_email(
     taken = client.post("/scim/v2/Users", headers=directory.headers, json=scim_user(email))
     assert_scim_error(taken, 409, "uniqueness")
     assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+
+
+def test_read_only_attributes_are_refused_as_mutability(
+    client: TestClient, directory: Directory
+) -> None:
+    user = create_user(client, directory, "ada@example.com")
+    group = create_group(client, directory, "Staff", (user["id"],))
+    url = f"/scim/v2/Users/{user['id']}"
+    for path, value in (("id", "mine"), ("groups", [{"value": group["id"]}])):
+        resp = patch(client, directory, url, {"op": "replace", "path": path, "value": value})
+        assert_scim_error(resp, 400, "mutability")

@@ -46,10 +46,7 @@ POLICY = ScimPolicy(
     unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
 )
 
-DOCS_URL = "https://github.com/tenantry/tenantry/blob/main/docs/sso.md#scim-provisioning"
-
 CONFIG = ServiceProviderConfig(
-    documentation_uri=DOCS_URL,
     patch=Patch(supported=True),
     bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
     filter=Filter(supported=True, max_results=MAX_COUNT),
@@ -62,8 +59,7 @@ CONFIG = ServiceProviderConfig(
             type=AuthenticationScheme.Type.oauthbearertoken,
             name="Bearer token",
             description="A SCIM token an admin of the organization created in Tenantry",
-            documentation_uri=DOCS_URL,
-            primary=True,
+                    primary=True,
         )
     ],
 )
