@@ -59,7 +59,7 @@ CONFIG = ServiceProviderConfig(
             type=AuthenticationScheme.Type.oauthbearertoken,
             name="Bearer token",
             description="A SCIM token an admin of the organization created in Tenantry",
-                    primary=True,
+            primary=True,
         )
     ],
 )
