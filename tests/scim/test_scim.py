@@ -466,6 +466,9 @@ def test_delete_deprovisions_and_audits_as_the_scim_token(
         ("scim.user_created", "scim", directory.token_id),
         ("scim.user_deleted", "scim", directory.token_id),
     }
+    # The directory may create them again: the same account comes back into the org.
+    again = create_user(client, directory, email)
+    assert again["id"] != scim["id"] and user_id in org_member_ids(client, org)
 
 
 def test_the_last_owner_cannot_be_deprovisioned(

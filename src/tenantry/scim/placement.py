@@ -92,16 +92,19 @@ def place(
 
 def _account_for(ctx: Ctx, *, org_id: str, row: ScimUser, email: str) -> str:
     """The account the record stands for: a new one without a password, or an existing one
-    when it is already the org's (a member) or of a domain the org has verified; never an
-    outsider's account claimed by its email alone."""
+    when it is already the org's or of a domain the org has verified; never an outsider's
+    account claimed by its email alone."""
     session = ctx.session
     existing = identity_repository.user_by_email(session, email)
     if existing is None:
         return identity.create_federated_user(
             ctx, email=email, full_name=name_of(row.attributes)
         ).id
-    member = tenancy_repository.org_membership(session, org_id=org_id, user_id=existing.id)
-    if member is None and not domains.org_verifies(session, org_id=org_id, email=email):
+    # Already the org's: a member, or someone its directory deprovisioned (and now re-creates).
+    ours = tenancy_repository.org_membership(
+        session, org_id=org_id, user_id=existing.id
+    ) is not None or repository.is_suspended(session, org_id=org_id, user_id=existing.id)
+    if not ours and not domains.org_verifies(session, org_id=org_id, email=email):
         raise UniquenessException(
             detail="An account with this email exists outside the organization; verify its "
             "domain or invite the person first"
