@@ -27,8 +27,28 @@ def token(world: World) -> str:
     return str(world.once("scim_token", _issue)["id"])
 
 
+def _map(world: World) -> str:
+    resp = world.client.put(
+        f"/api/v1/orgs/{world.org_id}/scim/mapping",
+        headers=world.owner.headers,
+        json={"rules": [{"when": {"group": "ML"}, "teams": [{"team": world.team_id}]}]},
+    )
+    assert resp.status_code == 200, resp.text
+    return world.team_id
+
+
+def mapping(world: World) -> str:
+    """The org's SCIM rules, naming its default team (so reading them shows the org's own)."""
+    return str(world.once("scim_mapping", _map))
+
+
+def _seed(world: World) -> None:
+    token(world)
+    mapping(world)
+
+
 PARAMS["token_id"] = token
-WORLD_EXTRAS.append(WorldExtra(seed=token, ids=lambda w: {token(w)}))
+WORLD_EXTRAS.append(WorldExtra(seed=_seed, ids=lambda w: {token(w), mapping(w)}))
 
 
 def _case(method: str, path: str, rule: P, **kw: Any) -> RouteCase:

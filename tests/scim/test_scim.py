@@ -117,6 +117,9 @@ def test_a_bad_or_missing_token_is_401_with_a_scim_error(
         resp = client.get("/scim/v2/Users", headers=headers)
         assert_scim_error(resp, 401)
         assert resp.headers["www-authenticate"].startswith("Bearer")
+    # Credentials are checked before anything of the request is read.
+    unread = client.post("/scim/v2/Users", headers=bearer("scim_nope"), content=b"{not json")
+    assert_scim_error(unread, 401)
 
 
 def test_an_access_token_or_api_key_of_the_org_is_not_a_scim_token(

@@ -159,8 +159,7 @@ def _credential(request: Request) -> str:
     return value.strip()
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+def _body(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -188,11 +187,12 @@ def _endpoint(path: str, handlers: Mapping[str, Handler]) -> Route:
         chosen: Handler = handler
 
         async def run() -> Response:
-            body = await _body(request) if request.method in _WITH_BODY else {}
             secret = _credential(request)
+            raw = await request.body() if request.method in _WITH_BODY else None
 
             def work(ctx: Ctx) -> Response:
-                found = tokens.authenticate(ctx, secret)
+                found = tokens.authenticate(ctx, secret)  # before anything of the body is read
+                body = _body(raw) if raw is not None else {}
                 response = chosen(ctx, found, request, body)
                 commit(ctx)  # the token's last use, even on a read
                 return response
