@@ -18,7 +18,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
-from tenantry.api import mlflow
+from tenantry.api import mlflow, scim
 from tenantry.api.access import router as access_router
 from tenantry.api.audit import router as audit_router
 from tenantry.api.billing import router as billing_router
@@ -280,11 +280,14 @@ def create_app(
         billing_webhooks,
         operator_router,
         sso_router,
+        scim.router,
         ml_router,
     ):
         app.include_router(router)
     # The MLflow face at each team's tracking URI, with MLflow's own error shape (api/mlflow.py).
     app.router.routes.append(mlflow.mount())
+    # The SCIM 2.0 service for directories, with SCIM's error shape (api/scim.py).
+    app.router.routes.append(scim.mount())
     web.install(app, settings)  # the dashboard's pages, at / (docs/dashboard.md)
     _install_error_handlers(app)
     app.add_middleware(RateLimitHeaders, limiter=state.throttle, clock=state.clock)

@@ -10,6 +10,7 @@ from tenantry.metering import models as metering_models
 from tenantry.ml import models as ml_models
 from tenantry.operator import models as operator_models
 from tenantry.plans import models as plans_models
+from tenantry.scim import models as scim_models
 from tenantry.spend import models as spend_models
 from tenantry.sso import models as sso_models
 from tenantry.tenancy import models as tenancy_models
@@ -27,6 +28,7 @@ __all__ = [
     "ml_models",
     "operator_models",
     "plans_models",
+    "scim_models",
     "spend_models",
     "sso_models",
     "tenancy_models",

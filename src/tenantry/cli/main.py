@@ -84,6 +84,7 @@ GROUPS = {
     "audit": "tenantry.cli.audit",
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",
+    "scim": "tenantry.cli.scim",
     "account": "tenantry.cli.account",
     "operator": "tenantry.cli.operators",
 }

@@ -36,6 +36,7 @@ from tenantry.client.models import (
 )
 from tenantry.client.operator import OperatorCalls
 from tenantry.client.privacy import PrivacyCalls
+from tenantry.client.scim import ScimCalls
 from tenantry.client.spend import SpendCalls
 from tenantry.client.sso import SsoCalls
 from tenantry.client.tenancy import TenancyCalls
@@ -57,6 +58,7 @@ class Api(
     PrivacyCalls,
     OperatorCalls,
     SsoCalls,
+    ScimCalls,
     MlCalls,
 ):
     """State and request handling shared by the sync and async clients."""

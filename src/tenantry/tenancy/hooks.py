@@ -20,3 +20,19 @@ def on_member_joining(hook: MemberJoining) -> None:
 def member_joining(session: Session, org_id: str) -> None:
     for hook in _member_joining:
         hook(session, org_id)
+
+
+# Called before a given person joins an org, in the joining transaction; raises to refuse
+# (SCIM refuses a person the org's directory suspended).
+PersonJoining = Callable[[Session, str, str], None]
+_person_joining: list[PersonJoining] = []
+
+
+def on_person_joining(hook: PersonJoining) -> None:
+    if hook not in _person_joining:
+        _person_joining.append(hook)
+
+
+def person_joining(session: Session, org_id: str, user_id: str) -> None:
+    for hook in _person_joining:
+        hook(session, org_id, user_id)

@@ -23,6 +23,7 @@ from tenantry.tenancy.scope import resolve_member
 def add_org_member(ctx: Ctx, *, org_id: str, user_id: str, role: OrgRole) -> OrgMembership:
     # Every way into an org comes through here: the plan's member quota is claimed atomically
     # (metering's hook).
+    hooks.person_joining(ctx.session, org_id, user_id)
     hooks.member_joining(ctx.session, org_id)
     membership = OrgMembership(
         id=new_id("mem"),
