@@ -17,6 +17,8 @@ PAGES = [
     ("/orgs/{org}/teams/{team}", "/api/v1/teams/{team}"),
     ("/orgs/{org}/members", "/api/v1/orgs/{org_id}/members"),
     ("/orgs/{org}/api-keys", "/api/v1/orgs/{org_id}/api-keys"),
+    ("/orgs/{org}/teams/{team}/models", "/api/v1/teams/{team}/models"),
+    ("/orgs/{org}/teams/{team}/experiments", "/api/v1/teams/{team}/experiments"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 
