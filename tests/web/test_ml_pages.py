@@ -398,3 +398,49 @@ def test_another_tenants_models_and_runs_are_not_found(
             headers=origin,
         )
         assert refused.status_code == 404
+
+
+def test_deleting_asks_for_the_name_and_writes_the_apis_audit_events(
+    app: object, client: TestClient, factory: Factory, live_server: LiveServer
+) -> None:
+    tenant = factory.tenant("Acme Labs")
+    seeded = _seed(live_server, tenant)
+    base = f"/orgs/{tenant.org_slug}/teams/{tenant.team_id}"
+    model = f"{base}/models/{seeded['model']}"
+    api_model = f"/api/v1/teams/{tenant.team_id}/models/{seeded['model']}"
+    with TestClient(app, raise_server_exceptions=False) as browser:  # type: ignore[arg-type]
+        browser_session(browser, tenant.owner_email)
+        origin = {"Origin": str(browser.base_url)}
+        token = _csrf(browser.get(model).text)
+
+        def post(action: str, **data: str) -> Any:
+            return browser.post(
+                action, data={"csrf_token": token, **data}, headers=origin, follow_redirects=False
+            )
+
+        gone = post(f"{model}/versions/2/delete")
+        assert gone.status_code == 303 and gone.headers["location"] == model
+        assert client.get(f"{api_model}/versions/2", headers=tenant.headers).status_code == 404
+        wrong = post(f"{model}/delete", confirm="digits")
+        assert wrong.status_code == 422 and "to confirm" in wrong.text
+        assert client.get(api_model, headers=tenant.headers).status_code == 200
+        done = post(f"{model}/delete", confirm="digits-classifier")
+        assert done.status_code == 303 and done.headers["location"] == f"{base}/models"
+        assert client.get(api_model, headers=tenant.headers).status_code == 404
+        run = seeded["runs"]["adam-small"]
+        done = post(f"{base}/experiments/{seeded['experiment']}/runs/{run}/delete")
+        assert done.status_code == 303
+    events = client.get(
+        f"/api/v1/orgs/{tenant.org_id}/audit-events",
+        headers=tenant.headers,
+        params={"actor": tenant.owner_id, "limit": 100},
+    ).json()["items"]
+    actions = [e["action"] for e in events]
+    for action in ("model_version.deleted", "model.deleted", "run.deleted"):
+        assert actions.count(action) == 1, (action, actions)
+    # The run is gone from the API's answers too.
+    runs = client.get(
+        f"/api/v1/teams/{tenant.team_id}/experiments/{seeded['experiment']}/runs",
+        headers=tenant.headers,
+    ).json()["items"]
+    assert run not in {r["id"] for r in runs}
