@@ -56,7 +56,7 @@ STATUSES = [
     ("killed", "Killed"),
 ]
 # Columns a runs table may be sorted by besides its params and metrics.
-RUN_ATTRIBUTES = {"attributes.start_time": "Started", "attributes.run_name": "Run"}
+RUN_ATTRIBUTES = frozenset({"attributes.start_time", "attributes.run_name"})
 
 
 def _team(visit: Visit) -> TeamIn:
@@ -287,7 +287,6 @@ def _version_page(
         reads=reads,
         names=_actor_names(visit, reads),
         files=files,
-        when=when_ms,
         stages=list(STAGES.values()),
         may_update=_may(visit, found, Permission.MODEL_UPDATE),
         may_delete=_may(visit, found, Permission.MODEL_DELETE),
@@ -425,7 +424,7 @@ def runs_page(
     params = sorted({k for v in every_run for k in v.params})
     metrics = sorted({p[0] for v in every_run for p in v.metrics})
     sortable = {f"params.{k}" for k in params} | {f"metrics.{k}" for k in metrics}
-    if sort not in sortable | set(RUN_ATTRIBUTES):
+    if sort not in sortable | RUN_ATTRIBUTES:
         sort = ""
     ordering = [f"{_quoted(sort)} {order.upper()}"] if sort else []
     shown = _run_rows(visit, experiment, ordering, status) if sort or status else every_run
@@ -511,7 +510,6 @@ def run_page(request: Request, experiment: str, run: str, visit: ExperimentsRead
         shown_tags=sorted((k, v) for k, v in view.tags.items() if not k.startswith("mlflow.")),
         charts=charts,
         files=files,
-        when=when_ms,
         may_delete=visit.can(Permission.EXPERIMENT_DELETE, visit.current_team.id),
     )
     return render(request, "ml/run.html", context)
