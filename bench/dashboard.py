@@ -10,12 +10,14 @@ it. One organization on Professional with 8 teams, 12 members, a week of usage e
 and member (a few thousand), and its audit trail. Its owner is signed in twice: in a browser
 session (the cookie of `POST /sign-in`, as a browser gets it) and with an access token.
 
-Three pages, each with the API calls a client would make to show what the page shows:
+Four pages, each with the API calls a client would make to show what the page shows:
 - overview `/orgs/{org}`: GET /me (the organization switcher), the org, its plan, quotas, quota
   alerts and members (the page shows their number);
 - usage `/orgs/{org}/usage?group_by=model&granularity=day&meter=llm_input_tokens`: GET /me, the
   org's teams (the scope chooser), the summary by model and day over the page's 30 days, the plan
   and the quotas;
+- runs `/orgs/{org}/teams/{team}/experiments/{experiment}`: GET /me, the experiment and its
+  runs (params and latest metrics), the runs table of an experiment of the first team;
 - audit `/orgs/{org}/audit`: GET /me, the first 50 events, the members and the teams (actors and
   teams by name). The chain's verdict is a part the page loads after it
   (`/orgs/{org}/audit/verify`, against GET /audit-events/verify), measured on its own.
@@ -59,8 +61,8 @@ MODELS = ("gpt-4o", "claude-3-5", "llama-3", "mistral-large")
 SIZES: dict[str, dict[str, float]] = {
     # rounds through every request; seconds timed per request and round; warm-up seconds;
     # days of usage and events per day
-    "full": {"rounds": 3, "seconds": 3.0, "warm_up": 0.5, "days": 7, "per_day": 600},
-    "quick": {"rounds": 1, "seconds": 0.4, "warm_up": 0.1, "days": 2, "per_day": 50},
+    "full": {"rounds": 3, "seconds": 3.0, "warm_up": 0.5, "days": 7, "per_day": 600, "runs": 50},
+    "quick": {"rounds": 1, "seconds": 0.4, "warm_up": 0.1, "days": 2, "per_day": 50, "runs": 5},
 }
 
 
@@ -73,6 +75,8 @@ class Tenant:
     slug: str
     token: str
     cookie: str
+    team: str
+    experiment: str
 
 
 def _ok(resp: httpx.Response, status: int = 200) -> Any:
@@ -152,8 +156,37 @@ def tenant(base: str, size: dict[str, float]) -> Tenant:
             _ok(
                 http.post("/api/v1/usage/events", headers=owner, json={"org": org, "events": batch})
             )
+        experiment = _runs(http, owner, team, size)
         cookie = sign_in(http, base)
-        return Tenant(org, made["organization"]["slug"], made["access_token"], cookie)
+        return Tenant(
+            org, made["organization"]["slug"], made["access_token"], cookie, team, experiment
+        )
+
+
+def _runs(http: httpx.Client, owner: dict[str, str], team: str, size: dict[str, float]) -> str:
+    """An experiment of the first team with runs, each with two params and two metrics logged
+    over ten steps: the runs table's page."""
+    made = _ok(
+        http.post(f"/api/v1/teams/{team}/experiments", headers=owner, json={"name": "bench"}), 201
+    )
+    runs = f"/api/v1/teams/{team}/experiments/{made['id']}/runs"
+    for n in range(int(size["runs"])):
+        params = {"lr": 10 ** -(n % 4), "optimizer": ("adam", "sgd")[n % 2]}
+        run = _ok(
+            http.post(runs, headers=owner, json={"name": f"run-{n}", "hyperparameters": params}),
+            201,
+        )
+        for step in range(10):
+            metrics = {"loss": 1 / (step + n + 1), "accuracy": step / (step + n + 1)}
+            _ok(
+                http.post(
+                    f"{runs}/{run['id']}/metrics",
+                    headers=owner,
+                    json={"metrics": metrics, "step": step},
+                ),
+                204,
+            )
+    return str(made["id"])
 
 
 def sign_in(http: httpx.Client, base: str) -> str:
@@ -238,6 +271,25 @@ def comparisons(who: Tenant) -> list[Comparison]:
                 Request("audit_events", f"/api/v1/orgs/{org}/audit-events?limit=50", False),
                 Request("members", f"/api/v1/orgs/{org}/members", False),
                 Request("teams", f"/api/v1/orgs/{org}/teams", False),
+            ),
+        ),
+        Comparison(
+            Request(
+                "runs",
+                f"/orgs/{slug}/teams/{who.team}/experiments/{who.experiment}",
+                True,
+                b'id="runs-table"',
+            ),
+            (
+                me,
+                Request(
+                    "experiment", f"/api/v1/teams/{who.team}/experiments/{who.experiment}", False
+                ),
+                Request(
+                    "experiment_runs",
+                    f"/api/v1/teams/{who.team}/experiments/{who.experiment}/runs?limit=1000",
+                    False,
+                ),
             ),
         ),
         Comparison(

@@ -19,6 +19,8 @@ PAGES = [
     ("/orgs/{org}/api-keys", "/api/v1/orgs/{org_id}/api-keys"),
     ("/orgs/{org}/sso", "/api/v1/orgs/{org_id}/sso/connections"),
     ("/orgs/{org}/sso/nothing-by-this-name", "/api/v1/orgs/{org_id}/sso/connections/nothing"),
+    ("/orgs/{org}/teams/{team}/models", "/api/v1/teams/{team}/models"),
+    ("/orgs/{org}/teams/{team}/experiments", "/api/v1/teams/{team}/experiments"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

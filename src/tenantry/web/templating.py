@@ -6,7 +6,7 @@ template serves the full page and its partial updates, so the two cannot drift a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,13 @@ def _iso(moment: datetime | None) -> str:
     return "" if moment is None else as_utc(moment).isoformat()
 
 
+def _ms(value: int | None, empty: str = "—") -> str:
+    """An MLflow-style time (int64 milliseconds since the epoch) as the pages show times."""
+    if value is None:
+        return empty
+    return _when(datetime.fromtimestamp(value / 1000, UTC))
+
+
 def _number(value: int | float | Decimal | None) -> str:
     if value is None:
         return "—"
@@ -64,7 +71,7 @@ def _percent(part: float | int | Decimal | None, whole: float | int | Decimal | 
     return max(0, min(100, round(float(part) * 100 / float(whole))))
 
 
-ENV.filters.update(when=_when, day=_day, iso=_iso, number=_number, money=_money)
+ENV.filters.update(ms=_ms, when=_when, day=_day, iso=_iso, number=_number, money=_money)
 ENV.globals.update(version=__version__, percent=_percent)
 # The form macros, for every template and for each block rendered on its own (a block does not
 # run its template's top-level imports).

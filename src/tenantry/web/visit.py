@@ -239,8 +239,9 @@ def org_page(permission: Permission | None = None) -> Callable[..., AsyncIterato
     return dependency
 
 
-def team_page(permission: Permission) -> Callable[..., AsyncIterator[Visit]]:
-    """A page of `{team}` in `{org}`, seen by those who hold `permission` on the team."""
+def team_page(permission: Permission | None) -> Callable[..., AsyncIterator[Visit]]:
+    """A page of `{team}` in `{org}`, seen by those who hold `permission` on the team (None:
+    the page authorizes on the resource it shows, which a grant may open alone)."""
 
     async def dependency(
         org: str, team: str, request: Request, _turn: TurnDep

@@ -21,7 +21,7 @@
     const { text, grid } = colours();
     const many = spec.labels.length > 48;
     new window.Chart(canvas, {
-      type: spec.datasets.length > 1 || many ? "line" : "bar",
+      type: spec.type || (spec.datasets.length > 1 || many ? "line" : "bar"),
       data: {
         labels: spec.labels,
         datasets: spec.datasets.map((set, i) => ({
@@ -31,6 +31,7 @@
           backgroundColor: PALETTE[i % PALETTE.length] + "99",
           pointRadius: many ? 0 : 2,
           tension: 0.2,
+          spanGaps: true, // a run with no point at a step: the line goes on to its next one
         })),
       },
       options: {
@@ -41,7 +42,7 @@
         scales: {
           x: { ticks: { color: text, maxRotation: 0, autoSkip: true }, grid: { color: grid } },
           y: {
-            beginAtZero: true,
+            beginAtZero: spec.type !== "line",
             ticks: { color: text },
             grid: { color: grid },
             title: { display: Boolean(spec.unit), text: spec.unit, color: text },
