@@ -18,6 +18,7 @@ from sqlalchemy import Table, bindparam, column, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tenantry.kit.clock import as_utc
 from tenantry.kit.db import UTCDateTime
 from tenantry.metering.models import Quantity
 from tenantry.spend.models import (
@@ -368,3 +369,94 @@ def team_parents(session: Session, org_id: str) -> dict[str, str | None]:
     """Each team of the org and its parent (views sum a team with the teams under it)."""
     query = select(Team.id, Team.parent_team_id).where(Team.org_id == org_id)
     return {team_id: parent for team_id, parent in session.execute(query)}
+
+
+# ---- analytics: series and histograms off the rollups ----
+
+_SERIES_SUMS = ("requests", "errors", "input_tokens", "output_tokens", "cached_input_tokens",
+                "cost", "unpriced_requests")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """Sums of the rollups of one hour for one combination of the grouped columns."""
+
+    hour: datetime
+    keys: tuple[str, ...]
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost: Decimal
+    unpriced_requests: int
+
+
+def rollup_series(
+    session: Session,
+    *,
+    org_id: str,
+    team_ids: Sequence[str] | None,
+    since: datetime,
+    until: datetime,
+    group: Sequence[str] = (),
+) -> list[SeriesRow]:
+    """Sums of the rollups of [since, until) per hour and per the `group` columns, in hour order:
+    as many rows as hours times combinations, whatever the number of calls behind them."""
+    t = LlmCallRollup
+    keys = [getattr(t, name) for name in group]
+    query = (
+        select(t.hour, *keys, *(func.sum(getattr(t, name)) for name in _SERIES_SUMS))
+        .where(t.org_id == org_id, t.hour >= since, t.hour < until)
+        .group_by(t.hour, *keys)
+        .order_by(t.hour, *keys)
+    )
+    if team_ids is not None:
+        query = query.where(t.team_id.in_(team_ids))
+    out = []
+    width = len(keys)
+    for row in session.execute(query):
+        values = tuple(row)
+        sums = values[1 + width :]
+        out.append(
+            SeriesRow(
+                as_utc(values[0]),
+                tuple(str(v) for v in values[1 : 1 + width]),
+                int(sums[0] or 0),
+                int(sums[1] or 0),
+                int(sums[2] or 0),
+                int(sums[3] or 0),
+                int(sums[4] or 0),
+                Decimal(sums[5] or 0),
+                int(sums[6] or 0),
+            )
+        )
+    return out
+
+
+def latency_histogram(
+    session: Session,
+    *,
+    org_id: str,
+    team_ids: Sequence[str] | None,
+    since: datetime,
+    until: datetime,
+) -> list[tuple[str, str, int, int]]:
+    """(provider, model, bucket, calls) of the latency histogram over [since, until)."""
+    t = LlmLatencyRollup
+    query = (
+        select(t.provider, t.model, t.bucket, func.sum(t.requests))
+        .where(t.org_id == org_id, t.hour >= since, t.hour < until)
+        .group_by(t.provider, t.model, t.bucket)
+        .order_by(t.provider, t.model, t.bucket)
+    )
+    if team_ids is not None:
+        query = query.where(t.team_id.in_(team_ids))
+    return [(p, m, int(b), int(n)) for p, m, b, n in session.execute(query)]
+
+
+def unscoped_orgs_with_spend(session: Session, *, since: datetime) -> list[str]:
+    """Unscoped by design: the anomaly detection pass visits every org that spent lately."""
+    t = LlmCallRollup
+    query = select(t.org_id).where(t.hour >= since).distinct().order_by(t.org_id)
+    return list(session.scalars(query))

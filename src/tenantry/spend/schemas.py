@@ -3,7 +3,7 @@ on the way in); token counts as integers; times as RFC 3339 strings with a zone.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
@@ -171,11 +171,25 @@ class BudgetAlertsOut(BaseModel):
     current_alerts: list[AlertOut]
 
 
+class ConfidenceIntervalOut(BaseModel):
+    level: float
+    lower: str
+    upper: str
+
+
 class ForecastOut(BaseModel):
+    """The period-end projection (docs/spend.md, "Forecasts"): `robust_trend_weekday` while the
+    period runs, `actual` once it is over."""
+
     method: str
     projected_total_cost: str
     as_of: datetime
-    model_config = ConfigDict(extra="allow")
+    confidence_interval: ConfidenceIntervalOut
+    confidence_score: float
+    trend: Literal["increasing", "stable", "decreasing"]
+    weekly_change: float
+    history_days: int
+    budget_runs_out_on: date | None
 
 
 class CostViewOut(BaseModel):
