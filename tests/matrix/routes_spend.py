@@ -118,6 +118,7 @@ SEED_SETTINGS = {
     },
 }
 VIEWS = ("period=previous", "period=2025-12", "period=week")
+ANALYTICS = ("include=usage", "include=insights,compliance&days=7")
 
 CASES: list[RouteCase] = [
     case("POST", "/llm-calls", P.USAGE_WRITE, scope="team", body=llm_call, audit=HIGH_VOLUME),
@@ -131,6 +132,16 @@ CASES: list[RouteCase] = [
     ),
     case("GET", "/teams/{team}/billing", P.SPEND_READ, scope="team", queries=VIEWS),
     case("GET", "/orgs/{org}/costs", P.SPEND_READ, scope="org", queries=VIEWS),
+    case("GET", "/teams/{team}/analytics", P.SPEND_READ, scope="team", queries=ANALYTICS),
+    case(
+        "POST",
+        "/teams/{team}/analytics/export",
+        P.SPEND_READ,
+        scope="team",
+        body=lambda w: {"format": "json", "days": 7},
+        audit="a read sent as POST (seed 001): the export writes nothing",
+    ),
+    case("GET", "/orgs/{org}/analytics", P.SPEND_READ, scope="org", queries=ANALYTICS),
     case(
         "PUT",
         "/teams/{team}/billing/settings",

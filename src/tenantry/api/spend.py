@@ -10,6 +10,7 @@ writes one, and each budget alert one of its own.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from tenantry.http.work import CtxDep
 from tenantry.kit.errors import Unprocessable
 from tenantry.kit.money import plain
 from tenantry.operator import service as operators
-from tenantry.spend import calls, manage, pricing, repository, views
+from tenantry.spend import analytics, calls, manage, pricing, repository, views
 from tenantry.spend.alerts import alert_out
 from tenantry.spend.budgets import (
     BudgetRule,
@@ -35,6 +36,8 @@ from tenantry.spend.models import Budget
 from tenantry.spend.schemas import (
     AlertAcknowledgedOut,
     AlertsOut,
+    AnalyticsExportIn,
+    AnalyticsOut,
     BillingActionIn,
     BillingSettingsIn,
     BillingSettingsOut,
@@ -169,6 +172,78 @@ def org_costs(
     return views.cost_view(
         session, scope.principal, org_id=scope.org.id, team_id=None, chosen=chosen, now=now
     )
+
+
+# ---- analytics ----
+
+IncludeQ = Annotated[
+    str | None,
+    Query(description="Sections, comma-separated: usage, insights, compliance (all by default)"),
+]
+DaysQ = Annotated[int, Query(ge=1, le=analytics.MAX_DAYS, description="Days back from now")]
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The export as a file: CSV rows per day, team, provider, model and "
+        "member, or the analytics as JSON",
+        "content": {"text/csv": {}, "application/json": {}},
+    }
+}
+
+
+def _team_analytics(scope: TeamScope, *, days: int, include: Sequence[str]) -> dict[str, Any]:
+    session, team = scope.ctx.session, scope.team
+    teams = views.subtree(repository.team_parents(session, team.org_id), team.id)
+    return analytics.view(
+        session, scope.principal, org_id=team.org_id, team_id=team.id, team_ids=teams,
+        days=days, include=include, now=scope.ctx.clock.now(),
+    )  # fmt: skip
+
+
+@router.get("/teams/{team}/analytics", response_model=AnalyticsOut, tags=["spend"])
+def team_analytics(scope: TeamSpendRead, include: IncludeQ = None, days: DaysQ = 30) -> Any:
+    """Seed 001's analytics of the team (with the teams under it) over the last `days` days:
+    `usage` (requests over time by provider, model and member, token efficiency, cost per
+    request, latency p50/p95 and success rate per model), `insights` (efficiency score, member
+    productivity, model ranking, savings recommendations, forecast), `compliance`."""
+    return _team_analytics(scope, days=days, include=analytics.sections(include))
+
+
+@router.post(
+    "/teams/{team}/analytics/export",
+    response_class=Response,
+    responses=EXPORT_RESPONSES,
+    tags=["spend"],
+)
+def export_team_analytics(body: AnalyticsExportIn, scope: TeamSpendRead) -> Response:
+    """The team's analytics as a file: `csv` (the usage rows per day, team, provider, model and
+    member) or `json` (the sections of `include`). Writes nothing."""
+    team = scope.team
+    stamp = scope.ctx.clock.now().strftime("%Y%m%d")
+    if body.format == "json":
+        found = _team_analytics(scope, days=body.days, include=body.include)
+        content = AnalyticsOut.model_validate(found).model_dump_json()
+        media = "application/json"
+    else:
+        session = scope.ctx.session
+        teams = views.subtree(repository.team_parents(session, team.org_id), team.id)
+        span = analytics.window(scope.ctx.clock.now(), body.days)
+        gathered = analytics.gather(session, org_id=team.org_id, team_ids=teams, span=span)
+        content, media = analytics.export_csv(gathered), "text/csv"
+    name = f"analytics-{team.slug}-{stamp}.{body.format}"
+    return Response(
+        content,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/orgs/{org}/analytics", response_model=AnalyticsOut, tags=["spend"])
+def org_analytics(scope: OrgSpendRead, include: IncludeQ = None, days: DaysQ = 30) -> Any:
+    """The org's analytics across its teams, with each team's totals and efficiency score."""
+    return analytics.view(
+        scope.ctx.session, scope.principal, org_id=scope.org.id, team_id=None, team_ids=None,
+        days=days, include=analytics.sections(include), now=scope.ctx.clock.now(),
+    )  # fmt: skip
 
 
 # ---- seed 001: settings and actions ----
@@ -306,7 +381,7 @@ def team_budgets(scope: TeamSpendRead) -> BudgetsOut:
     above it and the org's."""
     session, team = scope.ctx.session, scope.team
     parents = repository.team_parents(session, team.org_id)
-    shown = {rule.id for rule in views._rules_for(session, team.org_id, team.id, parents)}
+    shown = {rule.id for rule in views.rules_for(session, team.org_id, team.id, parents)}
     rows = [b for b in repository.budgets_of(session, team.org_id) if b.id in shown]
     return _budgets_out(session, team.org_id, rows, scope.ctx.clock.now())
 

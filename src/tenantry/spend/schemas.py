@@ -411,3 +411,31 @@ class LiteLLMPayloadIn(Input):
     total_tokens: Any = None
     trace_id: Any = None
     user_agent: Any = None
+
+
+# ---- analytics ----
+
+
+class AnalyticsOut(BaseModel):
+    """Seed 001's analytics: the sections asked for by `include` (docs/spend.md, "Analytics")."""
+
+    org_id: str
+    team_id: str | None
+    period: dict[str, Any]
+    currency: str
+    usage: dict[str, Any] | None = None
+    insights: dict[str, Any] | None = None
+    compliance: dict[str, Any] | None = None
+
+
+Section = Literal["usage", "insights", "compliance"]
+
+
+class AnalyticsExportIn(Input):
+    format: Literal["csv", "json"] = "csv"
+    days: Annotated[int, Field(ge=1, le=400)] = 30
+    include: list[Section] = Field(
+        default=["usage", "insights", "compliance"],
+        min_length=1,
+        description="Sections of a JSON export (CSV is the usage rows)",
+    )

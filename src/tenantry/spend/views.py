@@ -167,7 +167,7 @@ def cost_view(
             "models": [{"provider": p, "model": m, "requests": n} for p, m, n in unpriced],
         },
     }
-    rules = _rules_for(session, org_id, team_id, parents)
+    rules = rules_for(session, org_id, team_id, parents)
     keys = [rule.key(now) for rule in rules]
     states = repository.counters(session, org_id=org_id, keys=keys)
     budgets = [status_of(rule, states.get(rule.key(now)), rule.key(now)[1]) for rule in rules]
@@ -221,7 +221,7 @@ def _pace(
     )
 
 
-def _rules_for(
+def rules_for(
     session: Session, org_id: str, team_id: str | None, parents: dict[str, str | None]
 ) -> list[BudgetRule]:
     """The budgets a team's view shows: those on the team, the teams above it and the org, and
