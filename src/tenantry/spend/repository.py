@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, column, func, select, text, update
+from sqlalchemy import Table, bindparam, column, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,11 +25,14 @@ from tenantry.spend.models import (
     Budget,
     BudgetAlert,
     BudgetCounter,
+    CostCentre,
+    CostCentreTeam,
     LlmCall,
     LlmCallRollup,
     LlmLatencyRollup,
     OrgPrice,
     Price,
+    SpendAnomaly,
     TeamSpendSettings,
 )
 from tenantry.tenancy.models import Team
@@ -460,3 +463,118 @@ def unscoped_orgs_with_spend(session: Session, *, since: datetime) -> list[str]:
     t = LlmCallRollup
     query = select(t.org_id).where(t.hour >= since).distinct().order_by(t.org_id)
     return list(session.scalars(query))
+
+
+def daily_costs_by(
+    session: Session, *, org_id: str, columns: Sequence[str], since: datetime, until: datetime
+) -> dict[tuple[str, ...], dict[datetime, Decimal]]:
+    """Cost per UTC day of [since, until) for each combination of `columns`, from the rollups
+    (summed per hour in the database, per day here: the same on both databases)."""
+    out: dict[tuple[str, ...], dict[datetime, Decimal]] = {}
+    for row in rollup_series(
+        session, org_id=org_id, team_ids=None, since=since, until=until, group=columns
+    ):
+        day = row.hour.replace(hour=0)
+        days = out.setdefault(row.keys, {})
+        days[day] = days.get(day, Decimal(0)) + row.cost
+    return out
+
+
+# ---- anomalies ----
+
+
+def insert_anomaly(session: Session, row: dict[str, Any]) -> bool:
+    """Insert an anomaly unless that subject's day has one already; whether it was inserted."""
+    statement = _insert(session, SpendAnomaly).on_conflict_do_nothing().returning(SpendAnomaly.id)
+    return session.scalars(statement, row).one_or_none() is not None
+
+
+def anomalies_of(
+    session: Session,
+    *,
+    org_id: str,
+    team_ids: Sequence[str] | None = None,
+    open_only: bool = False,
+    limit: int = 500,
+) -> list[SpendAnomaly]:
+    """The org's anomalies (those of the teams, if named), newest day first."""
+    query = select(SpendAnomaly).where(SpendAnomaly.org_id == org_id)
+    if team_ids is not None:
+        query = query.where(SpendAnomaly.team_id.in_(team_ids))
+    if open_only:
+        query = query.where(SpendAnomaly.acknowledged_at.is_(None))
+    query = query.order_by(SpendAnomaly.day.desc(), SpendAnomaly.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def anomaly(session: Session, anomaly_id: str) -> SpendAnomaly | None:
+    """Unscoped by design: the caller checks the principal's standing in its org."""
+    return session.get(SpendAnomaly, anomaly_id)
+
+
+def acknowledge_anomaly(
+    session: Session, *, org_id: str, anomaly_id: str, by: str, at: datetime
+) -> bool:
+    result = session.execute(
+        update(SpendAnomaly)
+        .where(
+            SpendAnomaly.org_id == org_id,
+            SpendAnomaly.id == anomaly_id,
+            SpendAnomaly.acknowledged_at.is_(None),
+        )
+        .values(acknowledged_at=at, acknowledged_by=by)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# ---- cost centres ----
+
+
+def cost_centres_of(session: Session, org_id: str) -> list[CostCentre]:
+    query = select(CostCentre).where(CostCentre.org_id == org_id).order_by(CostCentre.code)
+    return list(session.scalars(query))
+
+
+def cost_centre(session: Session, *, org_id: str, cost_centre_id: str) -> CostCentre | None:
+    found = session.get(CostCentre, cost_centre_id)
+    return found if found is not None and found.org_id == org_id else None
+
+
+def cost_centre_by_code(session: Session, *, org_id: str, code: str) -> CostCentre | None:
+    query = select(CostCentre).where(CostCentre.org_id == org_id, CostCentre.code == code)
+    return session.scalars(query).first()
+
+
+def assignments_of(session: Session, org_id: str) -> dict[str, str]:
+    """Each assigned team of the org and its cost centre."""
+    query = select(CostCentreTeam.team_id, CostCentreTeam.cost_centre_id).where(
+        CostCentreTeam.org_id == org_id
+    )
+    return {team_id: centre for team_id, centre in session.execute(query)}
+
+
+def assign_teams(
+    session: Session, *, org_id: str, cost_centre_id: str, team_ids: Sequence[str], at: datetime
+) -> None:
+    """Make `team_ids` exactly the cost centre's teams (moving them from any other)."""
+    session.execute(
+        delete(CostCentreTeam).where(
+            CostCentreTeam.org_id == org_id,
+            or_(
+                CostCentreTeam.cost_centre_id == cost_centre_id,
+                CostCentreTeam.team_id.in_(list(team_ids)),
+            ),
+        )
+    )
+    session.add_all(
+        CostCentreTeam(team_id=t, org_id=org_id, cost_centre_id=cost_centre_id, assigned_at=at)
+        for t in sorted(set(team_ids))
+    )
+    session.flush()
+
+
+def team_names(session: Session, org_id: str) -> dict[str, tuple[str, str]]:
+    """(slug, name) of each team of the org."""
+    query = select(Team.id, Team.slug, Team.name).where(Team.org_id == org_id)
+    return {team_id: (slug, name) for team_id, slug, name in session.execute(query)}

@@ -439,3 +439,75 @@ class AnalyticsExportIn(Input):
         min_length=1,
         description="Sections of a JSON export (CSV is the usage rows)",
     )
+
+
+# ---- anomalies ----
+
+
+class AnomalyOut(BaseModel):
+    """A day's cost far above its subject's baseline, and how far (docs/spend.md)."""
+
+    id: str
+    anomaly_id: str
+    dimension: Literal["team", "member", "api_key", "model"]
+    team_id: str | None
+    subject: str
+    day: str
+    value: str
+    baseline: str
+    mad: str
+    score: str
+    history_days: int
+    message: str
+    created_at: datetime
+    acknowledged: bool
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+
+class AnomaliesOut(BaseModel):
+    org_id: str
+    anomalies: list[AnomalyOut]
+
+
+# ---- cost centres and chargeback ----
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TeamRefs = Annotated[list[Annotated[str, StringConstraints(max_length=40)]], Field(max_length=500)]
+
+
+class CostCentreIn(Input):
+    name: Name
+    code: Code = Field(description="The finance system's code, unique in the org")
+    teams: TeamRefs = Field(default_factory=list, description="Team ids charged here")
+
+
+class CostCentreTeamsIn(Input):
+    teams: TeamRefs = Field(description="Exactly the cost centre's teams from now on")
+
+
+class CostCentreOut(BaseModel):
+    id: str
+    org_id: str
+    name: str
+    code: str
+    teams: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CostCentresOut(BaseModel):
+    org_id: str
+    cost_centres: list[CostCentreOut]
+
+
+class ChargebackOut(BaseModel):
+    org_id: str
+    period: dict[str, Any]
+    method: Literal["usage_based", "even_split"]
+    currency: str
+    total_cost: str
+    total_requests: int
+    cost_centres: list[dict[str, Any]]
+    unallocated: dict[str, Any]
