@@ -86,6 +86,7 @@ def test_a_spike_is_raised_once_explained_and_acknowledged(
     assert resp.status_code == 200, resp.text
     found = {a["dimension"]: a for a in resp.json()["anomalies"]}
     assert set(found) == {"team", "member", "model"}
+    assert member_id not in {a["subject"] for a in resp.json()["anomalies"]}
     mine = found["member"]
     assert mine["subject"] == acme.owner_id
     assert mine["day"] == "2026-03-01"
