@@ -502,6 +502,25 @@ class CostCentresOut(BaseModel):
     cost_centres: list[CostCentreOut]
 
 
+class CentreChargeOut(BaseModel):
+    id: str
+    code: str
+    name: str
+    teams: list[str]
+    teams_with_spend: list[str]
+    usage_cost: str = Field(description="What its teams spent")
+    requests: int
+    charged: str = Field(description="What it is charged by the method")
+    share: str = Field(description="Percent of the total charged")
+
+
+class UnallocatedOut(BaseModel):
+    usage_cost: str
+    requests: int
+    teams: list[str]
+    charged: str
+
+
 class ChargebackOut(BaseModel):
     org_id: str
     period: dict[str, Any]
@@ -509,5 +528,5 @@ class ChargebackOut(BaseModel):
     currency: str
     total_cost: str
     total_requests: int
-    cost_centres: list[dict[str, Any]]
-    unallocated: dict[str, Any]
+    cost_centres: list[CentreChargeOut]
+    unallocated: UnallocatedOut
