@@ -89,6 +89,34 @@ class LlmCallRollup(Base):
     latency_requests: Mapped[int] = mapped_column(BigInteger)  # calls that reported a latency
 
 
+class LlmCallDailyRollup(Base):
+    """The hourly rollups of one UTC day for one (team, member, provider, model), keys aside:
+    written with them in the same transaction, so a view over whole days reads at most days x
+    (members x models) rows however many calls and keys are behind them."""
+
+    __tablename__ = "llm_call_daily_rollups"
+    __table_args__ = (
+        Index("ix_llm_call_daily_rollups_org_id_team_id_day", "org_id", "team_id", "day"),
+    )
+
+    org_id: Mapped[str] = mapped_column(_org_fk(), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[Decimal] = mapped_column(Quantity())
+    computed_requests: Mapped[int] = mapped_column(BigInteger)
+    unpriced_requests: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_sum: Mapped[int] = mapped_column(BigInteger)
+    latency_requests: Mapped[int] = mapped_column(BigInteger)
+
+
 class LlmLatencyRollup(Base):
     """How many calls of one hour for one (team, provider, model) took a latency within one
     bucket of `spend.latency.BUCKETS_MS`: a histogram that adds up across hours and teams."""

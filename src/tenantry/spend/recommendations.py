@@ -274,6 +274,7 @@ def for_scope(
         since=since,
         until=until,
         group=("provider", "model"),
+        hourly=True,  # bursts show only hour by hour
     )
     uses = usage_by_model(rows)
     book = pricing.PriceBook(session, org_id, uses.keys())

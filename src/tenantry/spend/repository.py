@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -28,6 +28,7 @@ from tenantry.spend.models import (
     CostCentre,
     CostCentreTeam,
     LlmCall,
+    LlmCallDailyRollup,
     LlmCallRollup,
     LlmLatencyRollup,
     OrgPrice,
@@ -83,6 +84,54 @@ def upsert_rollups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     session.execute(statement, ordered)
 
 
+DAILY_KEY = ("org_id", "day", "team_id", "user_id", "provider", "model")
+DAILY_COLUMNS = frozenset(DAILY_KEY)
+
+
+def upsert_daily(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = _insert(session, LlmCallDailyRollup)
+    t = LlmCallDailyRollup
+    statement = statement.on_conflict_do_update(
+        index_elements=list(DAILY_KEY),
+        set_={name: getattr(t, name) + getattr(statement.excluded, name) for name in _ROLLUP_SUMS},
+    )
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in DAILY_KEY))
+    session.execute(statement, ordered)
+
+
+Span = tuple[datetime, datetime]
+
+
+def spans(since: datetime, until: datetime) -> tuple[list[Span], Span | None]:
+    """[since, until) as the whole UTC days inside it, read from the daily rollups, and the
+    hours at either end, read from the hourly ones: a view reads at most two days of hours."""
+    first = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if first < since:
+        first += timedelta(days=1)
+    last = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if first >= last:
+        return [(since, until)], None
+    hours = [span for span in ((since, first), (last, until)) if span[0] < span[1]]
+    return hours, (first, last)
+
+
+def _sources(
+    since: datetime, until: datetime, columns: Iterable[str], *, hourly: bool = False
+) -> list[tuple[Any, Any, Span]]:
+    """(table, its time column, span) to read [since, until) from, for these group columns."""
+    if hourly or not set(columns) <= DAILY_COLUMNS:
+        return [(LlmCallRollup, LlmCallRollup.hour, (since, until))]
+    hours, days = spans(since, until)
+    found: list[tuple[Any, Any, Span]] = [
+        (LlmCallRollup, LlmCallRollup.hour, span) for span in hours
+    ]
+    if days is not None:
+        found.append((LlmCallDailyRollup, LlmCallDailyRollup.day, days))
+    return found
+
+
 _LATENCY_KEY = ["org_id", "hour", "team_id", "provider", "model", "bucket"]
 
 
@@ -109,26 +158,32 @@ def rollup_totals(
 ) -> list[tuple[Any, ...]]:
     """Sums of the rollups of [since, until) for the teams (all when None), grouped by one key
     column (`provider`, `model`, `user_id`, `team_id`, `api_key_id`) or none: (group, requests,
-    errors, input, output, cached, cost, computed, unpriced, latency sum, latency requests)."""
-    t = LlmCallRollup
-    key = getattr(t, group) if group else None
-    sums = [func.sum(getattr(t, name)) for name in _ROLLUP_SUMS]
-    query = select(*([key] if key is not None else []), *sums).where(
-        t.org_id == org_id, t.hour >= since, t.hour < until
-    )
-    if team_ids is not None:
-        query = query.where(t.team_id.in_(team_ids))
-    if key is not None:
-        query = query.group_by(key)
-    out = []
-    for row in session.execute(query):
-        values = tuple(row)
-        if key is None:
-            values = (None, *values)
-        if values[1] is None:  # no rows at all
-            continue
-        out.append(values)
-    return out
+    errors, input, output, cached, cost, computed, unpriced, latency sum, latency requests).
+    Whole days come from the daily rollups, the hours around them from the hourly ones."""
+    merged: dict[Any, list[Any]] = {}
+    for t, at, (start, end) in _sources(since, until, [group] if group else []):
+        key = getattr(t, group) if group else None
+        sums = [func.sum(getattr(t, name)) for name in _ROLLUP_SUMS]
+        query = select(*([key] if key is not None else []), *sums).where(
+            t.org_id == org_id, at >= start, at < end
+        )
+        if team_ids is not None:
+            query = query.where(t.team_id.in_(team_ids))
+        if key is not None:
+            query = query.group_by(key)
+        for row in session.execute(query):
+            values = tuple(row)
+            if key is None:
+                values = (None, *values)
+            if values[1] is None:  # no rows at all
+                continue
+            found = merged.get(values[0])
+            if found is None:
+                merged[values[0]] = list(values)
+            else:
+                for k in range(1, len(values)):
+                    found[k] += values[k]
+    return [tuple(v) for v in merged.values()]
 
 
 def unpriced_models(
@@ -140,16 +195,18 @@ def unpriced_models(
     until: datetime,
 ) -> list[tuple[str, str, int]]:
     """(provider, model, calls) of the calls that had no price, from the rollups."""
-    t = LlmCallRollup
-    query = (
-        select(t.provider, t.model, func.sum(t.unpriced_requests))
-        .where(t.org_id == org_id, t.hour >= since, t.hour < until, t.unpriced_requests > 0)
-        .group_by(t.provider, t.model)
-        .order_by(t.provider, t.model)
-    )
-    if team_ids is not None:
-        query = query.where(t.team_id.in_(team_ids))
-    return [(p, m, int(n)) for p, m, n in session.execute(query)]
+    found: dict[tuple[str, str], int] = {}
+    for t, at, (start, end) in _sources(since, until, ["provider", "model"]):
+        query = (
+            select(t.provider, t.model, func.sum(t.unpriced_requests))
+            .where(t.org_id == org_id, at >= start, at < end, t.unpriced_requests > 0)
+            .group_by(t.provider, t.model)
+        )
+        if team_ids is not None:
+            query = query.where(t.team_id.in_(team_ids))
+        for p, m, n in session.execute(query):
+            found[(p, m)] = found.get((p, m), 0) + int(n)
+    return [(p, m, n) for (p, m), n in sorted(found.items())]
 
 
 # ---- budgets ----
@@ -403,37 +460,40 @@ def rollup_series(
     since: datetime,
     until: datetime,
     group: Sequence[str] = (),
+    hourly: bool = False,
 ) -> list[SeriesRow]:
-    """Sums of the rollups of [since, until) per hour and per the `group` columns, in hour order:
-    as many rows as hours times combinations, whatever the number of calls behind them."""
-    t = LlmCallRollup
-    keys = [getattr(t, name) for name in group]
-    query = (
-        select(t.hour, *keys, *(func.sum(getattr(t, name)) for name in _SERIES_SUMS))
-        .where(t.org_id == org_id, t.hour >= since, t.hour < until)
-        .group_by(t.hour, *keys)
-        .order_by(t.hour, *keys)
-    )
-    if team_ids is not None:
-        query = query.where(t.team_id.in_(team_ids))
+    """Sums of the rollups of [since, until) per hour and per the `group` columns, in time
+    order: as many rows as hours times combinations, whatever the number of calls behind
+    them. Unless `hourly` (or grouped by API key), whole days come as one row per day (its
+    `hour` is 00:00), from the daily rollups."""
     out = []
-    width = len(keys)
-    for row in session.execute(query):
-        values = tuple(row)
-        sums = values[1 + width :]
-        out.append(
-            SeriesRow(
-                as_utc(values[0]),
-                tuple(str(v) for v in values[1 : 1 + width]),
-                int(sums[0] or 0),
-                int(sums[1] or 0),
-                int(sums[2] or 0),
-                int(sums[3] or 0),
-                int(sums[4] or 0),
-                Decimal(sums[5] or 0),
-                int(sums[6] or 0),
-            )
+    width = len(group)
+    for t, at, (start, end) in _sources(since, until, group, hourly=hourly):
+        keys = [getattr(t, name) for name in group]
+        query = (
+            select(at, *keys, *(func.sum(getattr(t, name)) for name in _SERIES_SUMS))
+            .where(t.org_id == org_id, at >= start, at < end)
+            .group_by(at, *keys)
         )
+        if team_ids is not None:
+            query = query.where(t.team_id.in_(team_ids))
+        for row in session.execute(query):
+            values = tuple(row)
+            sums = values[1 + width :]
+            out.append(
+                SeriesRow(
+                    as_utc(values[0]),
+                    tuple(str(v) for v in values[1 : 1 + width]),
+                    int(sums[0] or 0),
+                    int(sums[1] or 0),
+                    int(sums[2] or 0),
+                    int(sums[3] or 0),
+                    int(sums[4] or 0),
+                    Decimal(sums[5] or 0),
+                    int(sums[6] or 0),
+                )
+            )
+    out.sort(key=lambda r: (r.hour, r.keys))
     return out
 
 
