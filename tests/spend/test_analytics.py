@@ -202,3 +202,36 @@ def test_bad_input_is_refused(client: TestClient, acme: tuple[Tenant, str]) -> N
     )
     other = Factory(client).tenant("Other")
     assert_problem(client.get(base, headers=bearer(other.token)), 404)
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-03-10T05:00:00Z", "2026-03-12T10:00:00Z"),  # edge hours around a whole day
+        ("2026-03-09T00:00:00Z", "2026-03-13T00:00:00Z"),  # whole days only
+        ("2026-03-10T01:00:00Z", "2026-03-10T03:00:00Z"),  # hours within one day
+    ],
+)
+def test_views_over_hours_and_days_match_the_raw_calls(
+    client: TestClient, acme: tuple[Tenant, str], database: Database, since: str, until: str
+) -> None:
+    """Whole days come from the daily rollups and the edge hours from the hourly ones: every
+    window adds up to exactly the calls inside it."""
+    tenant, _ = acme
+    view = client.get(
+        f"/api/v1/teams/{tenant.team_id}/billing",
+        headers=tenant.headers,
+        params={"since": since, "until": until},
+    ).json()["billing_period"]
+    start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(until.replace("Z", "+00:00"))
+    with database.session(write=False) as session:
+        count, cost = session.execute(
+            select(func.count(), func.sum(LlmCall.cost)).where(
+                LlmCall.org_id == tenant.org_id, LlmCall.at >= start, LlmCall.at < end
+            )
+        ).one()
+    assert view["total_requests"] == count > 0
+    assert Decimal(view["total_cost"]) == cost
+    models = view["breakdown_by_model"]
+    assert sum(m["requests"] for m in models.values()) == count
