@@ -226,6 +226,7 @@ def team_analytics(scope: TeamSpendRead, include: IncludeQ = None, days: DaysQ =
 
 @router.post(
     "/teams/{team}/analytics/export",
+    name="analytics.exported",
     response_class=Response,
     responses=EXPORT_RESPONSES,
     tags=["spend"],
