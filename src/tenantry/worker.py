@@ -3,9 +3,9 @@
 Each pass (`run_once`) runs every task once, in order: audit retention purges (per plan, see
 `audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
 `Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
-reservations, recording expired grants, forgetting ended SSO sign-in attempts, and billing
-(period invoices, then automatic payments). `run` repeats passes every `interval` seconds
-until stopped.
+reservations, recording expired grants, forgetting ended SSO sign-in attempts, detecting
+anomalies of daily LLM spend, and billing (period invoices, then automatic payments). `run`
+repeats passes every `interval` seconds until stopped.
 
 Any number of workers may run against one database: every task works one chain (or one batch)
 per transaction under the locks the request path uses, so two passes at once do each thing once.
@@ -30,6 +30,7 @@ from tenantry.kit import files, idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
 from tenantry.metering import tasks as metering_tasks
+from tenantry.spend import tasks as spend_tasks
 from tenantry.sso import tasks as sso_tasks
 from tenantry.tenancy import scope as tenancy_scope
 from tenantry.throttling import tasks as throttling_tasks
@@ -52,6 +53,7 @@ class WorkerReport:
     expired_grants: access_tasks.ExpiryReport = field(default_factory=access_tasks.ExpiryReport)
     billing: billing_tasks.BillingReport = field(default_factory=billing_tasks.BillingReport)
     sso_attempts_forgotten: int = 0
+    anomalies: spend_tasks.AnomalyReport = field(default_factory=spend_tasks.AnomalyReport)
 
     @property
     def failed(self) -> bool:
@@ -62,6 +64,7 @@ class WorkerReport:
             or self.reservations.failed_reservations
             or self.expired_grants.failed
             or self.billing.failed
+            or self.anomalies.failed_orgs
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,6 +107,7 @@ def run_once(
         # One `grant.expired` event per grant that expired (they stopped working on their own).
         expired_grants = access_tasks.record_expired_grants(db, now=clock.now())
         sso_forgotten = sso_tasks.forget_ended(db, now=clock.now())
+        spend_anomalies = spend_tasks.detect_anomalies(db, now=clock.now())
         # Period invoices, then automatic payments of what is due.
         billing = billing_tasks.run(
             db, settings, payments or provider_from_settings(settings), now=clock.now()
@@ -121,6 +125,7 @@ def run_once(
         expired_grants=expired_grants,
         billing=billing,
         sso_attempts_forgotten=sso_forgotten,
+        anomalies=spend_anomalies,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from matrix.routes import OPERATOR, PARAMS, SELF, WORLD_EXTRAS, P, RouteCase, World, WorldExtra
 from matrix.routes import _case as case
 from tenantry.kit.clock import FrozenClock
+from tenantry.spend import tasks as spend_tasks
 
 NOW = FrozenClock().now()
 HIGH_VOLUME = "a high-volume data path: the LLM calls are the record"
@@ -66,10 +67,43 @@ def seeded(world: World) -> dict[str, str]:
     return found
 
 
+def _seed_analytics(world: World) -> dict[str, str]:
+    """Two weeks of $1 a day by the team's editor, then $20 on the last day (an anomaly the
+    detection pass raises), and a cost centre holding the team."""
+    member = world.member
+    calls = [
+        {"id": f"history-{day}", "team": world.team_id, "provider": "openai", "model": "gpt-4o",
+         "cost": "20" if day == 31 else "1", "timestamp": f"2025-12-{day:02d}T12:00:00Z"}
+        for day in range(17, 32)
+    ]  # fmt: skip
+    resp = world.client.post("/api/v1/llm-calls", headers=member.headers, json={"calls": calls})
+    assert resp.status_code == 200 and resp.json()["accepted"] == len(calls), resp.text
+    state = world.client.app.state  # type: ignore[attr-defined]
+    spend_tasks.detect_anomalies(state.db, now=state.clock.now())
+    resp = world.client.get(f"/api/v1/teams/{world.team_id}/anomalies", headers=world.owner.headers)
+    anomaly = next(a for a in resp.json()["anomalies"] if a["dimension"] == "member")
+    centre = _post(
+        world,
+        f"/orgs/{world.org_id}/cost-centres",
+        {"name": "Research", "code": f"CC-{world.label}", "teams": [world.team_id]},
+    )
+    return {"anomaly": str(anomaly["id"]), "cost_centre": str(centre["id"])}
+
+
+def analytics_seeded(world: World) -> dict[str, str]:
+    found: dict[str, str] = world.once("spend-analytics", _seed_analytics)
+    return found
+
+
 PARAMS["budget_id"] = lambda w: seeded(w)["budget"]
 PARAMS["alert_id"] = lambda w: seeded(w)["alert"]
 PARAMS["price_id"] = lambda w: seeded(w)["price"]
+PARAMS["anomaly_id"] = lambda w: analytics_seeded(w)["anomaly"]
+PARAMS["cost_centre_id"] = lambda w: analytics_seeded(w)["cost_centre"]
 WORLD_EXTRAS.append(WorldExtra(seed=seeded, ids=lambda w: set(seeded(w).values())))
+WORLD_EXTRAS.append(
+    WorldExtra(seed=analytics_seeded, ids=lambda w: set(analytics_seeded(w).values()))
+)
 
 
 def llm_call(world: World) -> dict[str, Any]:
@@ -118,6 +152,8 @@ SEED_SETTINGS = {
     },
 }
 VIEWS = ("period=previous", "period=2025-12", "period=week")
+CHARGEBACK = ("method=even_split", "period=2025-12")
+ANALYTICS = ("include=usage", "include=insights,compliance&days=7")
 
 CASES: list[RouteCase] = [
     case("POST", "/llm-calls", P.USAGE_WRITE, scope="team", body=llm_call, audit=HIGH_VOLUME),
@@ -131,6 +167,37 @@ CASES: list[RouteCase] = [
     ),
     case("GET", "/teams/{team}/billing", P.SPEND_READ, scope="team", queries=VIEWS),
     case("GET", "/orgs/{org}/costs", P.SPEND_READ, scope="org", queries=VIEWS),
+    case("GET", "/teams/{team}/analytics", P.SPEND_READ, scope="team", queries=ANALYTICS),
+    case(
+        "POST",
+        "/teams/{team}/analytics/export",
+        P.SPEND_READ,
+        scope="team",
+        body=lambda w: {"format": "json", "days": 7},
+        audit="a read sent as POST (seed 001): the export writes nothing",
+    ),
+    case("GET", "/orgs/{org}/analytics", P.SPEND_READ, scope="org", queries=ANALYTICS),
+    case("GET", "/orgs/{org}/anomalies", P.SPEND_READ, scope="org", queries=("open=true",)),
+    case("GET", "/teams/{team}/anomalies", P.SPEND_READ, scope="team", queries=("open=true",)),
+    case("POST", "/anomalies/{anomaly_id}/acknowledge", P.SPEND_MANAGE, scope="team"),
+    case("GET", "/orgs/{org}/cost-centres", P.SPEND_READ, scope="org"),
+    case(
+        "POST",
+        "/orgs/{org}/cost-centres",
+        P.SPEND_MANAGE,
+        scope="org",
+        body=lambda w: {"name": "Platform", "code": f"CC-{secrets.token_hex(3)}"},
+    ),
+    case(
+        "PUT",
+        "/orgs/{org}/cost-centres/{cost_centre_id}/teams",
+        P.SPEND_MANAGE,
+        scope="org",
+        body=lambda w: {"teams": [w.team_id]},
+    ),
+    case("DELETE", "/orgs/{org}/cost-centres/{cost_centre_id}", P.SPEND_MANAGE, scope="org"),
+    case("GET", "/orgs/{org}/chargeback", P.SPEND_READ, scope="org", queries=CHARGEBACK),
+    case("GET", "/orgs/{org}/chargeback/focus", P.SPEND_READ, scope="org", queries=VIEWS),
     case(
         "PUT",
         "/teams/{team}/billing/settings",

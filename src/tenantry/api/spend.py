@@ -10,8 +10,9 @@ writes one, and each budget alert one of its own.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
@@ -22,7 +23,16 @@ from tenantry.http.work import CtxDep
 from tenantry.kit.errors import Unprocessable
 from tenantry.kit.money import plain
 from tenantry.operator import service as operators
-from tenantry.spend import calls, manage, pricing, repository, views
+from tenantry.spend import (
+    analytics,
+    anomalies,
+    calls,
+    chargeback,
+    manage,
+    pricing,
+    repository,
+    views,
+)
 from tenantry.spend.alerts import alert_out
 from tenantry.spend.budgets import (
     BudgetRule,
@@ -31,10 +41,14 @@ from tenantry.spend.budgets import (
     status_of,
 )
 from tenantry.spend.litellm_payload import call_of
-from tenantry.spend.models import Budget
+from tenantry.spend.models import Budget, CostCentre
 from tenantry.spend.schemas import (
     AlertAcknowledgedOut,
     AlertsOut,
+    AnalyticsExportIn,
+    AnalyticsOut,
+    AnomaliesOut,
+    AnomalyOut,
     BillingActionIn,
     BillingSettingsIn,
     BillingSettingsOut,
@@ -43,6 +57,11 @@ from tenantry.spend.schemas import (
     BudgetsOut,
     BudgetStatusOut,
     BudgetUpdateIn,
+    ChargebackOut,
+    CostCentreIn,
+    CostCentreOut,
+    CostCentresOut,
+    CostCentreTeamsIn,
     CostViewOut,
     LiteLLMPayloadIn,
     LlmCallBatchIn,
@@ -168,6 +187,225 @@ def org_costs(
     chosen = views.choose_period(now, period=period, since=since, until=until)
     return views.cost_view(
         session, scope.principal, org_id=scope.org.id, team_id=None, chosen=chosen, now=now
+    )
+
+
+# ---- analytics ----
+
+IncludeQ = Annotated[
+    str | None,
+    Query(description="Sections, comma-separated: usage, insights, compliance (all by default)"),
+]
+DaysQ = Annotated[int, Query(ge=1, le=analytics.MAX_DAYS, description="Days back from now")]
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The export as a file: CSV rows per day, team, provider, model and "
+        "member, or the analytics as JSON",
+        "content": {"text/csv": {}, "application/json": {}},
+    }
+}
+
+
+def _team_analytics(scope: TeamScope, *, days: int, include: Sequence[str]) -> dict[str, Any]:
+    session, team = scope.ctx.session, scope.team
+    teams = views.subtree(repository.team_parents(session, team.org_id), team.id)
+    return analytics.view(
+        session, scope.principal, org_id=team.org_id, team_id=team.id, team_ids=teams,
+        days=days, include=include, now=scope.ctx.clock.now(),
+    )  # fmt: skip
+
+
+@router.get("/teams/{team}/analytics", response_model=AnalyticsOut, tags=["spend"])
+def team_analytics(scope: TeamSpendRead, include: IncludeQ = None, days: DaysQ = 30) -> Any:
+    """Seed 001's analytics of the team (with the teams under it) over the last `days` days:
+    `usage` (requests over time by provider, model and member, token efficiency, cost per
+    request, latency p50/p95 and success rate per model), `insights` (efficiency score, member
+    productivity, model ranking, savings recommendations, forecast), `compliance`."""
+    return _team_analytics(scope, days=days, include=analytics.sections(include))
+
+
+@router.post(
+    "/teams/{team}/analytics/export",
+    name="analytics.exported",
+    response_class=Response,
+    responses=EXPORT_RESPONSES,
+    tags=["spend"],
+)
+def export_team_analytics(body: AnalyticsExportIn, scope: TeamSpendRead) -> Response:
+    """The team's analytics as a file: `csv` (the usage rows per day, team, provider, model and
+    member) or `json` (the sections of `include`). Writes nothing."""
+    team = scope.team
+    stamp = scope.ctx.clock.now().strftime("%Y%m%d")
+    if body.format == "json":
+        found = _team_analytics(scope, days=body.days, include=body.include)
+        content = AnalyticsOut.model_validate(found).model_dump_json()
+        media = "application/json"
+    else:
+        session = scope.ctx.session
+        teams = views.subtree(repository.team_parents(session, team.org_id), team.id)
+        span = analytics.window(scope.ctx.clock.now(), body.days)
+        gathered = analytics.gather(session, org_id=team.org_id, team_ids=teams, span=span)
+        content, media = analytics.export_csv(gathered), "text/csv"
+    name = f"analytics-{team.slug}-{stamp}.{body.format}"
+    return Response(
+        content,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/orgs/{org}/analytics", response_model=AnalyticsOut, tags=["spend"])
+def org_analytics(scope: OrgSpendRead, include: IncludeQ = None, days: DaysQ = 30) -> Any:
+    """The org's analytics across its teams, with each team's totals and efficiency score."""
+    return analytics.view(
+        scope.ctx.session, scope.principal, org_id=scope.org.id, team_id=None, team_ids=None,
+        days=days, include=analytics.sections(include), now=scope.ctx.clock.now(),
+    )  # fmt: skip
+
+
+# ---- anomalies ----
+
+OpenQ = Annotated[bool, Query(alias="open", description="Unacknowledged only")]
+
+
+@router.get("/orgs/{org}/anomalies", response_model=AnomaliesOut, tags=["spend"])
+def org_anomalies(scope: OrgSpendRead, open_only: OpenQ = False) -> dict[str, Any]:
+    """The org's spend anomalies (the latest 500), newest day first, each explained."""
+    found = repository.anomalies_of(scope.ctx.session, org_id=scope.org.id, open_only=open_only)
+    return {"org_id": scope.org.id, "anomalies": [anomalies.anomaly_out(a) for a in found]}
+
+
+@router.get("/teams/{team}/anomalies", response_model=AnomaliesOut, tags=["spend"])
+def team_anomalies(scope: TeamSpendRead, open_only: OpenQ = False) -> dict[str, Any]:
+    """The spend anomalies of the team and the teams under it: its own cost, its members'
+    and its models'."""
+    session, team = scope.ctx.session, scope.team
+    teams = views.subtree(repository.team_parents(session, team.org_id), team.id)
+    found = repository.anomalies_of(
+        session, org_id=team.org_id, team_ids=teams, open_only=open_only
+    )
+    return {"org_id": team.org_id, "anomalies": [anomalies.anomaly_out(a) for a in found]}
+
+
+@router.post(
+    "/anomalies/{anomaly_id}/acknowledge",
+    name="spend_anomaly.acknowledged",
+    response_model=AnomalyOut,
+    tags=["spend"],
+)
+def acknowledge_anomaly(anomaly_id: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    """Mark a spend anomaly seen (409 if it already was)."""
+    found = anomalies.find(ctx.session, principal, anomaly_id)
+    done = anomalies.acknowledge(ctx, principal, found)
+    return ctx.done(anomalies.anomaly_out(done))
+
+
+# ---- cost centres and chargeback ----
+
+MethodQ = Annotated[
+    Literal["usage_based", "even_split"],
+    Query(description="usage_based (each pays its teams' spend) or even_split"),
+]
+CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "FOCUS columns, one charge row per day, team, provider and model",
+          "content": {"text/csv": {}}}
+}  # fmt: skip
+
+
+def _centre_out(session: Any, row: CostCentre) -> dict[str, Any]:
+    return chargeback.centre_out(row, chargeback.teams_of(session, row.org_id).get(row.id, []))
+
+
+@router.get("/orgs/{org}/cost-centres", response_model=CostCentresOut, tags=["spend"])
+def list_cost_centres(scope: OrgSpendRead) -> dict[str, Any]:
+    """The org's cost centres with their teams, by code."""
+    session = scope.ctx.session
+    members = chargeback.teams_of(session, scope.org.id)
+    rows = repository.cost_centres_of(session, scope.org.id)
+    return {
+        "org_id": scope.org.id,
+        "cost_centres": [chargeback.centre_out(r, members.get(r.id, [])) for r in rows],
+    }
+
+
+@router.post(
+    "/orgs/{org}/cost-centres",
+    name="cost_centre.created",
+    status_code=201,
+    response_model=CostCentreOut,
+    tags=["spend"],
+)
+def create_cost_centre(body: CostCentreIn, scope: OrgSpendManage) -> Response:
+    """A cost centre (409 if its code is taken), with the teams charged to it (a team named
+    moves here from any other)."""
+    row = chargeback.create(
+        scope.ctx, scope.principal, org_id=scope.org.id, name=body.name, code=body.code,
+        teams=body.teams,
+    )  # fmt: skip
+    return scope.ctx.done(_centre_out(scope.ctx.session, row), status=201)
+
+
+@router.put(
+    "/orgs/{org}/cost-centres/{cost_centre_id}/teams",
+    name="cost_centre.updated",
+    response_model=CostCentreOut,
+    tags=["spend"],
+)
+def set_cost_centre_teams(
+    cost_centre_id: str, body: CostCentreTeamsIn, scope: OrgSpendManage
+) -> Response:
+    """Set exactly the teams charged to a cost centre."""
+    session = scope.ctx.session
+    row = chargeback.find(session, org_id=scope.org.id, cost_centre_id=cost_centre_id)
+    chargeback.set_teams(scope.ctx, scope.principal, row, body.teams)
+    return scope.ctx.done(_centre_out(session, row))
+
+
+@router.delete(
+    "/orgs/{org}/cost-centres/{cost_centre_id}",
+    name="cost_centre.deleted",
+    status_code=204,
+    tags=["spend"],
+)
+def delete_cost_centre(cost_centre_id: str, scope: OrgSpendManage) -> Response:
+    """Delete a cost centre: its teams' spend is unallocated from then on."""
+    row = chargeback.find(scope.ctx.session, org_id=scope.org.id, cost_centre_id=cost_centre_id)
+    chargeback.delete(scope.ctx, scope.principal, row)
+    return scope.ctx.done(None, status=204)
+
+
+@router.get("/orgs/{org}/chargeback", response_model=ChargebackOut, tags=["spend"])
+def chargeback_report(
+    scope: OrgSpendRead,
+    period: PeriodQ = None,
+    since: SinceQ = None,
+    until: UntilQ = None,
+    method: MethodQ = "usage_based",
+) -> dict[str, Any]:
+    """What each cost centre is charged for the period, and what no cost centre owns."""
+    chosen = views.choose_period(scope.ctx.clock.now(), period=period, since=since, until=until)
+    return chargeback.report(scope.ctx.session, org_id=scope.org.id, chosen=chosen, method=method)
+
+
+@router.get(
+    "/orgs/{org}/chargeback/focus",
+    response_class=Response,
+    responses=CSV_RESPONSES,
+    tags=["spend"],
+)
+def chargeback_focus(
+    scope: OrgSpendRead, period: PeriodQ = None, since: SinceQ = None, until: UntilQ = None
+) -> Response:
+    """The period's LLM spend as a FinOps FOCUS CSV, ready for a FinOps tool."""
+    chosen = views.choose_period(scope.ctx.clock.now(), period=period, since=since, until=until)
+    content = chargeback.focus_csv(
+        scope.ctx.session, org_id=scope.org.id, org_name=scope.org.name, chosen=chosen
+    )
+    name = f"focus-{scope.org.slug}-{chosen.label}.csv"
+    return Response(
+        content,
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -306,7 +544,7 @@ def team_budgets(scope: TeamSpendRead) -> BudgetsOut:
     above it and the org's."""
     session, team = scope.ctx.session, scope.team
     parents = repository.team_parents(session, team.org_id)
-    shown = {rule.id for rule in views._rules_for(session, team.org_id, team.id, parents)}
+    shown = {rule.id for rule in views.rules_for(session, team.org_id, team.id, parents)}
     rows = [b for b in repository.budgets_of(session, team.org_id) if b.id in shown]
     return _budgets_out(session, team.org_id, rows, scope.ctx.clock.now())
 

@@ -11,7 +11,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from tenantry.client._calls import API, Call, endpoint, fields, iso, model, nothing, segment
+from tenantry.client._calls import (
+    API,
+    Call,
+    endpoint,
+    fields,
+    iso,
+    model,
+    nothing,
+    segment,
+    text,
+)
 from tenantry.client.models import Result
 
 Money = Decimal | int | str
@@ -207,6 +217,86 @@ def llm_call(
         tags=tags or None,
         reservation_id=reservation_id,
     )
+
+
+class Analytics(Result):
+    """Seed 001's analytics: the sections asked for (`usage`, `insights`, `compliance`)."""
+
+    org_id: str
+    team_id: str | None = None
+    period: dict[str, Any]
+    currency: str
+    usage: dict[str, Any] | None = None
+    insights: dict[str, Any] | None = None
+    compliance: dict[str, Any] | None = None
+
+
+class Anomaly(Result):
+    id: str
+    dimension: str
+    team_id: str | None = None
+    subject: str
+    day: str
+    value: str
+    baseline: str
+    mad: str
+    score: str
+    history_days: int
+    message: str
+    created_at: datetime
+    acknowledged: bool
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+
+
+class Anomalies(Result):
+    org_id: str
+    anomalies: list[Anomaly]
+
+
+class CostCentre(Result):
+    id: str
+    org_id: str
+    name: str
+    code: str
+    teams: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CostCentres(Result):
+    org_id: str
+    cost_centres: list[CostCentre]
+
+
+class CentreCharge(Result):
+    id: str
+    code: str
+    name: str
+    teams: list[str]
+    teams_with_spend: list[str]
+    usage_cost: str
+    requests: int
+    charged: str
+    share: str
+
+
+class Unallocated(Result):
+    usage_cost: str
+    requests: int
+    teams: list[str]
+    charged: str
+
+
+class Chargeback(Result):
+    org_id: str
+    period: dict[str, Any]
+    method: str
+    currency: str
+    total_cost: str
+    total_requests: int
+    cost_centres: list[CentreCharge]
+    unallocated: Unallocated
 
 
 def _period(period: str | None, since: datetime | None, until: datetime | None) -> dict[str, Any]:
@@ -428,3 +518,114 @@ class SpendCalls:
     @endpoint
     def delete_org_price(self, org: str, price_id: str) -> Call[None]:
         return Call("DELETE", f"{API}/orgs/{segment(org)}/llm-prices/{segment(price_id)}", nothing)
+
+    # ---- analytics, anomalies, cost centres ----
+
+    @endpoint
+    def team_analytics(
+        self, team: str, *, include: list[str] | None = None, days: int | None = None
+    ) -> Call[Analytics]:
+        """The team's analytics over the last `days` days (30): usage, insights (efficiency,
+        member productivity, model ranking, savings recommendations, forecast), compliance."""
+        params = fields(include=",".join(include) if include else None, days=days)
+        return Call(
+            "GET", f"{API}/teams/{segment(team)}/analytics", model(Analytics), params=params
+        )
+
+    @endpoint
+    def export_team_analytics(
+        self,
+        team: str,
+        *,
+        format: str = "csv",
+        days: int | None = None,
+        include: list[str] | None = None,
+    ) -> Call[str]:
+        """The team's analytics as a file's text: CSV usage rows, or the JSON sections."""
+        body = fields(format=format, days=days, include=include)
+        return Call("POST", f"{API}/teams/{segment(team)}/analytics/export", text, body=body)
+
+    @endpoint
+    def org_analytics(
+        self, org: str, *, include: list[str] | None = None, days: int | None = None
+    ) -> Call[Analytics]:
+        """The org's analytics across its teams."""
+        params = fields(include=",".join(include) if include else None, days=days)
+        return Call("GET", f"{API}/orgs/{segment(org)}/analytics", model(Analytics), params=params)
+
+    @endpoint
+    def org_anomalies(self, org: str, *, open_only: bool | None = None) -> Call[Anomalies]:
+        params = fields(open=None if open_only is None else str(open_only).lower())
+        return Call("GET", f"{API}/orgs/{segment(org)}/anomalies", model(Anomalies), params=params)
+
+    @endpoint
+    def team_anomalies(self, team: str, *, open_only: bool | None = None) -> Call[Anomalies]:
+        params = fields(open=None if open_only is None else str(open_only).lower())
+        return Call(
+            "GET", f"{API}/teams/{segment(team)}/anomalies", model(Anomalies), params=params
+        )
+
+    @endpoint
+    def acknowledge_anomaly(self, anomaly_id: str) -> Call[Anomaly]:
+        return Call("POST", f"{API}/anomalies/{segment(anomaly_id)}/acknowledge", model(Anomaly))
+
+    @endpoint
+    def list_cost_centres(self, org: str) -> Call[CostCentres]:
+        return Call("GET", f"{API}/orgs/{segment(org)}/cost-centres", model(CostCentres))
+
+    @endpoint
+    def create_cost_centre(
+        self, org: str, *, name: str, code: str, teams: list[str] | None = None
+    ) -> Call[CostCentre]:
+        body = fields(name=name, code=code, teams=teams)
+        return Call("POST", f"{API}/orgs/{segment(org)}/cost-centres", model(CostCentre), body=body)
+
+    @endpoint
+    def set_cost_centre_teams(
+        self, org: str, cost_centre_id: str, teams: list[str]
+    ) -> Call[CostCentre]:
+        return Call(
+            "PUT",
+            f"{API}/orgs/{segment(org)}/cost-centres/{segment(cost_centre_id)}/teams",
+            model(CostCentre),
+            body={"teams": teams},
+        )
+
+    @endpoint
+    def delete_cost_centre(self, org: str, cost_centre_id: str) -> Call[None]:
+        return Call(
+            "DELETE", f"{API}/orgs/{segment(org)}/cost-centres/{segment(cost_centre_id)}", nothing
+        )
+
+    @endpoint
+    def chargeback(
+        self,
+        org: str,
+        *,
+        method: str | None = None,
+        period: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Call[Chargeback]:
+        """What each cost centre is charged for a period (usage_based or even_split)."""
+        params = _period(period, since, until) | fields(method=method)
+        return Call(
+            "GET", f"{API}/orgs/{segment(org)}/chargeback", model(Chargeback), params=params
+        )
+
+    @endpoint
+    def chargeback_focus(
+        self,
+        org: str,
+        *,
+        period: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Call[str]:
+        """The period's spend as a FinOps FOCUS CSV."""
+        return Call(
+            "GET",
+            f"{API}/orgs/{segment(org)}/chargeback/focus",
+            text,
+            params=_period(period, since, until),
+        )

@@ -14,7 +14,7 @@ the LLM meters without a call (a settle, a usage event) is rolled up there too.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -337,11 +337,26 @@ def _stash_usage(session: Session, org_id: str, events: Sequence[UsageEvent]) ->
             r["output_tokens"] += int(event.quantity)
 
 
+def _daily_of(rollups: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The hourly rollups summed per UTC day and (team, member, provider, model)."""
+    days: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rollups:
+        day = r["hour"].replace(hour=0, minute=0, second=0, microsecond=0)
+        key = (r["org_id"], day, r["team_id"], r["user_id"], r["provider"], r["model"])
+        found = days.get(key)
+        if found is None:
+            found = days[key] = {**dict(zip(repository.DAILY_KEY, key, strict=True)), **_ZERO_SUMS}
+        for name in _ZERO_SUMS:
+            found[name] += r[name]
+    return list(days.values())
+
+
 def _flush_rollups(session: Session) -> None:
     pending: _Pending | None = session.info.pop(_PENDING_ROLLUPS, None)
     if pending is None:
         return
     repository.upsert_rollups(session, list(pending.rollups.values()))
+    repository.upsert_daily(session, _daily_of(pending.rollups.values()))
     repository.upsert_latency(
         session,
         [

@@ -8,7 +8,9 @@ is delivered from inside the transaction: a subscriber only records what to send
 Event types:
 
 - `budget.threshold_reached`: a budget's period reached one of its warning thresholds;
-- `budget.exceeded`: a budget's period spent its whole amount.
+- `budget.exceeded`: a budget's period spent its whole amount;
+- `anomaly.detected`: a day's cost of a team, member, API key or model stood far above its
+  baseline (`spend.anomalies`); the data explain it (value, baseline, MAD, score).
 
 The payload is JSON-ready: ids, the budget's target, the amounts as decimal strings, times in
 RFC 3339.
@@ -25,12 +27,13 @@ from sqlalchemy.orm import Session
 
 BUDGET_THRESHOLD_REACHED: Final = "budget.threshold_reached"
 BUDGET_EXCEEDED: Final = "budget.exceeded"
-EVENT_TYPES: Final = (BUDGET_THRESHOLD_REACHED, BUDGET_EXCEEDED)
+ANOMALY_DETECTED: Final = "anomaly.detected"
+EVENT_TYPES: Final = (BUDGET_THRESHOLD_REACHED, BUDGET_EXCEEDED, ANOMALY_DETECTED)
 
 
 @dataclass(frozen=True)
 class SpendEvent:
-    id: str  # the alert's id: one event per alert, so a subscriber can deduplicate on it
+    id: str  # the alert's (or anomaly's) id: one event each, so a subscriber can deduplicate
     type: str
     org_id: str
     team_id: str | None

@@ -89,6 +89,34 @@ class LlmCallRollup(Base):
     latency_requests: Mapped[int] = mapped_column(BigInteger)  # calls that reported a latency
 
 
+class LlmCallDailyRollup(Base):
+    """The hourly rollups of one UTC day for one (team, member, provider, model), keys aside:
+    written with them in the same transaction, so a view over whole days reads at most days x
+    (members x models) rows however many calls and keys are behind them."""
+
+    __tablename__ = "llm_call_daily_rollups"
+    __table_args__ = (
+        Index("ix_llm_call_daily_rollups_org_id_team_id_day", "org_id", "team_id", "day"),
+    )
+
+    org_id: Mapped[str] = mapped_column(_org_fk(), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[Decimal] = mapped_column(Quantity())
+    computed_requests: Mapped[int] = mapped_column(BigInteger)
+    unpriced_requests: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_sum: Mapped[int] = mapped_column(BigInteger)
+    latency_requests: Mapped[int] = mapped_column(BigInteger)
+
+
 class LlmLatencyRollup(Base):
     """How many calls of one hour for one (team, provider, model) took a latency within one
     bucket of `spend.latency.BUCKETS_MS`: a histogram that adds up across hours and teams."""
@@ -242,3 +270,62 @@ class TeamSpendSettings(Base):
     cost_allocation: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     reporting: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AnomalyDimension(StrEnum):
+    TEAM = "team"
+    MEMBER = "member"  # one member's spend in one team
+    API_KEY = "api_key"
+    MODEL = "model"  # one provider's model in one team
+
+
+class SpendAnomaly(Base):
+    """A day whose cost for one team, member, key or model stood far above its baseline; raised
+    once per subject and day, with what it was measured against."""
+
+    __tablename__ = "spend_anomalies"
+    __table_args__ = (UniqueConstraint("org_id", "dimension", "team_id", "subject", "day"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(_org_fk(), index=True)
+    dimension: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[str] = mapped_column(String(40))  # "" for an API key's (org-wide)
+    subject: Mapped[str] = mapped_column(String(200))  # team, user or key id; provider/model
+    day: Mapped[datetime] = mapped_column(UTCDateTime())  # 00:00 UTC of the day
+    value: Mapped[Decimal] = mapped_column(Quantity())  # the day's cost when detected
+    baseline: Mapped[Decimal] = mapped_column(Quantity())  # median daily cost before it
+    mad: Mapped[Decimal] = mapped_column(Quantity())  # median absolute deviation of those days
+    score: Mapped[Decimal] = mapped_column(Quantity())
+    history_days: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class CostCentre(Base):
+    """A unit of the org that LLM spend is charged back to; teams are assigned to one."""
+
+    __tablename__ = "spend_cost_centres"
+    __table_args__ = (UniqueConstraint("org_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(_org_fk(), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(64))  # the finance system's own code
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CostCentreTeam(Base):
+    """A team's cost centre (one at most): its spend, with its sub-teams', is charged there."""
+
+    __tablename__ = "spend_cost_centre_teams"
+
+    team_id: Mapped[str] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[str] = mapped_column(_org_fk(), index=True)
+    cost_centre_id: Mapped[str] = mapped_column(
+        ForeignKey("spend_cost_centres.id", ondelete="CASCADE"), index=True
+    )
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())

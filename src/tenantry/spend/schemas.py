@@ -3,7 +3,7 @@ on the way in); token counts as integers; times as RFC 3339 strings with a zone.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
@@ -171,11 +171,25 @@ class BudgetAlertsOut(BaseModel):
     current_alerts: list[AlertOut]
 
 
+class ConfidenceIntervalOut(BaseModel):
+    level: float
+    lower: str
+    upper: str
+
+
 class ForecastOut(BaseModel):
+    """The period-end projection (docs/spend.md, "Forecasts"): `robust_trend_weekday` while the
+    period runs, `actual` once it is over."""
+
     method: str
     projected_total_cost: str
     as_of: datetime
-    model_config = ConfigDict(extra="allow")
+    confidence_interval: ConfidenceIntervalOut
+    confidence_score: float
+    trend: Literal["increasing", "stable", "decreasing"]
+    weekly_change: float
+    history_days: int
+    budget_runs_out_on: date | None
 
 
 class CostViewOut(BaseModel):
@@ -397,3 +411,122 @@ class LiteLLMPayloadIn(Input):
     total_tokens: Any = None
     trace_id: Any = None
     user_agent: Any = None
+
+
+# ---- analytics ----
+
+
+class AnalyticsOut(BaseModel):
+    """Seed 001's analytics: the sections asked for by `include` (docs/spend.md, "Analytics")."""
+
+    org_id: str
+    team_id: str | None
+    period: dict[str, Any]
+    currency: str
+    usage: dict[str, Any] | None = None
+    insights: dict[str, Any] | None = None
+    compliance: dict[str, Any] | None = None
+
+
+Section = Literal["usage", "insights", "compliance"]
+
+
+class AnalyticsExportIn(Input):
+    format: Literal["csv", "json"] = "csv"
+    days: Annotated[int, Field(ge=1, le=400)] = 30
+    include: list[Section] = Field(
+        default=["usage", "insights", "compliance"],
+        min_length=1,
+        description="Sections of a JSON export (CSV is the usage rows)",
+    )
+
+
+# ---- anomalies ----
+
+
+class AnomalyOut(BaseModel):
+    """A day's cost far above its subject's baseline, and how far (docs/spend.md)."""
+
+    id: str
+    anomaly_id: str
+    dimension: Literal["team", "member", "api_key", "model"]
+    team_id: str | None
+    subject: str
+    day: str
+    value: str
+    baseline: str
+    mad: str
+    score: str
+    history_days: int
+    message: str
+    created_at: datetime
+    acknowledged: bool
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+
+class AnomaliesOut(BaseModel):
+    org_id: str
+    anomalies: list[AnomalyOut]
+
+
+# ---- cost centres and chargeback ----
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TeamRefs = Annotated[list[Annotated[str, StringConstraints(max_length=40)]], Field(max_length=500)]
+
+
+class CostCentreIn(Input):
+    name: Name
+    code: Code = Field(description="The finance system's code, unique in the org")
+    teams: TeamRefs = Field(default_factory=list, description="Team ids charged here")
+
+
+class CostCentreTeamsIn(Input):
+    teams: TeamRefs = Field(description="Exactly the cost centre's teams from now on")
+
+
+class CostCentreOut(BaseModel):
+    id: str
+    org_id: str
+    name: str
+    code: str
+    teams: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CostCentresOut(BaseModel):
+    org_id: str
+    cost_centres: list[CostCentreOut]
+
+
+class CentreChargeOut(BaseModel):
+    id: str
+    code: str
+    name: str
+    teams: list[str]
+    teams_with_spend: list[str]
+    usage_cost: str = Field(description="What its teams spent")
+    requests: int
+    charged: str = Field(description="What it is charged by the method")
+    share: str = Field(description="Percent of the total charged")
+
+
+class UnallocatedOut(BaseModel):
+    usage_cost: str
+    requests: int
+    teams: list[str]
+    charged: str
+
+
+class ChargebackOut(BaseModel):
+    org_id: str
+    period: dict[str, Any]
+    method: Literal["usage_based", "even_split"]
+    currency: str
+    total_cost: str
+    total_requests: int
+    cost_centres: list[CentreChargeOut]
+    unallocated: UnallocatedOut

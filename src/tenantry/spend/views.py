@@ -22,7 +22,7 @@ from tenantry.authz.service import can
 from tenantry.identity import repository as identity_repository
 from tenantry.kit.errors import Unprocessable
 from tenantry.kit.money import plain
-from tenantry.spend import repository
+from tenantry.spend import forecasts, repository
 from tenantry.spend.alerts import alert_out
 from tenantry.spend.budgets import (
     BudgetRule,
@@ -34,6 +34,7 @@ from tenantry.spend.budgets import (
     status_of,
 )
 from tenantry.spend.models import BudgetPeriod, BudgetScope
+from tenantry.spend.repository import CounterKey, CounterState
 
 UNATTRIBUTED = "unattributed"
 MAX_SPAN = timedelta(days=400)
@@ -166,7 +167,7 @@ def cost_view(
             "models": [{"provider": p, "model": m, "requests": n} for p, m, n in unpriced],
         },
     }
-    rules = _rules_for(session, org_id, team_id, parents)
+    rules = rules_for(session, org_id, team_id, parents)
     keys = [rule.key(now) for rule in rules]
     states = repository.counters(session, org_id=org_id, keys=keys)
     budgets = [status_of(rule, states.get(rule.key(now)), rule.key(now)[1]) for rule in rules]
@@ -192,11 +193,35 @@ def cost_view(
             "current_alerts": current,
         },
         "budgets": budgets,
-        "forecast": run_rate(Decimal(total[6] or 0), chosen, now),
+        "forecast": forecasts.forecast(
+            session,
+            org_id=org_id,
+            team_ids=teams,
+            spent=Decimal(total[6] or 0),
+            now=now,
+            since=chosen.since,
+            until=chosen.until,
+            budget=_pace(own, states, now),
+        ),
     }
 
 
-def _rules_for(
+def _pace(
+    own: BudgetRule | None, states: dict[CounterKey, CounterState], now: datetime
+) -> forecasts.BudgetPace | None:
+    """The own budget's period as the forecast's pace is measured against."""
+    if own is None:
+        return None
+    key = own.key(now)
+    state = states.get(key)
+    return forecasts.BudgetPace(
+        amount=own.amount,
+        spent=state.spent if state else Decimal(0),
+        period_end=period_end(own.period, key[1]),
+    )
+
+
+def rules_for(
     session: Session, org_id: str, team_id: str | None, parents: dict[str, str | None]
 ) -> list[BudgetRule]:
     """The budgets a team's view shows: those on the team, the teams above it and the org, and
@@ -231,20 +256,3 @@ def _own_budget(rules: Sequence[BudgetRule], team_id: str | None) -> BudgetRule 
         ):
             return rule
     return None
-
-
-def run_rate(spent: Decimal, chosen: Period, now: datetime) -> dict[str, Any]:
-    """The period's cost at the pace so far (the whole period's cost once it is over)."""
-    length = chosen.until - chosen.since
-    elapsed = min(max(now - chosen.since, timedelta(0)), length)
-    if elapsed <= timedelta(0):
-        projected = spent
-    else:
-        projected = (
-            spent * Decimal(length / timedelta(seconds=1)) / Decimal(elapsed / timedelta(seconds=1))
-        )
-    return {
-        "method": "run_rate",
-        "projected_total_cost": plain(projected.quantize(Decimal("0.01"))),
-        "as_of": min(now, chosen.until),
-    }
