@@ -3,8 +3,9 @@
 Each pass (`run_once`) runs every task once, in order: audit retention purges (per plan, see
 `audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
 `Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
-reservations, recording expired grants, forgetting ended SSO sign-in attempts, and billing
-(period invoices, then automatic payments). `run` repeats passes every `interval` seconds
+reservations, recording expired grants, forgetting ended SSO sign-in attempts, billing
+(period invoices, then automatic payments), and delivering due webhooks (`webhooks.tasks`,
+last, so the events of this pass go out in it). `run` repeats passes every `interval` seconds
 until stopped.
 
 Any number of workers may run against one database: every task works one chain (or one batch)
@@ -33,6 +34,7 @@ from tenantry.metering import tasks as metering_tasks
 from tenantry.sso import tasks as sso_tasks
 from tenantry.tenancy import scope as tenancy_scope
 from tenantry.throttling import tasks as throttling_tasks
+from tenantry.webhooks import tasks as webhook_tasks
 
 log = logging.getLogger("tenantry.worker")
 
@@ -52,6 +54,8 @@ class WorkerReport:
     expired_grants: access_tasks.ExpiryReport = field(default_factory=access_tasks.ExpiryReport)
     billing: billing_tasks.BillingReport = field(default_factory=billing_tasks.BillingReport)
     sso_attempts_forgotten: int = 0
+    # A receiver's failures are the delivery log's business, not a failed pass.
+    webhooks: webhook_tasks.DeliveryReport = field(default_factory=webhook_tasks.DeliveryReport)
 
     @property
     def failed(self) -> bool:
@@ -108,6 +112,7 @@ def run_once(
         billing = billing_tasks.run(
             db, settings, payments or provider_from_settings(settings), now=clock.now()
         )
+        webhooks = webhook_tasks.deliver_due(db, settings, clock=clock)
     finally:
         if database is None:
             db.dispose()
@@ -121,6 +126,7 @@ def run_once(
         expired_grants=expired_grants,
         billing=billing,
         sso_attempts_forgotten=sso_forgotten,
+        webhooks=webhooks,
     )
 
 
