@@ -81,6 +81,7 @@ GROUPS = {
     "alerts": "tenantry.cli.alerts",
     "prices": "tenantry.cli.prices",
     "costs": "tenantry.cli.costs",
+    "webhook": "tenantry.cli.webhooks",
     "audit": "tenantry.cli.audit",
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",

@@ -217,7 +217,8 @@ def _notify(mailer: Mailer | None, notices: Iterable[Notice]) -> int:
             f"The webhook endpoint {notice.endpoint_id} ({notice.url}) of your organization "
             f"failed {notice.failures} delivery attempts in a row and has been disabled.\n\n"
             "Its pending deliveries wait. Fix the receiver, then enable the endpoint again "
-            f"(tenantry webhook enable {notice.endpoint_id}, or PATCH it with enabled: true) "
+            f"(tenantry webhook enable {notice.org_id} {notice.endpoint_id}, or PATCH it with "
+            "enabled: true) "
             "and redeliver what failed.\n"
         )
         for to in notice.recipients:
