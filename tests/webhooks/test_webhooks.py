@@ -547,3 +547,55 @@ def test_the_message_body_is_the_standard_shape(
     assert body["timestamp"] == iso(clock.now())
     assert got.headers["content-type"] == "application/json"
     assert got.headers["webhook-signature"].startswith("v1,")
+
+
+BILLING_EVENTS = ["invoice.finalized", "invoice.paid", "payment.failed", "payment.succeeded"]
+
+
+def test_invoice_and_payment_events_are_delivered(
+    client: TestClient,
+    factory: Factory,
+    database: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    receiver: Receiver,
+) -> None:
+    acme = factory.tenant("Acme")
+    endpoint = add_endpoint(client, acme, receiver.url, BILLING_EVENTS)
+    resp = client.put(
+        f"/api/v1/orgs/{acme.org_id}/subscription", headers=acme.headers, json={"plan": "starter"}
+    )
+    assert resp.status_code == 200, resp.text
+    invoice_id = resp.json()["invoice"]["id"]
+    card = {"token": "local_declines", "brand": "visa", "last4": "0002", "exp_month": 12,
+            "exp_year": 2030}  # fmt: skip
+    resp = client.post(
+        f"/api/v1/orgs/{acme.org_id}/payment-methods", headers=acme.headers, json=card
+    )
+    assert resp.status_code == 201, resp.text
+    pay = f"/api/v1/invoices/{invoice_id}/pay"
+    assert client.post(pay, headers=acme.headers, json={}).json()["payment"]["status"] == "failed"
+    card |= {"token": "tok_visa", "last4": "4242", "default": True}
+    resp = client.post(
+        f"/api/v1/orgs/{acme.org_id}/payment-methods", headers=acme.headers, json=card
+    )
+    assert resp.status_code == 201, resp.text
+    assert (
+        client.post(pay, headers=acme.headers, json={}).json()["payment"]["status"] == "succeeded"
+    )
+
+    assert deliver(database, settings, clock).succeeded == 4
+    payloads = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in receiver.requests]
+    assert sorted(p["type"] for p in payloads) == [
+        "invoice.finalized",
+        "invoice.paid",
+        "payment.failed",
+        "payment.succeeded",
+    ]
+    by_type = {p["type"]: p["data"] for p in payloads}
+    assert by_type["invoice.finalized"]["invoice_id"] == invoice_id
+    assert by_type["invoice.finalized"]["number"] == "INV-" + str(clock.now().year) + "-0001"
+    assert by_type["invoice.paid"]["status"] == "paid"
+    assert by_type["payment.failed"]["failure_code"] is not None
+    assert by_type["payment.succeeded"]["invoice"]["status"] == "paid"
+    assert by_type["payment.succeeded"]["amount"] == by_type["invoice.paid"]["total"] == 2900

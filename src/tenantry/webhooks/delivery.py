@@ -30,6 +30,7 @@ class Job:
     secret: str
     message_id: str
     body: str
+    attempts: int  # made before this one
 
 
 @dataclass(frozen=True)

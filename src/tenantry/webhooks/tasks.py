@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from tenantry.kit.mail import Mailer, MailNotSent
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.webhooks import repository
 from tenantry.webhooks.delivery import Job, Outcome, attempt
-from tenantry.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from tenantry.webhooks.models import DeliveryStatus, WebhookEndpoint
 from tenantry.webhooks.secrets import SecretBox
 
 log = logging.getLogger("tenantry.webhooks")
@@ -91,6 +92,7 @@ def _claim(database: Database, settings: Settings, *, now: datetime) -> list[Job
                 secret=secrets[endpoint.id],
                 message_id=row.message_id,
                 body=row.body,
+                attempts=row.attempts,
             )
         )
     return jobs
@@ -115,23 +117,29 @@ def _send(
         return list(pool.map(one, jobs))
 
 
-def _log(row: WebhookDelivery, outcome: Outcome, settings: Settings) -> None:
-    row.attempts += 1
-    row.last_attempt_at = outcome.at
-    row.last_status_code = outcome.status_code
-    row.last_response = outcome.response
-    row.last_error = outcome.error
-    row.last_duration_ms = outcome.duration_ms
+def _logged(job: Job, outcome: Outcome, settings: Settings) -> dict[str, Any]:
+    """The delivery's log after this attempt, and when (if ever) it is tried again."""
+    attempts = job.attempts + 1
+    status, next_at = DeliveryStatus.PENDING, None
     if outcome.ok:
-        row.status, row.delivered_at, row.next_attempt_at = (
-            DeliveryStatus.SUCCEEDED,
-            outcome.at,
-            None,
-        )
-    elif row.attempts >= settings.webhooks_max_attempts:
-        row.status, row.next_attempt_at = DeliveryStatus.FAILED, None
+        status = DeliveryStatus.SUCCEEDED
+    elif attempts >= settings.webhooks_max_attempts:
+        status = DeliveryStatus.FAILED
     else:
-        row.next_attempt_at = outcome.at + retry_delay(settings, row.attempts)
+        next_at = outcome.at + retry_delay(settings, attempts)
+    return {
+        "b_id": job.delivery_id,
+        "b_attempts": job.attempts,
+        "status": status,
+        "attempts": attempts,
+        "next_attempt_at": next_at,
+        "last_attempt_at": outcome.at,
+        "last_status_code": outcome.status_code,
+        "last_response": outcome.response,
+        "last_error": outcome.error,
+        "last_duration_ms": outcome.duration_ms,
+        "delivered_at": outcome.at if outcome.ok else None,
+    }
 
 
 def _disable(session: Session, endpoint: WebhookEndpoint, *, now: datetime) -> None:
@@ -162,6 +170,7 @@ def _record(
     now: datetime,
 ) -> list[Notice]:
     notices: list[Notice] = []
+    logged: list[dict[str, Any]] = []
     with database.session(write=True) as session:
         by_endpoint: dict[tuple[str, str], list[tuple[Job, Outcome]]] = {}
         for job, outcome in results:
@@ -173,25 +182,15 @@ def _record(
             )
             if endpoint is None:  # removed meanwhile, its deliveries with it
                 continue
-            outcomes = by_endpoint[(org_id, endpoint_id)]
-            rows = {
-                row.id: row
-                for row in repository.deliveries_by_id(
-                    session, org_id=org_id, delivery_ids=[job.delivery_id for job, _ in outcomes]
-                )
-            }
-            for job, outcome in sorted(outcomes, key=lambda pair: pair[1].at):
-                row = rows.get(job.delivery_id)
-                if row is None or row.status != DeliveryStatus.PENDING:
-                    continue
-                _log(row, outcome, settings)
+            for job, outcome in sorted(by_endpoint[(org_id, endpoint_id)], key=lambda p: p[1].at):
+                logged.append(_logged(job, outcome, settings))
                 report.attempted += 1
                 if outcome.ok:
                     report.succeeded += 1
                     endpoint.consecutive_failures = 0
                     continue
                 report.failed += 1
-                report.gave_up += row.status == DeliveryStatus.FAILED
+                report.gave_up += logged[-1]["status"] == DeliveryStatus.FAILED
                 endpoint.consecutive_failures += 1
             limit = settings.webhooks_disable_after_failures
             if endpoint.enabled and endpoint.consecutive_failures >= limit:
@@ -203,6 +202,7 @@ def _record(
                         org_id, endpoint.id, endpoint.url, endpoint.consecutive_failures, recipients
                     )
                 )
+        repository.record_attempts(session, logged)
         session.commit()
     return notices
 
