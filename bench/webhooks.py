@@ -48,7 +48,10 @@ from tenantry.webhooks import outbox, tasks
 from tenantry.webhooks.delivery import signed_headers
 from tenantry.webhooks.secrets import new_secret
 
-SIZES = {"quick": {"deliveries": 400, "requests": 40}, "full": {"deliveries": 4000, "requests": 400}}
+SIZES = {
+    "quick": {"deliveries": 400, "requests": 40},
+    "full": {"deliveries": 4000, "requests": 400},
+}
 TARGET_PER_S = 200
 TARGET_DOWN_RATIO = 1.1
 CONCURRENCY = 16
@@ -271,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "ratio_down_to_up_max": TARGET_DOWN_RATIO,
         "receiver_down_not_slower": {
-            d: report[d]["receiver_down"]["ratio_down_to_up"] <= TARGET_DOWN_RATIO
-            for d in dialects
+            d: report[d]["receiver_down"]["ratio_down_to_up"] <= TARGET_DOWN_RATIO for d in dialects
         },
     }
     print(json.dumps(report, indent=2))
