@@ -23,6 +23,7 @@ class Receiver:
     # Statuses to answer with, one per request, in turn; then `status` for every other one.
     script: list[int] = field(default_factory=list)
     status: int = 200
+    reply: bytes | None = None  # the body of every answer; None: "ok" or "receiver says no"
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,7 +45,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
             status = receiver.answer(Received(self.path, dict(self.headers.items()), body))
-            reply = b"ok" if status < 300 else b"receiver says no"
+            reply = receiver.reply
+            if reply is None:
+                reply = b"ok" if status < 300 else b"receiver says no"
             self.send_response(status)
             self.send_header("content-length", str(len(reply)))
             self.end_headers()

@@ -27,7 +27,7 @@ from tenantry.audit.models import AuditEvent
 from tenantry.config import Settings
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
-from tenantry.webhooks import tasks
+from tenantry.webhooks import guard, tasks
 from tenantry.webhooks.models import WebhookDelivery
 
 BUDGET_EVENTS = ["budget.exceeded", "budget.threshold_reached"]
@@ -599,3 +599,36 @@ def test_invoice_and_payment_events_are_delivered(
     assert by_type["payment.failed"]["failure_code"] is not None
     assert by_type["payment.succeeded"]["invoice"]["status"] == "paid"
     assert by_type["payment.succeeded"]["amount"] == by_type["invoice.paid"]["total"] == 2900
+
+
+def test_the_log_keeps_the_first_kilobyte_of_any_answer(
+    client: TestClient,
+    factory: Factory,
+    database: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    receiver: Receiver,
+) -> None:
+    acme = factory.tenant("Acme")
+    endpoint = add_endpoint(client, acme, receiver.url)
+    receiver.reply = b"\x00\xff" + b"x" * 5000  # a NUL, a byte that is not UTF-8, and more
+    send_test(client, acme, endpoint["id"])
+    assert deliver(database, settings, clock).succeeded == 1
+    [logged] = log_of(client, acme, endpoint["id"])
+    assert logged["last_response"] == "\ufffd\ufffd" + "x" * 1022
+
+
+def test_an_attempt_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host name resolves once, the request names that address, and the name travels in
+    Host and TLS's SNI; DNS is the edge we cannot run here, so its answer is set."""
+    answer = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 8443))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **kw: answer)
+    target = guard.target_of("https://hooks.acme.test:8443/in?x=1", allow_private=False)
+    assert target == guard.Target(
+        "https://93.184.216.34:8443/in?x=1",
+        host="hooks.acme.test",
+        host_header="hooks.acme.test:8443",
+    )
+    assert guard.target_of("https://8.8.8.8/in", allow_private=False).host is None
+    allowed = guard.target_of("http://localhost:9/in", allow_private=True)
+    assert allowed == guard.Target("http://localhost:9/in")

@@ -76,7 +76,7 @@ def attempt(
     headers = signed_headers(job.secret, message_id=job.message_id, body=job.body, at=at)
     extensions: dict[str, str] = {}
     if target.host is not None:  # pinned to the checked address: name the host for HTTP and TLS
-        headers["host"] = target.host
+        headers["host"] = target.host_header or target.host
         extensions["sni_hostname"] = target.host
     try:
         with client.stream(
@@ -95,7 +95,10 @@ def attempt(
                     break
             return outcome(
                 status_code=response.status_code,
-                response=snippet[:SNIPPET_BYTES].decode("utf-8", errors="replace"),
+                # PostgreSQL's text holds no NUL character.
+                response=snippet[:SNIPPET_BYTES]
+                .decode("utf-8", errors="replace")
+                .replace("\x00", "\ufffd"),
             )
     except httpx.HTTPError as exc:
-        return outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+        return outcome(error=f"{type(exc).__name__}: {exc}"[:500].replace("\x00", ""))

@@ -31,7 +31,10 @@ class Target:
     """Where an attempt goes: the URL to request and, when pinned, the host name it stands for."""
 
     url: str
-    host: str | None = None  # set when `url` names the checked address instead of the host
+    # Set when `url` names the checked address instead of the host: the host (for TLS's SNI and
+    # certificate check) and the `Host` header (with the port, when not the scheme's own).
+    host: str | None = None
+    host_header: str | None = None
 
 
 def _literal(host: str) -> IPAddress | None:
@@ -119,4 +122,5 @@ def target_of(url: str, *, allow_private: bool) -> Target:
     _refuse_private(parsed.host, addresses)
     if _literal(parsed.host) is not None:
         return Target(str(parsed))
-    return Target(str(parsed.copy_with(host=str(addresses[0]))), host=parsed.host)
+    pinned = str(parsed.copy_with(host=str(addresses[0])))
+    return Target(pinned, host=parsed.host, host_header=parsed.netloc.decode("ascii"))
