@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     # Attempts one worker pass makes at most, and how many it has in flight at once.
     webhooks_batch_size: int = Field(default=500, ge=1, le=10000)
     webhooks_concurrency: int = Field(default=16, ge=1, le=256)
+    # How often a running worker delivers what is due between its passes.
+    webhooks_poll_seconds: float = Field(default=2.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _provider_is_usable(self) -> Settings:

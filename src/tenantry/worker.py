@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -130,6 +131,23 @@ def run_once(
     )
 
 
+def _between_passes(
+    settings: Settings, db: Database, clock: Clock, stop: threading.Event, interval: float
+) -> None:
+    """Wait `interval` seconds (less when stopped), delivering due webhooks every
+    `webhooks_poll_seconds` meanwhile: an event should reach its receiver within seconds, not at
+    the next pass."""
+    deadline = time.monotonic() + interval
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stop.wait(min(settings.webhooks_poll_seconds, remaining)):
+            return
+        try:
+            webhook_tasks.deliver_due(db, settings, clock=clock)
+        except Exception:
+            log.exception("webhook delivery failed")
+
+
 def run(
     settings: Settings,
     *,
@@ -140,9 +158,9 @@ def run(
     on_report: Callable[[WorkerReport], None] | None = None,
     passes: int | None = None,
 ) -> int:
-    """Run a pass every `interval` seconds until `stop` is set (or `passes` passes are done);
-    returns the number of passes. A pass that raises is logged and the loop goes on: the next
-    pass retries whatever it left undone."""
+    """Run a pass every `interval` seconds until `stop` is set (or `passes` passes are done),
+    delivering due webhooks in between; returns the number of passes. A pass that raises is
+    logged and the loop goes on: the next pass retries whatever it left undone."""
     stop = stop or threading.Event()
     if database is None:
         files.secure_install(settings.data_dir, settings.resolved_database_url())
@@ -160,7 +178,7 @@ def run(
             done += 1
             if passes is not None and done >= passes:
                 break
-            stop.wait(interval)  # returns early when stopped
+            _between_passes(settings, db, clock or SystemClock(), stop, interval)
     finally:
         if database is None:
             db.dispose()

@@ -26,6 +26,7 @@ class Receiver:
     reply: bytes | None = None  # the body of every answer; None: "ok" or "receiver says no"
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Event = field(default_factory=threading.Event)  # set at each request
 
     @property
     def url(self) -> str:
@@ -34,6 +35,7 @@ class Receiver:
     def answer(self, received: Received) -> int:
         with self.lock:
             self.requests.append(received)
+            self.arrived.set()
             return self.script.pop(0) if self.script else self.status
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -336,6 +337,41 @@ def test_a_receiver_that_is_down_never_reaches_the_request(
     assert report.failed == 1
     [logged] = log_of(client, acme, endpoint["id"])
     assert logged["last_status_code"] is None and logged["last_error"].startswith("ConnectError")
+
+
+def test_a_running_worker_delivers_between_its_passes(
+    client: TestClient,
+    factory: Factory,
+    database: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    receiver: Receiver,
+) -> None:
+    acme = factory.tenant("Acme")
+    endpoint = add_endpoint(client, acme, receiver.url)
+    polling = settings.model_copy(update={"webhooks_poll_seconds": 0.05})
+    stop, first_pass = threading.Event(), threading.Event()
+    reports: list[worker.WorkerReport] = []
+
+    def heard(report: worker.WorkerReport) -> None:
+        reports.append(report)
+        first_pass.set()
+
+    loop = threading.Thread(
+        target=worker.run,
+        args=(polling,),
+        kwargs={"interval": 3600, "clock": clock, "database": database, "stop": stop,
+                "on_report": heard},
+    )  # fmt: skip
+    loop.start()
+    try:
+        assert first_pass.wait(60)
+        send_test(client, acme, endpoint["id"])  # after the pass: only the polling sends it
+        assert receiver.arrived.wait(60)
+    finally:
+        stop.set()
+        loop.join(60)
+    assert len(reports) == 1 and len(receiver.requests) == 1
 
 
 def test_the_worker_delivers_in_its_pass(

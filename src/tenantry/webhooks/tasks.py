@@ -71,25 +71,24 @@ def retry_schedule(settings: Settings) -> list[timedelta]:
 def _claim(database: Database, settings: Settings, *, now: datetime) -> list[Job]:
     until = now + timedelta(seconds=settings.webhooks_timeout_seconds) + CLAIM_MARGIN
     box = SecretBox(settings.server_secret())
+    jobs: list[Job] = []
     with database.session(write=True) as session:
         rows = repository.unscoped_claim_due(
             session, now=now, until=until, limit=settings.webhooks_batch_size
         )
         endpoints = repository.unscoped_endpoints(session, [row.endpoint_id for row in rows])
+        # What sending needs, read before the commit lets go of the rows.
+        urls = {e.id: e.url for e in endpoints.values()}
+        secrets = {e.id: box.open(e.secret_sealed, bound_to=e.id) for e in endpoints.values()}
         session.commit()
-    jobs: list[Job] = []
-    secrets: dict[str, str] = {}
     for row in rows:
-        endpoint = endpoints[row.endpoint_id]
-        if endpoint.id not in secrets:
-            secrets[endpoint.id] = box.open(endpoint.secret_sealed, bound_to=endpoint.id)
         jobs.append(
             Job(
                 delivery_id=row.id,
                 org_id=row.org_id,
-                endpoint_id=endpoint.id,
-                url=endpoint.url,
-                secret=secrets[endpoint.id],
+                endpoint_id=row.endpoint_id,
+                url=urls[row.endpoint_id],
+                secret=secrets[row.endpoint_id],
                 message_id=row.message_id,
                 body=row.body,
                 attempts=row.attempts,
