@@ -115,6 +115,8 @@ def _settings(url: str) -> Settings:
         webhooks_allow_private_urls=True,
         webhooks_concurrency=CONCURRENCY,
         webhooks_timeout_seconds=2,
+        # The receiver that is down stays subscribed for the whole run.
+        webhooks_disable_after_failures=10**9,
         data_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "tenantry-bench-data",
     )
 
