@@ -33,6 +33,7 @@ from tenantry.api.spend import router as spend_router
 from tenantry.api.sso import router as sso_router
 from tenantry.api.tenancy import router as tenancy_router
 from tenantry.api.throttling import router as throttling_router
+from tenantry.api.webhooks import router as webhooks_router
 from tenantry.audit import service as audit
 from tenantry.billing.providers import provider_from_settings
 from tenantry.config import Settings
@@ -282,6 +283,7 @@ def create_app(
         sso_router,
         scim.router,
         ml_router,
+        webhooks_router,
     ):
         app.include_router(router)
     # The MLflow face at each team's tracking URI, with MLflow's own error shape (api/mlflow.py).

@@ -119,6 +119,22 @@ class Settings(BaseSettings):
     # DNS servers for domain verification (`host` or `host:port`); empty: the system's.
     dns_nameservers: list[str] = Field(default_factory=list)
 
+    # Outbound webhooks (docs/webhooks.md). Endpoints must be https URLs of public addresses
+    # unless this allows http and loopback, private or link-local receivers (on-premise, tests).
+    webhooks_allow_private_urls: bool = False
+    # Attempts per delivery: the first, then retries after base x 4^(n-1) seconds, capped.
+    webhooks_max_attempts: int = Field(default=8, ge=1, le=20)
+    webhooks_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhooks_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # Failed attempts in a row (over all its deliveries) after which an endpoint is disabled.
+    webhooks_disable_after_failures: int = Field(default=20, ge=1)
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Attempts one worker pass makes at most, and how many it has in flight at once.
+    webhooks_batch_size: int = Field(default=500, ge=1, le=10000)
+    webhooks_concurrency: int = Field(default=16, ge=1, le=256)
+    # How often a running worker delivers what is due between its passes.
+    webhooks_poll_seconds: float = Field(default=2.0, gt=0, le=300)
+
     @model_validator(mode="after")
     def _provider_is_usable(self) -> Settings:
         if self.payment_provider == "stripe" and self.stripe_api_key is None:

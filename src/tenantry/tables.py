@@ -15,6 +15,7 @@ from tenantry.spend import models as spend_models
 from tenantry.sso import models as sso_models
 from tenantry.tenancy import models as tenancy_models
 from tenantry.throttling import models as throttling_models
+from tenantry.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "sso_models",
     "tenancy_models",
     "throttling_models",
+    "webhooks_models",
 ]

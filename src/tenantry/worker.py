@@ -4,8 +4,9 @@ Each pass (`run_once`) runs every task once, in order: audit retention purges (p
 `audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
 `Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
 reservations, recording expired grants, forgetting ended SSO sign-in attempts, detecting
-anomalies of daily LLM spend, and billing (period invoices, then automatic payments). `run`
-repeats passes every `interval` seconds until stopped.
+anomalies of daily LLM spend, billing (period invoices, then automatic payments), and delivering
+due webhooks (`webhooks.tasks`, last, so the events of this pass go out in it). `run` repeats
+passes every `interval` seconds until stopped.
 
 Any number of workers may run against one database: every task works one chain (or one batch)
 per transaction under the locks the request path uses, so two passes at once do each thing once.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +36,7 @@ from tenantry.spend import tasks as spend_tasks
 from tenantry.sso import tasks as sso_tasks
 from tenantry.tenancy import scope as tenancy_scope
 from tenantry.throttling import tasks as throttling_tasks
+from tenantry.webhooks import tasks as webhook_tasks
 
 log = logging.getLogger("tenantry.worker")
 
@@ -54,6 +57,8 @@ class WorkerReport:
     billing: billing_tasks.BillingReport = field(default_factory=billing_tasks.BillingReport)
     sso_attempts_forgotten: int = 0
     anomalies: spend_tasks.AnomalyReport = field(default_factory=spend_tasks.AnomalyReport)
+    # A receiver's failures are the delivery log's business, not a failed pass.
+    webhooks: webhook_tasks.DeliveryReport = field(default_factory=webhook_tasks.DeliveryReport)
 
     @property
     def failed(self) -> bool:
@@ -112,6 +117,7 @@ def run_once(
         billing = billing_tasks.run(
             db, settings, payments or provider_from_settings(settings), now=clock.now()
         )
+        webhooks = webhook_tasks.deliver_due(db, settings, clock=clock)
     finally:
         if database is None:
             db.dispose()
@@ -126,7 +132,25 @@ def run_once(
         billing=billing,
         sso_attempts_forgotten=sso_forgotten,
         anomalies=spend_anomalies,
+        webhooks=webhooks,
     )
+
+
+def _between_passes(
+    settings: Settings, db: Database, clock: Clock, stop: threading.Event, interval: float
+) -> None:
+    """Wait `interval` seconds (less when stopped), delivering due webhooks every
+    `webhooks_poll_seconds` meanwhile: an event should reach its receiver within seconds, not at
+    the next pass."""
+    deadline = time.monotonic() + interval
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stop.wait(min(settings.webhooks_poll_seconds, remaining)):
+            return
+        try:
+            webhook_tasks.deliver_due(db, settings, clock=clock)
+        except Exception:
+            log.exception("webhook delivery failed")
 
 
 def run(
@@ -139,9 +163,9 @@ def run(
     on_report: Callable[[WorkerReport], None] | None = None,
     passes: int | None = None,
 ) -> int:
-    """Run a pass every `interval` seconds until `stop` is set (or `passes` passes are done);
-    returns the number of passes. A pass that raises is logged and the loop goes on: the next
-    pass retries whatever it left undone."""
+    """Run a pass every `interval` seconds until `stop` is set (or `passes` passes are done),
+    delivering due webhooks in between; returns the number of passes. A pass that raises is
+    logged and the loop goes on: the next pass retries whatever it left undone."""
     stop = stop or threading.Event()
     if database is None:
         files.secure_install(settings.data_dir, settings.resolved_database_url())
@@ -159,7 +183,7 @@ def run(
             done += 1
             if passes is not None and done >= passes:
                 break
-            stop.wait(interval)  # returns early when stopped
+            _between_passes(settings, db, clock or SystemClock(), stop, interval)
     finally:
         if database is None:
             db.dispose()

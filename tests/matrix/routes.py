@@ -576,12 +576,14 @@ from matrix.routes_scim import CASES as SCIM_CASES  # noqa: E402
 from matrix.routes_spend import CASES as SPEND_CASES  # noqa: E402
 from matrix.routes_sso import CASES as SSO_CASES  # noqa: E402
 from matrix.routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
+from matrix.routes_webhooks import CASES as WEBHOOK_CASES  # noqa: E402
 
 CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES + BILLING_CASES + OPERATOR_CASES
 CASES += SPEND_CASES
 CASES += SSO_CASES
 CASES += SCIM_CASES
 CASES += ML_CASES
+CASES += WEBHOOK_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 

@@ -51,6 +51,8 @@ class Permission(StrEnum):
     SSO_READ = "sso:read"
     SSO_MANAGE = "sso:manage"
     SSO_ENFORCE = "sso:enforce"
+    WEBHOOK_READ = "webhook:read"
+    WEBHOOK_MANAGE = "webhook:manage"
 
 
 CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
@@ -92,6 +94,9 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.SSO_READ: "See SSO connections, their tests, verified domains and the SSO policy",
     Permission.SSO_MANAGE: "Add, test, enable and map SSO connections; add and verify domains",
     Permission.SSO_ENFORCE: "Require SSO for the verified domains and name break-glass owners",
+    Permission.WEBHOOK_READ: "See webhook endpoints and their delivery log",
+    Permission.WEBHOOK_MANAGE: "Add, change and remove webhook endpoints; send test events and "
+    "redeliver",
 }
 
 
@@ -150,6 +155,8 @@ _ADMIN = _EDITOR | {
     P.GRANT_MANAGE,
     P.SSO_READ,
     P.SSO_MANAGE,
+    P.WEBHOOK_READ,
+    P.WEBHOOK_MANAGE,
 }
 _OWNER = _ADMIN | {P.BILLING_MANAGE, P.TEAM_DELETE, P.ORG_DELETE, P.ORG_TRANSFER, P.SSO_ENFORCE}
 

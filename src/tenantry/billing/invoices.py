@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.audit import service as audit
 from tenantry.authz.principal import Principal
-from tenantry.billing import rating, repository
+from tenantry.billing import events, rating, repository
 from tenantry.billing.accounts import account_of
 from tenantry.billing.models import Invoice, InvoiceLine, InvoiceStatus, PaymentAttempt
 from tenantry.billing.payment_methods import default_method
@@ -188,7 +188,27 @@ def finalize(session: Session, invoice: Invoice, *, now: datetime, due_days: int
         if default_method(session, invoice.org_id) is not None:
             invoice.next_attempt_at = now
     session.flush()
+    data = events.invoice_data(invoice)
+    events.emit(
+        session,
+        events.BillingEvent(invoice.id, events.INVOICE_FINALIZED, invoice.org_id, now, data),
+    )
+    if invoice.status == InvoiceStatus.PAID and invoice.kind != "credit_note":
+        emit_paid(session, invoice, now=now)
     return invoice
+
+
+def emit_paid(session: Session, invoice: Invoice, *, now: datetime) -> None:
+    events.emit(
+        session,
+        events.BillingEvent(
+            f"{invoice.id}_paid",
+            events.INVOICE_PAID,
+            invoice.org_id,
+            now,
+            events.invoice_data(invoice),
+        ),
+    )
 
 
 def amount_due(session: Session, invoice: Invoice) -> int:

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from tenantry.authz.principal import Principal
-from tenantry.billing import repository
-from tenantry.billing.invoices import amount_due, audit_invoice, find_invoice
+from tenantry.billing import events, repository
+from tenantry.billing.invoices import amount_due, audit_invoice, emit_paid, find_invoice
 from tenantry.billing.models import (
     Invoice,
     InvoiceStatus,
@@ -151,7 +151,29 @@ def end_payment(
     else:
         invoice.next_attempt_at = now + timedelta(hours=1)
     session.flush()
+    _announce(session, attempt, invoice, now=now)
     return attempt, invoice
+
+
+def _announce(
+    session: Session, attempt: PaymentAttempt, invoice: Invoice, *, now: datetime
+) -> None:
+    """The payment's event once it has an outcome, and the invoice's when this paid it."""
+    if attempt.status not in ("succeeded", "failed"):
+        return
+    kind = events.PAYMENT_SUCCEEDED if attempt.status == "succeeded" else events.PAYMENT_FAILED
+    data = {
+        "payment_id": attempt.id,
+        "attempt": attempt.attempt,
+        "amount": attempt.amount,
+        "currency": attempt.currency,
+        "failure_code": attempt.failure_code,
+        "failure_message": attempt.failure_message,
+        "invoice": events.invoice_data(invoice),
+    }
+    events.emit(session, events.BillingEvent(attempt.id, kind, invoice.org_id, now, data))
+    if attempt.status == "succeeded" and invoice.status == InvoiceStatus.PAID:
+        emit_paid(session, invoice, now=now)
 
 
 def payments(session: Session, org_id: str, *, page: PageRequest) -> Page[PaymentAttempt]:

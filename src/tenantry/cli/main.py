@@ -84,6 +84,7 @@ GROUPS = {
     "analytics": "tenantry.cli.analytics",
     "anomalies": "tenantry.cli.anomalies",
     "cost-centres": "tenantry.cli.cost_centres",
+    "webhook": "tenantry.cli.webhooks",
     "audit": "tenantry.cli.audit",
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",

@@ -41,6 +41,7 @@ from tenantry.client.spend import SpendCalls
 from tenantry.client.sso import SsoCalls
 from tenantry.client.tenancy import TenancyCalls
 from tenantry.client.throttling import ThrottlingCalls
+from tenantry.client.webhooks import WebhookCalls
 
 T = TypeVar("T")
 TokensCallback = Callable[[Tokens], None]
@@ -60,6 +61,7 @@ class Api(
     SsoCalls,
     ScimCalls,
     MlCalls,
+    WebhookCalls,
 ):
     """State and request handling shared by the sync and async clients."""
 

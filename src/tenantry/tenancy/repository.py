@@ -391,3 +391,15 @@ def members_in_org(session: Session, *, org_id: str, user_ids: Iterable[str]) ->
     if not wanted:
         return set()
     return set(session.scalars(_MEMBERS_IN_ORG, {"org": org_id, "ids": wanted}))
+
+
+def admin_emails(session: Session, *, org_id: str) -> list[str]:
+    """The emails of the org's owners and admins (who hear of an org-wide problem)."""
+    return list(
+        session.scalars(
+            select(User.email)
+            .join(OrgMembership, OrgMembership.user_id == User.id)
+            .where(OrgMembership.org_id == org_id, OrgMembership.role.in_(("owner", "admin")))
+            .order_by(User.email)
+        )
+    )

@@ -2,7 +2,7 @@
 daily spend, cost centres and the teams assigned to them
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-07
 """
 
