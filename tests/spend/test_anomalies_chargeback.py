@@ -66,6 +66,12 @@ def test_a_spike_is_raised_once_explained_and_acknowledged(
         for k, day in enumerate([*days, "2026-03-01"])
     ]
     _record(client, bearer(member_token), steady)
+    hook = client.post(
+        f"/api/v1/orgs/{acme.org_id}/webhooks",
+        headers=acme.headers,
+        json={"url": "https://hooks.acme.example/spend", "event_types": ["anomaly.detected"]},
+    )
+    assert hook.status_code == 201, hook.text
     heard: list[events.SpendEvent] = []
 
     def listen(session: Any, event: events.SpendEvent) -> None:
@@ -81,6 +87,12 @@ def test_a_spike_is_raised_once_explained_and_acknowledged(
     assert again.anomalies.raised == 0
     assert sorted(e.data["dimension"] for e in heard) == ["member", "model", "team"]
     assert {e.type for e in heard} == {"anomaly.detected"}
+    # Each one is on its way to the endpoint that subscribed to anomalies.
+    sent = client.get(
+        f"/api/v1/orgs/{acme.org_id}/webhooks/{hook.json()['id']}/deliveries", headers=acme.headers
+    )
+    assert sent.status_code == 200, sent.text
+    assert [d["event_type"] for d in sent.json()["items"]] == ["anomaly.detected"] * 3
 
     resp = client.get(f"/api/v1/teams/{acme.team_id}/anomalies", headers=acme.headers)
     assert resp.status_code == 200, resp.text

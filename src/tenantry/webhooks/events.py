@@ -21,6 +21,8 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "invoice.paid": "An invoice was paid in full",
     "payment.succeeded": "A payment of an invoice went through",
     "payment.failed": "A payment of an invoice was declined",
+    "anomaly.detected": "A day's LLM cost of a team, member, API key or model stood far above "
+    "its usual level",
 }
 
 
