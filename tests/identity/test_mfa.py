@@ -22,7 +22,7 @@ def login(client: TestClient, email: str, password: str = PASSWORD) -> Any:
 def test_enrolment_is_confirmed_by_a_first_real_code(
     client: TestClient, factory: Factory, clock: FrozenClock, database: Database
 ) -> None:
-    _, email, token = factory.user()
+    user_id, email, token = factory.user()
     started = client.post("/api/v1/me/mfa", headers=bearer(token))
     assert started.status_code == 200, started.text
     body = started.json()
@@ -33,6 +33,7 @@ def test_enrolment_is_confirmed_by_a_first_real_code(
     assert started.headers["cache-control"] == "no-store"
     status = client.get("/api/v1/me/mfa", headers=bearer(token)).json()
     assert status == {
+        "user_id": user_id,
         "enabled": False,
         "pending": True,
         "confirmed_at": None,

@@ -51,6 +51,8 @@ class Permission(StrEnum):
     SSO_READ = "sso:read"
     SSO_MANAGE = "sso:manage"
     SSO_ENFORCE = "sso:enforce"
+    SECURITY_MANAGE = "security:manage"
+    MEMBER_MFA_RESET = "member:mfa_reset"
 
 
 CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
@@ -92,6 +94,9 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.SSO_READ: "See SSO connections, their tests, verified domains and the SSO policy",
     Permission.SSO_MANAGE: "Add, test, enable and map SSO connections; add and verify domains",
     Permission.SSO_ENFORCE: "Require SSO for the verified domains and name break-glass owners",
+    Permission.SECURITY_MANAGE: "Set the security policy: password rules, MFA for members, "
+    "session timeouts and the IP allowlist",
+    Permission.MEMBER_MFA_RESET: "Reset a member's two-factor authentication (recovery)",
 }
 
 
@@ -150,8 +155,16 @@ _ADMIN = _EDITOR | {
     P.GRANT_MANAGE,
     P.SSO_READ,
     P.SSO_MANAGE,
+    P.SECURITY_MANAGE,
 }
-_OWNER = _ADMIN | {P.BILLING_MANAGE, P.TEAM_DELETE, P.ORG_DELETE, P.ORG_TRANSFER, P.SSO_ENFORCE}
+_OWNER = _ADMIN | {
+    P.BILLING_MANAGE,
+    P.TEAM_DELETE,
+    P.ORG_DELETE,
+    P.ORG_TRANSFER,
+    P.SSO_ENFORCE,
+    P.MEMBER_MFA_RESET,
+}
 
 TEAM_ROLE_PERMISSIONS: Final[dict[TeamRole, frozenset[Permission]]] = {
     TeamRole.VIEWER: frozenset(_VIEWER),

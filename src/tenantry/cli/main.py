@@ -84,6 +84,8 @@ GROUPS = {
     "audit": "tenantry.cli.audit",
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",
+    "mfa": "tenantry.cli.mfa",
+    "security-policy": "tenantry.cli.security_policy",
     "account": "tenantry.cli.account",
     "operator": "tenantry.cli.operators",
 }

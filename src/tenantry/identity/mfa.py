@@ -57,6 +57,7 @@ class Enrolment:
 
 @dataclass(frozen=True)
 class MfaStatus:
+    user_id: str
     enabled: bool
     pending: bool
     confirmed_at: datetime | None
@@ -134,6 +135,7 @@ def status(session: Session, principal: Principal) -> MfaStatus:
     confirmed = factor is not None and factor.confirmed_at is not None
     left = len(repository.unused_backup_codes(session, principal.user_id)) if confirmed else 0
     return MfaStatus(
+        user_id=principal.user_id,
         enabled=confirmed,
         pending=factor is not None and not confirmed,
         confirmed_at=factor.confirmed_at if factor is not None else None,

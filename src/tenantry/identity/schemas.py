@@ -158,6 +158,7 @@ class MfaCodeIn(Input):
 
 
 class MfaStatusOut(Output):
+    user_id: str
     enabled: bool
     pending: bool
     confirmed_at: datetime | None
