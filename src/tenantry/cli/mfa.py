@@ -41,12 +41,17 @@ def _show_enrolment(enrolment: MfaEnrolment) -> None:
 
 
 def _show_codes(codes: BackupCodes) -> None:
+    show_backup_codes(codes.backup_codes)
+
+
+def show_backup_codes(codes: list[str], *, err: bool = False) -> None:
     typer.echo(
         "Backup codes (each signs you in once if you lose the authenticator; keep them safe, "
-        "they are not shown again):\n"
+        "they are not shown again):\n",
+        err=err,
     )
-    for code in codes.backup_codes:
-        typer.echo(f"  {code}")
+    for code in codes:
+        typer.echo(f"  {code}", err=err)
 
 
 @app.command("enable")
