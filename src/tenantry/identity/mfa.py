@@ -154,6 +154,17 @@ def begin_enrolment(ctx: Ctx, principal: Principal) -> Enrolment:
     return _begin(ctx, _own_user(ctx, principal))
 
 
+def pending_enrolment(ctx: Ctx, principal: Principal) -> Enrolment | None:
+    """The enrolment waiting for its first code, shown again (a page reloaded, a code typo)."""
+    user = _own_user(ctx, principal)
+    factor = repository.mfa_factor(ctx.session, user.id)
+    if factor is None or factor.confirmed_at is not None:
+        return None
+    totp = _totp(ctx, factor)
+    uri = totp.provisioning_uri(name=user.email, issuer_name=ctx.settings.mfa_issuer)
+    return Enrolment(secret=totp.secret, provisioning_uri=uri, qr_svg=qr_svg(uri))
+
+
 def _begin(ctx: Ctx, user: User) -> Enrolment:
     factor = repository.mfa_factor(ctx.session, user.id)
     if factor is not None and factor.confirmed_at is not None:
