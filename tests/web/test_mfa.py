@@ -68,3 +68,39 @@ def test_enrol_on_the_account_page_then_sign_in_with_a_code(
     third.get_by_label("Code").fill(backup)
     third.get_by_role("button", name="Verify").click()
     third.wait_for_url(f"**/orgs/{tenant.org_slug}")
+
+
+def test_an_admin_sets_the_security_policy_and_members_see_it(
+    page: Any, new_context: Callable[..., Any], factory: Factory, shots: Any
+) -> None:
+    tenant = factory.tenant("Policy Labs")
+    member_id, member_token = factory.member(tenant)
+    sign_in(page, tenant.owner_email)
+    page.goto(f"/orgs/{tenant.org_slug}/security")
+    check_accessibility(page, "security policy")
+    page.get_by_label("Minimum length").fill("4")
+    page.get_by_role("button", name="Save security policy").click()
+    expect(page.locator("#f-password_min_length-error")).to_contain_text("greater than or equal")
+    page.get_by_label("Minimum length").fill("16")
+    page.get_by_label("A symbol").check()
+    page.get_by_label("Required for every member").check()
+    page.get_by_label("Grace days").fill("7")
+    page.get_by_label("Networks allowed").fill("10.0.0.0/8")
+    page.get_by_role("button", name="Save security policy").click()
+    # The browser is on 127.0.0.1: an allowlist without it would lock its author out.
+    expect(page.locator("#f-ip_allowlist-error")).to_contain_text("leaves out your own address")
+    page.get_by_label("Networks allowed").fill("127.0.0.0/8\n10.0.0.0/8")
+    page.get_by_role("button", name="Save security policy").click()
+    expect(page.locator(".notice")).to_have_text("Security policy saved.")
+    expect(page.get_by_label("Minimum length")).to_have_value("16")
+    expect(page.get_by_label("A symbol")).to_be_checked()
+    page.screenshot(path=str(shots / "security-policy.png"), full_page=True)
+
+    member = new_context().new_page()
+    me = factory.client.get("/api/v1/me", headers={"Authorization": f"Bearer {member_token}"})
+    assert me.json()["user"]["id"] == member_id
+    sign_in(member, me.json()["user"]["email"])
+    member.goto(f"/orgs/{tenant.org_slug}/security")
+    expect(member.get_by_label("Minimum length")).to_have_value("16")
+    expect(member.get_by_label("Minimum length")).to_be_disabled()
+    expect(member.get_by_role("button", name="Save security policy")).to_have_count(0)

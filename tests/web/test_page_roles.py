@@ -17,6 +17,7 @@ PAGES = [
     ("/orgs/{org}/teams/{team}", "/api/v1/teams/{team}"),
     ("/orgs/{org}/members", "/api/v1/orgs/{org_id}/members"),
     ("/orgs/{org}/api-keys", "/api/v1/orgs/{org_id}/api-keys"),
+    ("/orgs/{org}/security", "/api/v1/orgs/{org_id}/security-policy"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

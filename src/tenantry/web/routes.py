@@ -28,6 +28,7 @@ from tenantry.web.pages import (
     members,
     operator,
     overview,
+    security,
     sso,
     teams,
     usage,
@@ -51,6 +52,7 @@ PAGE_ROUTERS = (
     usage.router,
     billing.router,
     audit.router,
+    security.router,
     operator.router,
 )
 
