@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     password_memory_cost_kib: int = 65536
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
+    # The issuer an authenticator app shows beside a TOTP account (docs/security.md).
+    mfa_issuer: str = Field(default="Tenantry", min_length=1, max_length=64)
 
     idempotency_ttl_seconds: int = 24 * 3600
     # Processes that verify one long audit chain in parallel (docs/audit.md, "Verification").

@@ -573,6 +573,7 @@ from matrix.routes_metering import CASES as METERING_CASES  # noqa: E402
 from matrix.routes_ml import CASES as ML_CASES  # noqa: E402
 from matrix.routes_operator import CASES as OPERATOR_CASES  # noqa: E402
 from matrix.routes_scim import CASES as SCIM_CASES  # noqa: E402
+from matrix.routes_security import CASES as SECURITY_CASES  # noqa: E402
 from matrix.routes_spend import CASES as SPEND_CASES  # noqa: E402
 from matrix.routes_sso import CASES as SSO_CASES  # noqa: E402
 from matrix.routes_throttling import CASES as THROTTLING_CASES  # noqa: E402
@@ -582,6 +583,7 @@ CASES += ACCESS_CASES + METERING_CASES + THROTTLING_CASES + BILLING_CASES + OPER
 CASES += SPEND_CASES
 CASES += SSO_CASES
 CASES += SCIM_CASES
+CASES += SECURITY_CASES
 CASES += ML_CASES
 CASES += WEBHOOK_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}

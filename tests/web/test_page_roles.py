@@ -21,6 +21,7 @@ PAGES = [
     ("/orgs/{org}/sso/nothing-by-this-name", "/api/v1/orgs/{org_id}/sso/connections/nothing"),
     ("/orgs/{org}/teams/{team}/models", "/api/v1/teams/{team}/models"),
     ("/orgs/{org}/teams/{team}/experiments", "/api/v1/teams/{team}/experiments"),
+    ("/orgs/{org}/security", "/api/v1/orgs/{org_id}/security-policy"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

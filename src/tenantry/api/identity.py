@@ -1,11 +1,13 @@
 """HTTP routes of identity: sign-up, sign-in, tokens, sessions, the caller's profile, API keys.
 
-Each mutating route's `name` is the audit action it records.
+Each mutating route's `name` is the audit action it records. A refused second-factor code is
+recorded as a failure of the same action.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -14,19 +16,28 @@ from pydantic import TypeAdapter, ValidationError
 
 from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission
+from tenantry.authz.principal import Principal
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
 from tenantry.http.body import JsonBodyRoute
 from tenantry.http.state import app_state
 from tenantry.http.work import CtxDep, json_body_schema, parse_json_body
-from tenantry.identity import repository, service
+from tenantry.identity import mfa, repository, service
 from tenantry.identity.schemas import (
     ApiKeyCreatedOut,
     ApiKeyCreateIn,
     ApiKeyOut,
+    BackupCodesOut,
     LoginIn,
     MembershipOut,
     MeOut,
     MeUpdateIn,
+    MfaCodeIn,
+    MfaEnrolmentOut,
+    MfaRequiredOut,
+    MfaSignInIn,
+    MfaStatusOut,
+    MfaTokenIn,
+    MfaTokensOut,
     PasswordChangeIn,
     RefreshIn,
     SessionOut,
@@ -36,7 +47,7 @@ from tenantry.identity.schemas import (
     UserOut,
 )
 from tenantry.kit.context import Ctx
-from tenantry.kit.errors import Unauthenticated
+from tenantry.kit.errors import Unauthenticated, Unprocessable
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.tenancy import repository as tenancy_repository
 
@@ -157,10 +168,19 @@ async def login_credentials(request: Request) -> LoginIn:
     return parse_json_body(LOGIN_BODY, raw)
 
 
+def mfa_required_out(pending: mfa.MfaPending) -> MfaRequiredOut:
+    return MfaRequiredOut(
+        mfa_token=pending.token,
+        expires_at=pending.expires_at,
+        enrolment_required=pending.enrolment_required,
+        required_by=pending.required_by,
+    )
+
+
 @router.post(
     "/auth/login",
     name="auth.login",
-    response_model=TokensOut,
+    response_model=TokensOut | MfaRequiredOut,
     tags=["auth"],
     openapi_extra=_login_request_body(),
 )
@@ -170,7 +190,8 @@ def login(
     """Sign in with an email and password: a JSON body `{"email", "password"}`, or an OAuth2
     password grant form (`username`, `password`, `grant_type=password`). The answer carries
     OAuth2's token response fields (`access_token`, `token_type`, `expires_in`,
-    `refresh_token`) with ours."""
+    `refresh_token`) with ours. Someone with a second factor gets `mfa_required` and an
+    `mfa_token` instead, to finish with `POST /auth/mfa`."""
     state = app_state(request)
     try:
         issued = service.login(
@@ -192,9 +213,74 @@ def login(
         raise Unauthenticated(
             "Wrong email or password", code="invalid_credentials", extra=grant
         ) from None
-    response = ctx.done(tokens_out(ctx, issued))
+    if isinstance(issued, mfa.MfaPending):
+        response = ctx.done(mfa_required_out(issued))
+    else:
+        response = ctx.done(tokens_out(ctx, issued))
     response.headers["Cache-Control"] = "no-store"  # a token response is never cached (§5.1)
     return response
+
+
+@router.post("/auth/mfa", name="auth.mfa", response_model=MfaTokensOut, tags=["auth"])
+def sign_in_mfa(body: MfaSignInIn, ctx: CtxDep, request: Request) -> Response:
+    """The second step of a sign-in: the `mfa_token` of `POST /auth/login` and a code of the
+    authenticator app (or an unused backup code). Wrong codes are throttled per person as
+    wrong passwords are (429 with `Retry-After`)."""
+    try:
+        issued, codes = service.complete_mfa_sign_in(
+            ctx, tokens=app_state(request).tokens, mfa_token=body.mfa_token, code=body.code
+        )
+    except mfa.MfaRefused as refused:
+        ctx.session.rollback()
+        ctx.idempotency_record = None
+        failures = mfa.record_failure(ctx, user_id=refused.user_id)
+        audit.record(
+            ctx,
+            None,
+            org_id=None,
+            target_type="user",
+            target_id=refused.user_id,
+            actor=("user", refused.user_id),
+            result="failure",
+            summary={"reason": "bad_mfa_code", "failures": failures},
+        )
+        ctx.keep()
+        raise Unauthenticated("That code is not right", code="invalid_mfa_code") from None
+    out = tokens_out(ctx, issued)
+    response = ctx.done(MfaTokensOut(**out.model_dump(), backup_codes=codes))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post(
+    "/auth/mfa/enrolment",
+    name="auth.mfa_enrolment_started",
+    response_model=MfaEnrolmentOut,
+    tags=["auth"],
+)
+def sign_in_enrolment(body: MfaTokenIn, ctx: CtxDep) -> Response:
+    """For a sign-in held because an org requires MFA (`enrolment_required`): a TOTP seed to
+    enrol; its first code, sent to `POST /auth/mfa` with the same token, finishes both."""
+    found = mfa.enrol_with_token(ctx, token=body.mfa_token)
+    audit.record(
+        ctx,
+        None,
+        org_id=None,
+        target_type="user",
+        target_id=found.user_id,
+        actor=("user", found.user_id),
+    )
+    response = ctx.done(_enrolment_out(found.enrolment))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _enrolment_out(enrolment: mfa.Enrolment) -> MfaEnrolmentOut:
+    return MfaEnrolmentOut(
+        secret=enrolment.secret,
+        provisioning_uri=enrolment.provisioning_uri,
+        qr_svg=enrolment.qr_svg,
+    )
 
 
 @router.post("/auth/refresh", name="auth.refresh", response_model=TokensOut, tags=["auth"])
@@ -204,6 +290,9 @@ def refresh(body: RefreshIn, ctx: CtxDep, request: Request) -> Response:
             ctx, tokens=app_state(request).tokens, refresh_token=body.refresh_token
         )
     except Unauthenticated:
+        if ctx.state.get("session_idle") is not None:
+            ctx.keep()  # the idle session stays ended
+            raise
         reused = ctx.state.get("refresh_reuse")
         if reused is not None:
             # Keep the family's revocation and record it, even though the caller gets 401.
@@ -276,6 +365,85 @@ def change_password(
         new_password=body.new_password,
     )
     return ctx.done(None, status=204)
+
+
+@router.get("/me/mfa", response_model=MfaStatusOut, tags=["me"])
+def mfa_status(ctx: CtxDep, principal: PrincipalDep) -> MfaStatusOut:
+    return MfaStatusOut.model_validate(mfa.status(ctx.session, principal))
+
+
+@router.post("/me/mfa", name="mfa.enrolment_started", response_model=MfaEnrolmentOut, tags=["me"])
+def start_mfa(ctx: CtxDep, principal: PrincipalDep) -> Response:
+    """A new TOTP seed (its URI and QR code); two-factor sign-in starts once
+    `POST /me/mfa/confirm` gets its first code."""
+    enrolment = mfa.begin_enrolment(ctx, principal)
+    _audit_self(ctx, principal)
+    response = ctx.done(_enrolment_out(enrolment))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/me/mfa/confirm", name="mfa.enabled", response_model=BackupCodesOut, tags=["me"])
+def confirm_mfa(body: MfaCodeIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    """Turns two-factor sign-in on with the first code; answers the ten backup codes, once."""
+    codes = mfa.confirm_enrolment(ctx, principal, code=body.code)
+    _audit_self(ctx, principal)
+    response = ctx.done(BackupCodesOut(backup_codes=codes))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/me/mfa/disable", name="mfa.disabled", status_code=204, tags=["me"])
+def disable_mfa(body: MfaCodeIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    """Turns two-factor sign-in off; a current code (or a backup code) proves it is you."""
+    _with_code(ctx, principal, lambda: mfa.disable(ctx, principal, code=body.code))
+    _audit_self(ctx, principal)
+    return ctx.done(None, status=204)
+
+
+@router.post(
+    "/me/mfa/backup-codes",
+    name="mfa.backup_codes_regenerated",
+    response_model=BackupCodesOut,
+    tags=["me"],
+)
+def regenerate_backup_codes(body: MfaCodeIn, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    """Ten new backup codes (the old ones stop working); a current code proves it is you."""
+    codes = _with_code(
+        ctx, principal, lambda: mfa.regenerate_backup_codes(ctx, principal, code=body.code)
+    )
+    _audit_self(ctx, principal)
+    response = ctx.done(BackupCodesOut(backup_codes=codes))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_R = TypeVar("_R")
+
+
+def _with_code(ctx: Ctx, principal: Principal, work: Callable[[], _R]) -> _R:
+    """`work`, with a wrong code counted toward the person's lockout (and refused, 422)."""
+    try:
+        return work()
+    except mfa.MfaRefused as refused:
+        ctx.session.rollback()
+        ctx.idempotency_record = None
+        failures = mfa.record_failure(ctx, user_id=refused.user_id)
+        audit.record(
+            ctx,
+            principal,
+            org_id=None,
+            target_type="user",
+            target_id=principal.user_id,
+            result="failure",
+            summary={"reason": "bad_mfa_code", "failures": failures},
+        )
+        ctx.keep()
+        raise Unprocessable("That code is not right", code="invalid_mfa_code") from None
+
+
+def _audit_self(ctx: Ctx, principal: Principal) -> None:
+    audit.record(ctx, principal, org_id=None, target_type="user", target_id=principal.user_id)
 
 
 @router.get("/me/sessions", response_model=PageOut[SessionOut], tags=["me"])

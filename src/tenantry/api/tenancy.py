@@ -21,7 +21,8 @@ from tenantry.kit.errors import Unprocessable
 from tenantry.kit.pagination import PageDep, PageOut
 from tenantry.plans import live as live_catalog
 from tenantry.plans.catalog import DEFAULT_PLAN
-from tenantry.tenancy import invitations, memberships, onboarding, orgs, teams
+from tenantry.sso import repository as sso_repository
+from tenantry.tenancy import invitations, memberships, onboarding, orgs, security, teams
 from tenantry.tenancy.models import Invitation, OrgMembership, TeamMembership
 from tenantry.tenancy.schemas import (
     DeleteConfirmIn,
@@ -37,6 +38,8 @@ from tenantry.tenancy.schemas import (
     OrgMemberOut,
     OrgOut,
     OrgUpdateIn,
+    SecurityPolicyIn,
+    SecurityPolicyOut,
     TeamCreateIn,
     TeamMemberIn,
     TeamMemberOut,
@@ -227,6 +230,63 @@ def update_org_member(user: str, body: MemberRoleIn, scope: OrgMembersUpdate) ->
 def remove_org_member(user: str, scope: OrgRead) -> Response:
     memberships.remove_org_member(scope.ctx, scope.principal, scope.org, user_ref=user)
     return scope.ctx.done(None, status=204)
+
+
+@router.delete(
+    "/orgs/{org}/members/{user}/mfa",
+    name="organization.member.mfa_reset",
+    status_code=204,
+    tags=["organizations"],
+)
+def reset_member_mfa(user: str, scope: OrgRead) -> Response:
+    """An owner's recovery for a member who lost their authenticator and backup codes: their
+    second factor is removed (audited); a policy that requires MFA has them enrol again at
+    their next sign-in."""
+    security.reset_member_mfa(scope.ctx, scope.principal, scope.org, user_ref=user)
+    return scope.ctx.done(None, status=204)
+
+
+# ---- the security policy ----
+
+
+def _policy_out(ctx: Ctx, org_id: str, view: security.PolicyView) -> SecurityPolicyOut:
+    sso = sso_repository.policy_of(ctx.session, org_id=org_id)
+    return SecurityPolicyOut(
+        org_id=org_id,
+        password=view.rules.password,
+        mfa={
+            **view.rules.mfa.model_dump(),
+            "required_since": view.mfa_required_since,
+            "enforced_from": view.mfa_enforced_from,
+        },
+        sessions=view.rules.sessions,
+        ip_allowlist=view.rules.ip_allowlist,
+        sso_enforced=bool(sso and sso.enforced),
+        updated_at=view.updated_at,
+    )
+
+
+@router.get(
+    "/orgs/{org}/security-policy", response_model=SecurityPolicyOut, tags=["security policy"]
+)
+def read_security_policy(scope: OrgRead) -> SecurityPolicyOut:
+    """The org's security policy; every member may read the rules they are held to."""
+    view = security.read_policy(scope.ctx.session, scope.principal, scope.org)
+    return _policy_out(scope.ctx, scope.org.id, view)
+
+
+@router.put(
+    "/orgs/{org}/security-policy",
+    name="organization.security_policy_updated",
+    response_model=SecurityPolicyOut,
+    tags=["security policy"],
+)
+def set_security_policy(body: SecurityPolicyIn, scope: OrgRead) -> Response:
+    """Replaces the policy. Password and MFA rules are account-wide: a person is held to the
+    strictest of their orgs' (a refusal names the org and the rule). Session timeouts apply
+    to sessions started after the change; the IP allowlist to the next request."""
+    view = security.set_policy(scope.ctx, scope.principal, scope.org, body)
+    return scope.ctx.done(_policy_out(scope.ctx, scope.org.id, view))
 
 
 # ---- teams ----

@@ -53,6 +53,8 @@ class Permission(StrEnum):
     SSO_ENFORCE = "sso:enforce"
     WEBHOOK_READ = "webhook:read"
     WEBHOOK_MANAGE = "webhook:manage"
+    SECURITY_MANAGE = "security:manage"
+    MEMBER_MFA_RESET = "member:mfa_reset"
 
 
 CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
@@ -97,6 +99,9 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.WEBHOOK_READ: "See webhook endpoints and their delivery log",
     Permission.WEBHOOK_MANAGE: "Add, change and remove webhook endpoints; send test events and "
     "redeliver",
+    Permission.SECURITY_MANAGE: "Set the security policy: password rules, MFA for members, "
+    "session timeouts and the IP allowlist",
+    Permission.MEMBER_MFA_RESET: "Reset a member's two-factor authentication (recovery)",
 }
 
 
@@ -157,8 +162,16 @@ _ADMIN = _EDITOR | {
     P.SSO_MANAGE,
     P.WEBHOOK_READ,
     P.WEBHOOK_MANAGE,
+    P.SECURITY_MANAGE,
 }
-_OWNER = _ADMIN | {P.BILLING_MANAGE, P.TEAM_DELETE, P.ORG_DELETE, P.ORG_TRANSFER, P.SSO_ENFORCE}
+_OWNER = _ADMIN | {
+    P.BILLING_MANAGE,
+    P.TEAM_DELETE,
+    P.ORG_DELETE,
+    P.ORG_TRANSFER,
+    P.SSO_ENFORCE,
+    P.MEMBER_MFA_RESET,
+}
 
 TEAM_ROLE_PERMISSIONS: Final[dict[TeamRole, frozenset[Permission]]] = {
     TeamRole.VIEWER: frozenset(_VIEWER),

@@ -12,7 +12,7 @@ import typer
 
 from tenantry.cli import config, connection
 from tenantry.cli.output import CliError, JsonFlag, done, note, print_json, print_table
-from tenantry.client import Unauthenticated
+from tenantry.client import MfaRequired, Unauthenticated
 
 if TYPE_CHECKING:
     from tenantry.client.models import Me, TeamMembership, Tokens
@@ -46,6 +46,15 @@ def login(
     email: Annotated[str, typer.Option("--email", help="Your account's email.")],
     server: ServerOption = None,
     password_stdin: PasswordStdin = False,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            help="A code of your authenticator app (or a backup code), if you use two-factor "
+            "sign-in; asked for when needed.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Sign in and keep the session in the user's config directory."""
@@ -53,7 +62,22 @@ def login(
     url = connection.server_url(stored, server).rstrip("/")
     password = _read_password(password_stdin)
     with connection.anonymous(url) as api:
-        tokens = api.login(email, password)
+        try:
+            tokens = api.login(email, password)
+        except MfaRequired as step:
+            if step.enrolment_required:
+                # An org's policy requires a second factor: enrol it now, as part of signing in.
+                from tenantry.cli.mfa import _show_enrolment
+
+                note(f"{step.step.required_by} requires two-factor sign-in.")
+                _show_enrolment(api.start_mfa_enrolment_for_sign_in(step.mfa_token))
+            given = code or str(typer.prompt("Two-factor code", err=True)).strip()
+            finished = api.complete_mfa(step.mfa_token, given)
+            if finished.backup_codes:
+                from tenantry.cli.mfa import show_backup_codes
+
+                show_backup_codes(finished.backup_codes, err=json_output)
+            tokens = finished
     _keep_session(url, tokens, json_output)
 
 

@@ -89,6 +89,8 @@ GROUPS = {
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",
     "scim": "tenantry.cli.scim",
+    "mfa": "tenantry.cli.mfa",
+    "security-policy": "tenantry.cli.security_policy",
     "account": "tenantry.cli.account",
     "operator": "tenantry.cli.operators",
 }

@@ -25,12 +25,13 @@ from tenantry.client._calls import (
 from tenantry.client.access import AccessCalls
 from tenantry.client.audit import AuditCalls
 from tenantry.client.billing import BillingCalls
-from tenantry.client.errors import error_from_response
+from tenantry.client.errors import MfaRequired, error_from_response
 from tenantry.client.identity import IdentityCalls
 from tenantry.client.metering import MeteringCalls
 from tenantry.client.ml import MlCalls
 from tenantry.client.models import (
     Health,
+    MfaStep,
     Readiness,
     Tokens,
 )
@@ -114,6 +115,9 @@ class Api(
     def _finish(self, call: Call[T], response: httpx.Response) -> T:
         if response.is_error:
             raise error_from_response(response)
+        if call.session == "adopt" and b'"mfa_required"' in response.content:
+            # A right password of someone with a second factor: no session until a code.
+            raise MfaRequired(MfaStep.model_validate(response.json()))
         result = call.parse(response)
         if call.session == "adopt" and isinstance(result, Tokens):
             self.token, self.refresh_token = result.access_token, result.refresh_token

@@ -38,6 +38,24 @@ class TenantryError(Exception):
         return value if isinstance(value, str) else None
 
 
+class MfaRequired(Exception):
+    """`login` found a right password of someone with a second factor: finish with
+    `complete_mfa(step.mfa_token, code)` (after `start_mfa_enrolment_for_sign_in` when
+    `step.enrolment_required`: an org's policy requires a second factor they do not have)."""
+
+    def __init__(self, step: Any) -> None:
+        super().__init__("a second factor is required to sign in")
+        self.step = step
+
+    @property
+    def mfa_token(self) -> str:
+        return str(self.step.mfa_token)
+
+    @property
+    def enrolment_required(self) -> bool:
+        return bool(self.step.enrolment_required)
+
+
 class BadRequest(TenantryError):
     """400: the request could not be understood (malformed JSON, a bad cursor)."""
 

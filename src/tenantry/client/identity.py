@@ -20,7 +20,11 @@ from tenantry.client._calls import (
 from tenantry.client.models import (
     ApiKey,
     ApiKeyCreated,
+    BackupCodes,
     Me,
+    MfaEnrolment,
+    MfaStatus,
+    MfaTokens,
     Page,
     Session,
     Tokens,
@@ -61,10 +65,32 @@ class IdentityCalls:
 
     @endpoint
     def login(self, email: str, password: str) -> Call[Tokens]:
-        """Sign in; the client uses the new access and refresh tokens afterwards."""
+        """Sign in; the client uses the new access and refresh tokens afterwards. Raises
+        `MfaRequired` for someone with a second factor: finish with `complete_mfa`."""
         body = {"email": email, "password": password}
         return Call(
             "POST", f"{API}/auth/login", model(Tokens), body=body, auth=False, session="adopt"
+        )
+
+    @endpoint
+    def complete_mfa(self, mfa_token: str, code: str) -> Call[MfaTokens]:
+        """The second step of a sign-in: a code of the authenticator app (or a backup code);
+        the client is signed in afterwards."""
+        body = {"mfa_token": mfa_token, "code": code}
+        return Call(
+            "POST", f"{API}/auth/mfa", model(MfaTokens), body=body, auth=False, session="adopt"
+        )
+
+    @endpoint
+    def start_mfa_enrolment_for_sign_in(self, mfa_token: str) -> Call[MfaEnrolment]:
+        """For a sign-in an org's policy holds until the person has a second factor: a TOTP
+        seed; its first code, sent to `complete_mfa`, finishes both."""
+        return Call(
+            "POST",
+            f"{API}/auth/mfa/enrolment",
+            model(MfaEnrolment),
+            body={"mfa_token": mfa_token},
+            auth=False,
         )
 
     @endpoint
@@ -108,6 +134,31 @@ class IdentityCalls:
     @endpoint
     def revoke_session(self, session_id: str) -> Call[None]:
         return Call("DELETE", f"{API}/me/sessions/{segment(session_id)}", nothing)
+
+    # ---- the second factor ----
+
+    @endpoint
+    def mfa_status(self) -> Call[MfaStatus]:
+        return Call("GET", f"{API}/me/mfa", model(MfaStatus))
+
+    @endpoint
+    def start_mfa(self) -> Call[MfaEnrolment]:
+        """A new TOTP seed, its otpauth:// URI and QR code; `confirm_mfa` turns it on."""
+        return Call("POST", f"{API}/me/mfa", model(MfaEnrolment))
+
+    @endpoint
+    def confirm_mfa(self, code: str) -> Call[BackupCodes]:
+        """Turns two-factor sign-in on with a first code; the ten backup codes, shown once."""
+        return Call("POST", f"{API}/me/mfa/confirm", model(BackupCodes), body={"code": code})
+
+    @endpoint
+    def disable_mfa(self, code: str) -> Call[None]:
+        return Call("POST", f"{API}/me/mfa/disable", nothing, body={"code": code})
+
+    @endpoint
+    def regenerate_backup_codes(self, code: str) -> Call[BackupCodes]:
+        """Ten new backup codes; the old ones stop working."""
+        return Call("POST", f"{API}/me/mfa/backup-codes", model(BackupCodes), body={"code": code})
 
     # ---- API keys ----
 

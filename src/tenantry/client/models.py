@@ -48,6 +48,53 @@ class Tokens(Result):
     user: User
 
 
+class MfaStep(Result):
+    """A sign-in waiting for its second step (see `MfaRequired`)."""
+
+    mfa_required: bool
+    mfa_token: str
+    expires_at: datetime
+    enrolment_required: bool = False
+    required_by: str | None = None
+
+
+class MfaTokens(Tokens):
+    """The session a second step opens, with the backup codes of an enrolment it finished."""
+
+    backup_codes: list[str] = []
+
+
+class MfaStatus(Result):
+    user_id: str
+    enabled: bool
+    pending: bool
+    confirmed_at: datetime | None = None
+    backup_codes_remaining: int
+
+
+class MfaEnrolment(Result):
+    secret: str
+    provisioning_uri: str
+    qr_svg: str
+
+
+class BackupCodes(Result):
+    backup_codes: list[str]
+
+
+class SecurityPolicy(Result):
+    """An org's security policy; the sections are plain mappings, as sent to
+    `set_security_policy` (see docs/security.md for every rule)."""
+
+    org_id: str
+    password: dict[str, Any]
+    mfa: dict[str, Any]
+    sessions: dict[str, Any]
+    ip_allowlist: list[str]
+    sso_enforced: bool
+    updated_at: datetime | None = None
+
+
 class Session(Result):
     id: str
     created_at: datetime

@@ -24,6 +24,7 @@ from tenantry.client.models import (
     OrgCreated,
     OrgMember,
     Page,
+    SecurityPolicy,
     Team,
     TeamMember,
 )
@@ -330,3 +331,31 @@ class TenancyCalls:
             auth=False,
             idempotency_key=idempotency_key,
         )
+
+    # ---- the security policy ----
+
+    @endpoint
+    def security_policy(self, org: str) -> Call[SecurityPolicy]:
+        return Call("GET", f"{API}/orgs/{segment(org)}/security-policy", model(SecurityPolicy))
+
+    @endpoint
+    def set_security_policy(
+        self,
+        org: str,
+        *,
+        password: dict[str, Any] | None = None,
+        mfa: dict[str, Any] | None = None,
+        sessions: dict[str, Any] | None = None,
+        ip_allowlist: list[str] | None = None,
+    ) -> Call[SecurityPolicy]:
+        """Replace the org's security policy: a section left out takes its defaults (no rule);
+        read the policy first to change one rule."""
+        body = fields(password=password, mfa=mfa, sessions=sessions, ip_allowlist=ip_allowlist)
+        return Call(
+            "PUT", f"{API}/orgs/{segment(org)}/security-policy", model(SecurityPolicy), body=body
+        )
+
+    @endpoint
+    def reset_member_mfa(self, org: str, user: str) -> Call[None]:
+        """An owner's recovery: the member's second factor is removed (audited)."""
+        return Call("DELETE", f"{API}/orgs/{segment(org)}/members/{segment(user)}/mfa", nothing)

@@ -31,6 +31,7 @@ from tenantry.kit.context import Ctx, authenticating
 from tenantry.kit.errors import Unauthenticated
 from tenantry.tenancy import scope as tenancy
 from tenantry.tenancy.models import Organization, Team
+from tenantry.tenancy.security import check_ip
 from tenantry.throttling.limiter import throttle_request
 
 
@@ -53,6 +54,7 @@ def authenticate_request(request: Request, ctx: Ctx, credential: str | None = No
     principal = identity.authenticate(ctx, tokens=state.tokens, credential=credential, touch=touch)
     if principal.key_org_id is not None:  # a suspended org's keys open nothing at all
         tenancy.check_active(ctx.session, principal.key_org_id)
+        check_ip(ctx.session, principal.key_org_id, ctx.origin.ip)
     request.state.principal = principal
     throttle_request(request, ctx, principal)  # an API key's org is known now
     if ctx.replay is not None:
@@ -114,6 +116,7 @@ def org_scope(permission: Permission) -> Callable[..., AsyncIterator[OrgScope]]:
         principal = authenticate_request(request, ctx)
         found = tenancy.resolve_org(ctx.session, principal, org)
         request.state.audit_org_id = found.id
+        check_ip(ctx.session, found.id, ctx.origin.ip)
         throttle_request(request, ctx, principal, org_id=found.id)
         authorize(ctx.session, principal, permission, org_id=found.id)
         return OrgScope(ctx=ctx, principal=principal, org=found)
@@ -138,6 +141,7 @@ def team_scope(permission: Permission | None) -> Callable[..., AsyncIterator[Tea
         principal = authenticate_request(request, ctx)
         found = tenancy.resolve_team(ctx.session, principal, team)
         request.state.audit_org_id, request.state.audit_team_id = found.org_id, found.id
+        check_ip(ctx.session, found.org_id, ctx.origin.ip)
         throttle_request(request, ctx, principal, org_id=found.org_id, team_id=found.id)
         if permission is not None:
             authorize(ctx.session, principal, permission, org_id=found.org_id, team_id=found.id)

@@ -127,6 +127,8 @@ SIGN_IN_PREFIX, SIGN_IN_REFUSALS = "/api/v1/auth/", frozenset({401, 429})
 # Refusals that only a service makes (no dependency of the route shows them), by operation.
 REFUSALS: dict[tuple[str, str], frozenset[int]] = {
     ("POST", "/api/v1/auth/sso/start"): frozenset({404}),  # no connection for that domain
+    # an org requires SSO, or its security policy says the password is too old
+    ("POST", "/api/v1/auth/login"): frozenset({403}),
     ("POST", "/api/v1/invitations/{token}/accept"): frozenset({410}),
     ("POST", "/api/v1/invitations/{token}/decline"): frozenset({410}),
     ("POST", "/api/v1/teams/{team}/runs/leases/{lease_id}/heartbeat"): frozenset({410}),

@@ -10,7 +10,17 @@ from sqlalchemy import BigInteger, String, bindparam, column, delete, select, te
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenantry.identity.models import ApiKey, LoginSession, LoginThrottle, RefreshToken, User
+from tenantry.identity.models import (
+    ApiKey,
+    LoginSession,
+    LoginThrottle,
+    MfaBackupCode,
+    MfaChallenge,
+    MfaFactor,
+    PasswordHistory,
+    RefreshToken,
+    User,
+)
 from tenantry.kit.clock import as_utc
 from tenantry.kit.db import DriverStatement, JSONType, UTCDateTime
 from tenantry.kit.pagination import Page, PageRequest, paginate
@@ -269,6 +279,8 @@ def delete_account(session: Session, *, user_id: str, email_normalized: str) -> 
     session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
     session.execute(delete(ApiKey).where(ApiKey.created_by == user_id))
     session.execute(delete(LoginThrottle).where(LoginThrottle.email_normalized == email_normalized))
+    delete_mfa(session, user_id=user_id)
+    session.execute(delete(PasswordHistory).where(PasswordHistory.user_id == user_id))
     session.execute(delete(User).where(User.id == user_id))
 
 
@@ -284,3 +296,78 @@ def api_keys_in_org(session: Session, *, org_id: str, key_ids: Iterable[str]) ->
     if not wanted:
         return set()
     return set(session.scalars(_API_KEYS_IN_ORG, {"org": org_id, "ids": wanted}))
+
+
+# ---- the second factor ----
+
+
+def mfa_factor(session: Session, user_id: str) -> MfaFactor | None:
+    return session.get(MfaFactor, user_id)
+
+
+def mfa_factor_for_update(session: Session, user_id: str) -> MfaFactor | None:
+    """Locked until commit: two codes checked at once are counted (and accepted) one by one."""
+    return session.scalars(
+        select(MfaFactor)
+        .where(MfaFactor.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def unused_backup_codes(session: Session, user_id: str) -> list[MfaBackupCode]:
+    return list(
+        session.scalars(
+            select(MfaBackupCode)
+            .where(MfaBackupCode.user_id == user_id, MfaBackupCode.used_at.is_(None))
+            .order_by(MfaBackupCode.id)
+        )
+    )
+
+
+def delete_backup_codes(session: Session, user_id: str) -> None:
+    session.execute(delete(MfaBackupCode).where(MfaBackupCode.user_id == user_id))
+
+
+def delete_mfa(session: Session, *, user_id: str) -> bool:
+    """The person's factor, backup codes and pending challenges; whether a factor was there."""
+    session.execute(delete(MfaChallenge).where(MfaChallenge.user_id == user_id))
+    delete_backup_codes(session, user_id)
+    result = session.execute(delete(MfaFactor).where(MfaFactor.user_id == user_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mfa_challenge_by_hash(session: Session, digest: str) -> MfaChallenge | None:
+    # Unscoped: the MFA token is the credential of the sign-in's second step. Locked: one use.
+    return session.scalars(
+        select(MfaChallenge)
+        .where(MfaChallenge.token_hash == digest)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def users_with_mfa(session: Session, user_ids: list[str]) -> set[str]:
+    if not user_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(MfaFactor.user_id).where(
+                MfaFactor.user_id.in_(user_ids), MfaFactor.confirmed_at.is_not(None)
+            )
+        )
+    )
+
+
+# ---- earlier passwords ----
+
+
+def password_history(session: Session, *, user_id: str, limit: int) -> list[PasswordHistory]:
+    return list(
+        session.scalars(
+            select(PasswordHistory)
+            .where(PasswordHistory.user_id == user_id)
+            .order_by(PasswordHistory.created_at.desc(), PasswordHistory.id.desc())
+            .limit(limit)
+        )
+    )

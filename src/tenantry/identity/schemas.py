@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
@@ -114,3 +115,69 @@ class ApiKeyOut(Output):
 
 class ApiKeyCreatedOut(ApiKeyOut):
     secret: str = Field(description="Shown once; store it now. Tenantry keeps only a hash.")
+
+
+# ---- the second factor ----
+
+MfaCode = Annotated[
+    str,
+    Field(
+        min_length=6,
+        max_length=16,
+        description="A 6-digit code of the authenticator app, or an unused backup code",
+    ),
+]
+
+
+class MfaRequiredOut(Input):
+    """The answer to a right password of someone with a second factor (or whose org requires
+    one, `enrolment_required`): no session yet. Send a code with `mfa_token` to
+    `POST /auth/mfa` (after `POST /auth/mfa/enrolment` when enrolment is required)."""
+
+    mfa_required: bool = True
+    mfa_token: str
+    expires_at: datetime
+    enrolment_required: bool = False
+    required_by: str | None = Field(
+        default=None, description="The org whose security policy requires MFA"
+    )
+    methods: list[str] = ["totp", "backup_code"]
+
+
+class MfaSignInIn(Input):
+    mfa_token: str = Field(min_length=1, max_length=200)
+    code: MfaCode
+
+
+class MfaTokenIn(Input):
+    mfa_token: str = Field(min_length=1, max_length=200)
+
+
+class MfaCodeIn(Input):
+    code: MfaCode
+
+
+class MfaStatusOut(Output):
+    user_id: str
+    enabled: bool
+    pending: bool
+    confirmed_at: datetime | None
+    backup_codes_remaining: int
+
+
+class MfaEnrolmentOut(Input):
+    secret: str = Field(description="The TOTP seed (base32), for typing into an authenticator")
+    provisioning_uri: str = Field(description="An otpauth:// URI, shown as a QR code")
+    qr_svg: str = Field(description="The provisioning URI as an SVG QR code")
+
+
+class BackupCodesOut(Input):
+    backup_codes: list[str] = Field(
+        description="Ten single-use codes, shown once; Tenantry keeps only keyed hashes"
+    )
+
+
+class MfaTokensOut(TokensOut):
+    """The session a second step opens; an enrolment it finished brings its backup codes."""
+
+    backup_codes: list[str] = []

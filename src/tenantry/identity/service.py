@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -12,16 +13,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from tenantry.audit import service as audit
 from tenantry.authz.catalog import Permission, is_known_permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize, can, is_in_org
-from tenantry.identity import hooks, repository
+from tenantry.identity import hooks, mfa, repository
+from tenantry.identity.hooks import AccountRules, Ruled
 from tenantry.identity.models import (
     ApiKey,
     LoginSession,
     LoginThrottle,
+    PasswordHistory,
     RefreshToken,
     SignInMethod,
     User,
@@ -86,6 +90,102 @@ def check_password_policy(password: str, *, email: str, min_length: int) -> None
         raise Unprocessable("Password is too repetitive", code="weak_password")
 
 
+# zxcvbn reads at most this many characters (a longer password is judged on its start).
+COMPLEXITY_CHARACTERS = 72
+# Password history kept per person: the most any policy may ask for.
+MAX_PASSWORD_HISTORY = 24
+SYMBOLS = re.compile(r"[^A-Za-z0-9]")
+
+
+def complexity_score(password: str, *, email: str = "") -> int:
+    """0 to 100: five times the decimal logarithm of the guesses zxcvbn estimates an attacker
+    needs (capped), so 70 means about 10^14 guesses. zxcvbn knows common passwords, words,
+    names, dates, keyboard patterns and l33t substitutions; the email's parts count as known."""
+    hints = [part for part in re.split(r"[@.+_-]", email.lower()) if len(part) > 2]
+    found = zxcvbn(password[:COMPLEXITY_CHARACTERS], user_inputs=hints)
+    return max(0, min(100, math.floor(5 * float(found["guesses_log10"]))))
+
+
+def _refuse_password(message: str, rule: str, ruled: Ruled[Any]) -> Unprocessable:
+    return Unprocessable(
+        f"{message} (security policy of {ruled.org})",
+        code="weak_password",
+        extra={"policy": "security_policy", "org": ruled.org, "rule": rule},
+    )
+
+
+def check_account_password(
+    session: Session,
+    user: User,
+    password: str,
+    *,
+    passwords: Passwords,
+    min_length: int,
+    rules: AccountRules | None = None,
+) -> None:
+    """The deployment's rules, then the strictest of the person's orgs' (each refusal names
+    the org and the rule)."""
+    check_password_policy(password, email=user.email, min_length=min_length)
+    rules = rules or hooks.account_rules(session, user.id)
+    if rules.min_length is not None and len(password) < rules.min_length.value:
+        raise _refuse_password(
+            f"Password must be at least {rules.min_length.value} characters",
+            "min_length",
+            rules.min_length,
+        )
+    classes = (
+        (rules.require_uppercase, "require_uppercase", "an upper-case letter", str.isupper),
+        (rules.require_lowercase, "require_lowercase", "a lower-case letter", str.islower),
+        (rules.require_digit, "require_digit", "a digit", str.isdigit),
+        (rules.require_symbol, "require_symbol", "a symbol", lambda c: bool(SYMBOLS.match(c))),
+    )
+    for ruled, rule, what, test in classes:
+        if ruled is not None and ruled.value and not any(test(c) for c in password):
+            raise _refuse_password(f"Password must contain {what}", rule, ruled)
+    if rules.min_complexity is not None:
+        score = complexity_score(password, email=user.email)
+        if score < rules.min_complexity.value:
+            raise _refuse_password(
+                f"Password is too easy to guess (complexity {score}, "
+                f"at least {rules.min_complexity.value} needed)",
+                "min_complexity",
+                rules.min_complexity,
+            )
+    if rules.history is not None and rules.history.value > 0:
+        earlier = [user.password_hash] if user.password_hash else []
+        earlier += [
+            h.password_hash
+            for h in repository.password_history(
+                session, user_id=user.id, limit=rules.history.value - 1
+            )
+        ]
+        if any(passwords.verify(h, password) for h in earlier[: rules.history.value]):
+            raise _refuse_password(
+                f"Password must differ from your last {rules.history.value}",
+                "history",
+                rules.history,
+            )
+
+
+def _set_password(ctx: Ctx, user: User, new_hash: str) -> None:
+    """The new hash; the old one joins the history an org's "last N" rule reads."""
+    now = ctx.clock.now()
+    if user.password_hash:
+        ctx.session.add(
+            PasswordHistory(
+                id=new_id("pwh"), user_id=user.id, password_hash=user.password_hash, created_at=now
+            )
+        )
+        kept = repository.password_history(
+            ctx.session, user_id=user.id, limit=MAX_PASSWORD_HISTORY + 1
+        )
+        for old in kept[MAX_PASSWORD_HISTORY:]:
+            ctx.session.delete(old)
+    user.password_hash = new_hash
+    user.password_changed_at = now
+    user.updated_at = now
+
+
 def _username_from(session: Session, email: str, wanted: str | None) -> str:
     if wanted:
         if repository.username_taken(session, wanted):
@@ -123,6 +223,7 @@ def create_user(
         status=UserStatus.ACTIVE,
         created_at=now,
         updated_at=now,
+        password_changed_at=now,
     )
     ctx.session.add(user)
     ctx.session.flush()
@@ -168,17 +269,26 @@ def start_session(
     tokens: AccessTokens,
     user: User,
     method: SignInMethod = SignInMethod.PASSWORD,
+    rules: AccountRules | None = None,
 ) -> IssuedTokens:
+    """A login session; its length and idle limit are the strictest of the person's orgs'
+    session timeouts at its start (a policy changed later applies to sessions started later)."""
     now = ctx.clock.now()
+    rules = rules or hooks.account_rules(ctx.session, user.id)
+    lifetime = ctx.settings.refresh_token_ttl_seconds
+    if rules.session_absolute_seconds is not None:
+        lifetime = min(lifetime, rules.session_absolute_seconds.value)
+    idle = rules.session_idle_seconds.value if rules.session_idle_seconds is not None else None
     login = LoginSession(
         id=new_id("ses"),
         user_id=user.id,
         created_at=now,
         last_used_at=now,
-        expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds),
+        expires_at=now + timedelta(seconds=lifetime),
         ip=ctx.origin.ip,
         user_agent=ctx.origin.user_agent,
         method=method.value,
+        idle_timeout_seconds=idle,
     )
     ctx.session.add(login)
     ctx.session.flush()
@@ -222,7 +332,9 @@ def check_not_throttled(ctx: Ctx, email: str) -> None:
 
 def login(
     ctx: Ctx, *, passwords: Passwords, tokens: AccessTokens, email: str, password: str
-) -> IssuedTokens:
+) -> IssuedTokens | mfa.MfaPending:
+    """A session for a right email and password; or, when the person has a second factor (or
+    an org of theirs requires one and its grace has ended), the MFA token of the second step."""
     check_not_throttled(ctx, email)
     user = repository.user_by_email(ctx.session, email)
     stored = user.password_hash if user is not None else None
@@ -230,13 +342,38 @@ def login(
         raise LoginRefused()
     # Only once the password is right: a policy's refusal tells nothing to someone guessing.
     hooks.check_password_sign_in(ctx.session, user)
+    rules = hooks.account_rules(ctx.session, user.id)
+    _check_password_age(ctx, user, rules)
     throttle = repository.throttle_for(ctx.session, user.email_normalized)
     if throttle is not None:
         ctx.session.delete(throttle)
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash(password)
+    required = rules.mfa_required_by
+    if mfa.has_mfa(ctx.session, user.id):
+        pending = mfa.challenge(ctx, user)
+    elif required is not None and required.value <= ctx.clock.now():
+        pending = mfa.challenge(ctx, user, required_by=required.org)
+    else:
+        return _signed_in(ctx, tokens=tokens, user=user, rules=rules)
+    # The password step, recorded as the sign-in's action; the code step is `auth.mfa`.
+    audit.record(
+        ctx,
+        None,
+        org_id=None,
+        target_type="user",
+        target_id=user.id,
+        actor=("user", user.id),
+        summary={"mfa": "enrolment_required" if pending.enrolment_required else "required"},
+    )
+    return pending
+
+
+def _signed_in(
+    ctx: Ctx, *, tokens: AccessTokens, user: User, rules: AccountRules | None = None
+) -> IssuedTokens:
     user.last_login_at = ctx.clock.now()
-    issued = start_session(ctx, tokens=tokens, user=user)
+    issued = start_session(ctx, tokens=tokens, user=user, rules=rules)
     audit.record(
         ctx,
         None,
@@ -248,17 +385,47 @@ def login(
     return issued
 
 
+def _check_password_age(ctx: Ctx, user: User, rules: AccountRules) -> None:
+    age = rules.max_age_days
+    if age is None or user.password_hash is None:
+        return
+    since = as_utc(user.password_changed_at or user.created_at)
+    if ctx.clock.now() - since > timedelta(days=age.value):
+        raise Forbidden(
+            f"Your password is older than {age.value} days, the most the security policy of "
+            f"{age.org} allows: choose a new one with 'Forgotten your password?'",
+            code="password_expired",
+            extra={"policy": "security_policy", "org": age.org, "rule": "max_age_days"},
+        )
+
+
+def complete_mfa_sign_in(
+    ctx: Ctx, *, tokens: AccessTokens, mfa_token: str, code: str
+) -> tuple[IssuedTokens, list[str]]:
+    """The second step: a session once the code is right, with the backup codes of an
+    enrolment this step finished (else none). `mfa.MfaRefused` for a wrong code."""
+    step = mfa.complete(ctx, token=mfa_token, code=code)
+    return _signed_in(ctx, tokens=tokens, user=step.user), step.backup_codes
+
+
 def record_failed_login(ctx: Ctx, *, email: str) -> None:
     key = email.strip().lower()[:254]
     now = ctx.clock.now()
-    window = timedelta(seconds=ctx.settings.login_lockout_seconds)
+    user = repository.user_by_email(ctx.session, key)
+    attempts, seconds = ctx.settings.login_max_failures, ctx.settings.login_lockout_seconds
+    if user is not None:  # an org's lockout rule, where stricter than the deployment's
+        rules = hooks.account_rules(ctx.session, user.id)
+        if rules.lockout_attempts is not None:
+            attempts = min(attempts, rules.lockout_attempts.value)
+        if rules.lockout_seconds is not None:
+            seconds = max(seconds, rules.lockout_seconds.value)
+    window = timedelta(seconds=seconds)
     throttle = repository.throttle_for_update(ctx.session, key, now=now)
     if as_utc(throttle.first_failure_at) < now - window:
         throttle.failures, throttle.first_failure_at, throttle.locked_until = 0, now, None
     throttle.failures += 1
-    if throttle.failures >= ctx.settings.login_max_failures:
+    if throttle.failures >= attempts:
         throttle.locked_until = now + window
-    user = repository.user_by_email(ctx.session, key)
     audit.record(
         ctx,
         None,
@@ -296,6 +463,13 @@ def refresh(ctx: Ctx, *, tokens: AccessTokens, refresh_token: str) -> IssuedToke
     user = repository.user_by_id(ctx.session, login.user_id)
     if user is None or user.status != UserStatus.ACTIVE:
         raise Unauthenticated("Account is not active", code="account_inactive")
+    if login.idle_timeout_seconds is not None and as_utc(login.last_used_at) < now - timedelta(
+        seconds=login.idle_timeout_seconds
+    ):
+        # Kept though the caller gets 401 (`ctx.state`): the session is over for good.
+        login.revoked_at, login.revoked_reason = now, "idle_timeout"
+        ctx.state["session_idle"] = login
+        raise Unauthenticated("Session was idle too long; sign in again", code="session_ended")
     if login.method == SignInMethod.PASSWORD:
         hooks.check_password_sign_in(ctx.session, user)
     stored.rotated_at = now
@@ -360,11 +534,14 @@ def change_password(
     assert user is not None
     if principal.kind != "user" or not passwords.verify(user.password_hash, current_password):
         raise Unauthenticated("The current password is wrong", code="invalid_credentials")
-    check_password_policy(
-        new_password, email=user.email, min_length=ctx.settings.password_min_length
+    check_account_password(
+        ctx.session,
+        user,
+        new_password,
+        passwords=passwords,
+        min_length=ctx.settings.password_min_length,
     )
-    user.password_hash = passwords.hash(new_password)
-    user.updated_at = ctx.clock.now()
+    _set_password(ctx, user, passwords.hash(new_password))
     repository.revoke_sessions_of(
         ctx.session, user_id=user.id, now=ctx.clock.now(), reason="password_changed"
     )
@@ -427,12 +604,15 @@ def reset_password(
     """A new password through a mailed link: every session of the account ends (whoever knew
     the old password is signed out), and the link cannot be used again."""
     user = user_of_reset_token(ctx, token, secret=secret)
-    check_password_policy(
-        new_password, email=user.email, min_length=ctx.settings.password_min_length
+    check_account_password(
+        ctx.session,
+        user,
+        new_password,
+        passwords=passwords,
+        min_length=ctx.settings.password_min_length,
     )
     now = ctx.clock.now()
-    user.password_hash = passwords.hash(new_password)
-    user.updated_at = now
+    _set_password(ctx, user, passwords.hash(new_password))
     repository.revoke_sessions_of(ctx.session, user_id=user.id, now=now, reason="password_reset")
     throttle = repository.throttle_for(ctx.session, user.email_normalized)
     if throttle is not None:  # whoever proved the address may sign in at once

@@ -1,36 +1,13 @@
-"""Secrets at rest: an OIDC client secret is sealed with AES-256-GCM under a key derived from
-the server secret, bound to its connection's id (a sealed value copied onto another connection
-does not open)."""
+"""Secrets at rest: an OIDC client secret is sealed (`kit.sealing`) under a key of its own
+purpose, bound to its connection's id."""
 
 from __future__ import annotations
 
-import base64
-import os
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from tenantry.kit.security import derive_key
+from tenantry.kit.sealing import SealedBox
 
 _PURPOSE = "sso-client-secret"
-_VERSION = "v1"
 
 
-class SecretBox:
+class SecretBox(SealedBox):
     def __init__(self, server_secret: str) -> None:
-        self._aead = AESGCM(derive_key(server_secret, _PURPOSE))
-
-    def seal(self, plaintext: str, *, bound_to: str) -> str:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), bound_to.encode())
-        return f"{_VERSION}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
-
-    def open(self, sealed: str, *, bound_to: str) -> str:
-        version, _, payload = sealed.partition(".")
-        if version != _VERSION:
-            raise ValueError("unknown sealed-secret version")
-        raw = base64.urlsafe_b64decode(payload)
-        try:
-            return self._aead.decrypt(raw[:12], raw[12:], bound_to.encode()).decode()
-        except InvalidTag:
-            raise ValueError("the sealed secret does not open with this server secret") from None
+        super().__init__(server_secret, purpose=_PURPOSE)

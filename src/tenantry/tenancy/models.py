@@ -113,9 +113,27 @@ class Invitation(Base):
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class OrgSecurityPolicy(Base):
+    """An org's security policy (`tenancy.security`): password rules, MFA for its members,
+    session timeouts and an IP allowlist, as one validated document (`SecurityPolicyIn`).
+    Absent: the deployment's defaults."""
+
+    __tablename__ = "org_security_policies"
+
+    org_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # When MFA became required (the grace days count from it); None while it is not.
+    mfa_required_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # What decides an org's requests (see `kit.stamps`).
 # The status too: a suspension must reach every process's cached answers at once.
 track(Organization, deciding=frozenset({"plan", "status"}), org_column="id", added_or_removed=False)
 track(OrgMembership, deciding=frozenset({"role", "user_id"}))
 track(TeamMembership, deciding=frozenset({"role", "user_id", "team_id"}))
 track(Team, deciding=frozenset({"parent_team_id", "settings", "private"}))
+# The IP allowlist decides every request into the org (kept per version stamp).
+track(OrgSecurityPolicy, deciding=frozenset({"rules"}))

@@ -15,6 +15,7 @@ from tenantry.tenancy.models import (
     InvitationStatus,
     Organization,
     OrgMembership,
+    OrgSecurityPolicy,
     Team,
     TeamMembership,
 )
@@ -403,3 +404,24 @@ def admin_emails(session: Session, *, org_id: str) -> list[str]:
             .order_by(User.email)
         )
     )
+
+
+# ---- security policies ----
+
+
+def security_policy_of(session: Session, *, org_id: str) -> OrgSecurityPolicy | None:
+    return session.get(OrgSecurityPolicy, org_id)
+
+
+def security_policies_of_user(
+    session: Session, *, user_id: str
+) -> list[tuple[OrgSecurityPolicy, str]]:
+    """The security policies of the orgs the person is a member of, with each org's slug."""
+    rows = session.execute(
+        select(OrgSecurityPolicy, Organization.slug)
+        .join(OrgMembership, OrgMembership.org_id == OrgSecurityPolicy.org_id)
+        .join(Organization, Organization.id == OrgSecurityPolicy.org_id)
+        .where(OrgMembership.user_id == user_id)
+        .order_by(Organization.id)
+    )
+    return [(policy, slug) for policy, slug in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -204,3 +205,78 @@ class OnboardOut(Input):
     expires_in: int
     token_type: str = "bearer"
     trial_ends_at: datetime | None = None
+
+
+# ---- the org's security policy ----
+
+
+class PasswordRulesIn(Input):
+    min_length: int | None = Field(default=None, ge=8, le=128)
+    require_uppercase: bool = False
+    require_lowercase: bool = False
+    require_digit: bool = False
+    require_symbol: bool = False
+    min_complexity: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="0-100: five times the decimal logarithm of the guesses zxcvbn estimates "
+        "(70 is about 10^14 guesses)",
+    )
+    history: int = Field(default=0, ge=0, le=24, description="Not one of the last N passwords")
+    max_age_days: int | None = Field(default=None, ge=1, le=3650)
+    lockout_attempts: int | None = Field(default=None, ge=1, le=100)
+    lockout_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+
+
+class MfaRulesIn(Input):
+    required: bool = False
+    grace_days: int = Field(default=0, ge=0, le=90)
+
+
+class SessionRulesIn(Input):
+    idle_timeout_minutes: int | None = Field(default=None, ge=5, le=30 * 24 * 60)
+    absolute_timeout_minutes: int | None = Field(default=None, ge=5, le=30 * 24 * 60)
+
+
+class SecurityPolicyIn(Input):
+    """The whole policy (a PUT replaces it); what is left out takes its default (no rule)."""
+
+    password: PasswordRulesIn = Field(default_factory=PasswordRulesIn)
+    mfa: MfaRulesIn = Field(default_factory=MfaRulesIn)
+    sessions: SessionRulesIn = Field(default_factory=SessionRulesIn)
+    ip_allowlist: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="CIDRs (or single addresses) the org's API and dashboard answer; empty: all",
+    )
+
+    @field_validator("ip_allowlist")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for item in value:
+            try:
+                network = ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+            if str(network) not in out:
+                out.append(str(network))
+        return out
+
+
+class MfaRulesOut(MfaRulesIn):
+    required_since: datetime | None = None
+    enforced_from: datetime | None = Field(
+        default=None, description="When the grace days end: sign-in asks members to enrol"
+    )
+
+
+class SecurityPolicyOut(Input):
+    org_id: str
+    password: PasswordRulesIn
+    mfa: MfaRulesOut
+    sessions: SessionRulesIn
+    ip_allowlist: list[str]
+    sso_enforced: bool = Field(description="Set with PUT /orgs/{org}/sso/policy")
+    updated_at: datetime | None

@@ -29,6 +29,7 @@ from tenantry.web.pages import (
     ml,
     operator,
     overview,
+    security,
     sso,
     sso_settings,
     teams,
@@ -55,6 +56,7 @@ PAGE_ROUTERS = (
     billing.router,
     audit.router,
     sso_settings.router,
+    security.router,
     operator.router,
 )
 

@@ -34,6 +34,7 @@ from tenantry.operator import service as operators
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy import scope as tenancy
 from tenantry.tenancy.models import Organization, OrgMembership, Team
+from tenantry.tenancy.security import check_ip
 from tenantry.web.guard import check_same_origin, refuse_bad_token
 from tenantry.web.session import (
     ANONYMOUS_CSRF_COOKIE,
@@ -168,6 +169,7 @@ def _enter(
     if org_ref is not None:
         org = tenancy.resolve_org(ctx.session, principal, org_ref)
         request.state.audit_org_id = org.id
+        check_ip(ctx.session, org.id, ctx.origin.ip)  # the org's allowlist holds here too
         team = None
         if team_ref is not None:
             team = tenancy.resolve_team(ctx.session, principal, team_ref)

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from fastapi import Request
 from starlette.responses import Response
 
+from tenantry.audit import service as audit
 from tenantry.http.state import app_state
+from tenantry.identity import mfa
 from tenantry.identity import service as identity
-from tenantry.identity.schemas import MeUpdateIn, PasswordChangeIn
+from tenantry.identity.schemas import MeUpdateIn, MfaCodeIn, PasswordChangeIn
 from tenantry.kit.clock import as_utc
 from tenantry.kit.errors import Forbidden, NotFound, Problem
 from tenantry.privacy import service as privacy
@@ -20,6 +25,7 @@ from tenantry.web.visit import Visit, VisitDep, clear_session_cookie
 
 router = page_router()
 URL = "/account"
+T = TypeVar("T")
 
 
 def _page(
@@ -29,6 +35,7 @@ def _page(
     forms: dict[str, FormState] | None = None,
     notice: str = "",
     problem: Problem | None = None,
+    backup_codes: list[str] | None = None,
 ) -> Response:
     forms = forms or {}
     now = visit.ctx.clock.now()
@@ -43,6 +50,12 @@ def _page(
         "profile": forms.get("profile", FormState()),
         "password": forms.get("password", FormState()),
         "erase": forms.get("erase", FormState()),
+        "mfa": mfa.status(visit.ctx.session, visit.principal),
+        "enrolment": mfa.pending_enrolment(visit.ctx, visit.principal),
+        "mfa_confirm": forms.get("mfa_confirm", FormState()),
+        "mfa_codes": forms.get("mfa_codes", FormState()),
+        "mfa_off": forms.get("mfa_off", FormState()),
+        "backup_codes": backup_codes or [],
         "notice": notice,
         "problem": problem,
     }
@@ -94,6 +107,99 @@ def change_password(request: Request, visit: VisitDep) -> Response:
         request,
         URL,
         lambda: _page(request, visit, notice="Password changed; your other sessions ended."),
+    )
+
+
+# ---- two-factor sign-in ----
+
+
+@router.post("/account/mfa", name="mfa.enrolment_started")
+def start_mfa(request: Request, visit: VisitDep) -> Response:
+    """A new seed: the page shows its QR code and asks for the first code."""
+    try:
+        mfa.begin_enrolment(visit.ctx, visit.principal)
+    except Problem as problem:
+        visit.ctx.session.rollback()
+        return _page(request, visit, problem=problem)
+    _audit_self(visit)
+    visit.ctx.done(None)
+    return _page(request, visit)
+
+
+@router.post("/account/mfa/confirm", name="mfa.enabled")
+def confirm_mfa(request: Request, visit: VisitDep) -> Response:
+    """The first code turns two-factor sign-in on; the backup codes are shown this once."""
+    try:
+        body = parse(MfaCodeIn, visit.form)
+        codes = mfa.confirm_enrolment(visit.ctx, visit.principal, code=body.code)
+    except FormRefused as refusal:
+        return _page(request, visit, forms={"mfa_confirm": refusal.state})
+    except Problem as problem:
+        visit.ctx.session.rollback()
+        state = refused(problem, {}, {"invalid_mfa_code": "code"}).state
+        return _page(request, visit, forms={"mfa_confirm": state})
+    _audit_self(visit)
+    visit.ctx.done(None)
+    return _page(request, visit, notice="Two-factor sign-in is on.", backup_codes=codes)
+
+
+def _with_code(request: Request, visit: Visit, form: str, work: Callable[[str], T]) -> T | Response:
+    """`work` with the form's code; a wrong one is counted toward the lockout (as the API's)."""
+    try:
+        body = parse(MfaCodeIn, visit.form)
+        return work(body.code)
+    except FormRefused as refusal:
+        return _page(request, visit, forms={form: refusal.state})
+    except mfa.MfaRefused as wrong:
+        visit.ctx.session.rollback()
+        failures = mfa.record_failure(visit.ctx, user_id=wrong.user_id)
+        audit.record(
+            visit.ctx,
+            visit.principal,
+            org_id=None,
+            target_type="user",
+            target_id=visit.user.id,
+            result="failure",
+            summary={"reason": "bad_mfa_code", "failures": failures},
+        )
+        visit.ctx.keep()
+        state = FormState({}, {"code": "That code is not right"}, 422)
+        return _page(request, visit, forms={form: state})
+    except Problem as problem:
+        visit.ctx.session.rollback()
+        return _page(request, visit, forms={form: refused(problem, {}, {}).state})
+
+
+@router.post("/account/mfa/disable", name="mfa.disabled")
+def disable_mfa(request: Request, visit: VisitDep) -> Response:
+    result = _with_code(
+        request, visit, "mfa_off", lambda code: mfa.disable(visit.ctx, visit.principal, code=code)
+    )
+    if isinstance(result, Response):
+        return result
+    _audit_self(visit)
+    visit.ctx.done(None, status=204)
+    return changed(request, URL, lambda: _page(request, visit, notice="Two-factor sign-in is off."))
+
+
+@router.post("/account/mfa/backup-codes", name="mfa.backup_codes_regenerated")
+def regenerate_backup_codes(request: Request, visit: VisitDep) -> Response:
+    result = _with_code(
+        request,
+        visit,
+        "mfa_codes",
+        lambda code: mfa.regenerate_backup_codes(visit.ctx, visit.principal, code=code),
+    )
+    if isinstance(result, Response):
+        return result
+    _audit_self(visit)
+    visit.ctx.done(None)
+    return _page(request, visit, notice="New backup codes made.", backup_codes=result)
+
+
+def _audit_self(visit: Visit) -> None:
+    audit.record(
+        visit.ctx, visit.principal, org_id=None, target_type="user", target_id=visit.user.id
     )
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 
 from fastapi import Request
+from pydantic import Field
 from starlette.responses import RedirectResponse, Response
 
 from tenantry.audit import service as audit
 from tenantry.http.state import app_state
+from tenantry.identity import mfa
 from tenantry.identity import service as identity
-from tenantry.identity.schemas import LoginIn, SignupIn
+from tenantry.identity.schemas import LoginIn, MfaCode, SignupIn
 from tenantry.kit.errors import Gone, NotFound, Problem
 from tenantry.kit.mail import Mailer, MailNotSent
 from tenantry.kit.schemas import Email, Input, Password
-from tenantry.web.forms import FORM, FormRefused, FormState, parse, refused
+from tenantry.web.forms import FORM, FormRefused, FormState, parse, refused, text_fields
 from tenantry.web.pages import page_router
 from tenantry.web.templating import render
 from tenantry.web.visit import (
@@ -115,8 +117,89 @@ def sign_in(request: Request, anon: AnonymousDep, next: str = "/") -> Response:
     except Problem as problem:  # throttled: too many failures
         shown = refused(problem, anon.form).state
         return _form_page(request, "auth/sign_in.html", anon.csrf, shown, target)
+    if isinstance(issued, mfa.MfaPending):
+        enrolment = (
+            mfa.enrol_with_token(ctx, token=issued.token) if issued.enrolment_required else None
+        )
+        ctx.done(None)
+        return _mfa_page(request, anon.csrf, issued.token, target, enrolment=enrolment)
     ctx.done(None)
     return _signed_in_response(request, issued, target, ttl=ctx.settings.refresh_token_ttl_seconds)
+
+
+class MfaStepIn(Input):
+    mfa_token: str = Field(min_length=1, max_length=200)
+    code: MfaCode
+
+
+def _mfa_page(
+    request: Request,
+    anon_csrf: str,
+    token: str,
+    next_path: str,
+    *,
+    enrolment: mfa.TokenEnrolment | None = None,
+    state: FormState | None = None,
+) -> Response:
+    """The second step of a sign-in: the MFA token travels in the form (it is good for five
+    minutes and once), with the QR code to enrol first when an org's policy requires it."""
+    state = state or FormState()
+    context = {
+        "form": state,
+        "csrf": anon_csrf,
+        "next": next_path,
+        "mfa_token": token,
+        "enrolment": enrolment.enrolment if enrolment else None,
+    }
+    response = render(request, "auth/mfa.html", context, status=state.status)
+    return keep_anonymous_csrf(request, response, anon_csrf)
+
+
+@router.post("/sign-in/mfa", name="auth.mfa")
+def sign_in_mfa(request: Request, anon: AnonymousDep, next: str = "/") -> Response:
+    state = app_state(request)
+    ctx = anon.ctx
+    target = safe_next(next)
+    token = text_fields(anon.form).get("mfa_token", "")
+    try:
+        body = parse(MfaStepIn, anon.form)
+        issued, codes = identity.complete_mfa_sign_in(
+            ctx, tokens=state.tokens, mfa_token=body.mfa_token, code=body.code
+        )
+    except FormRefused as refusal:
+        return _mfa_page(request, anon.csrf, token, target, state=refusal.state)
+    except mfa.MfaRefused as wrong:
+        ctx.session.rollback()
+        failures = mfa.record_failure(ctx, user_id=wrong.user_id)
+        audit.record(
+            ctx,
+            None,
+            org_id=None,
+            target_type="user",
+            target_id=wrong.user_id,
+            actor=("user", wrong.user_id),
+            result="failure",
+            summary={"reason": "bad_mfa_code", "failures": failures},
+        )
+        ctx.keep()
+        failed = FormState({}, {"code": "That code is not right"}, 401)
+        return _mfa_page(request, anon.csrf, token, target, state=failed)
+    except Problem as problem:  # throttled, or the token expired
+        ctx.session.rollback()
+        if problem.code == "invalid_mfa_token":
+            shown = FormState({"email": ""}, {FORM: problem.detail}, problem.status)
+            return _form_page(request, "auth/sign_in.html", anon.csrf, shown, target)
+        shown = refused(problem, {}, {"mfa_throttled": FORM}).state
+        return _mfa_page(request, anon.csrf, token, target, state=shown)
+    ctx.done(None)
+    ttl = ctx.settings.refresh_token_ttl_seconds
+    if codes:  # an enrolment this sign-in finished: its backup codes, shown once
+        response = render(request, "auth/backup_codes.html", {"codes": codes, "next": target})
+        set_session_cookie(
+            request, response, user_id=issued.user.id, session_id=issued.session_id, max_age=ttl
+        )
+        return response
+    return _signed_in_response(request, issued, target, ttl=ttl)
 
 
 @router.get("/sign-up")
