@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from tenantry.authz.catalog import Permission
 from tenantry.authz.principal import Principal
 from tenantry.governance import approvals, dryrun, evaluation, policies, violations
-from tenantry.governance.models import ApprovalStatus, Policy
+from tenantry.governance.models import Policy
 from tenantry.governance.schemas import (
     ApprovalOut,
     ApprovalsOut,
@@ -95,14 +95,14 @@ def team_governance(
     if include not in (None, "audit"):
         raise Unprocessable("include is `audit`", code="invalid_include")
     rows = policies.team_policies(ctx.session, scope.principal, team.id)
-    pending = approvals.list_approvals(
-        ctx, scope.principal, org_id=team.org_id, status=ApprovalStatus.PENDING, limit=500
+    pending = approvals.pending_of_team(
+        ctx.session, org_id=team.org_id, team_id=team.id, now=ctx.clock.now()
     )
     out: dict[str, Any] = {
         "team_id": team.id,
         "policies": [_policy_out(r) for r in rows],
         "config": policies.config_of(ctx.session, org_id=team.org_id, team_id=team.id),
-        "approvals_pending": sum(1 for a in pending if a.team_id == team.id),
+        "approvals_pending": pending,
     }
     if include == "audit":
         chain = tenancy_repository.team_ancestors(ctx.session, org_id=team.org_id, team_id=team.id)
@@ -150,7 +150,7 @@ def set_team_config(body: GovernanceConfigIn, scope: TeamManage) -> Response:
     ctx, team = scope.ctx, scope.team
     out = policies.set_config(
         ctx, scope.principal, org_id=team.org_id, team_id=team.id,
-        timezone=body.timezone, settings=body.model_extra or {},
+        timezone=body.timezone, settings=body.settings(),
     )  # fmt: skip
     return ctx.done(ConfigOut.model_validate(out))
 
@@ -166,7 +166,7 @@ def set_org_config(body: GovernanceConfigIn, scope: OrgManage) -> Response:
     ctx = scope.ctx
     out = policies.set_config(
         ctx, scope.principal, org_id=scope.org.id, team_id="",
-        timezone=body.timezone, settings=body.model_extra or {},
+        timezone=body.timezone, settings=body.settings(),
     )  # fmt: skip
     return ctx.done(ConfigOut.model_validate(out))
 
@@ -221,7 +221,6 @@ def update_policy(
     response_model=DryRunOut,
     tags=["governance"],
 )
-@reads_only
 def dry_run_policy(
     policy_id: str, body: DryRunIn, ctx: CtxDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -241,8 +240,9 @@ def dry_run_policy(
 )
 @reads_only
 def explain(body: ExplainIn, ctx: CtxDep, principal: PrincipalDep, org: str) -> dict[str, Any]:
-    """What the policies would decide for this request by the caller now, and why: every policy
-    that matched with the values it saw, and the exceptions that applied. Writes nothing."""
+    """What the policies would decide for this request by the caller now, and why ("why was I
+    refused?"): every policy that matched with the values it saw, and the exceptions that
+    applied. Anyone who may name the team may ask about their own request. Writes nothing."""
     found = tenancy.resolve_org(ctx.session, principal, org)
     team = tenancy.resolve_team_ref(ctx.session, principal, body.team)
     if team.org_id != found.id:

@@ -281,10 +281,22 @@ def decide(
     """Approve or deny a pending request: only an approver (403), once (409)."""
     session, now = ctx.session, ctx.clock.now()
     found = find_approval(ctx, principal, approval_id, expire=True)
+    where = {"org_id": found.org_id, "team_id": found.team_id}
     if not is_approver(session, principal, found):
-        raise Forbidden("Only an approver the policy names may decide this request")
-    if principal.user_id == found.user_id and principal.api_key_id is None:
-        raise Forbidden("A request is decided by someone other than who made it")
+        # Someone who cannot even read the team's governance is told which permission they
+        # lack; anyone else, that they are not among the approvers.
+        authorize(session, principal, Permission.GOVERNANCE_READ, **where)
+        raise Forbidden(
+            "Only an approver the policy names may decide this request",
+            code="not_an_approver",
+            **where,
+        )
+    if principal.user_id == found.user_id:
+        raise Forbidden(
+            "A request is decided by someone other than who made it",
+            code="own_request",
+            **where,
+        )
     if reason is not None and len(reason) > 2000:
         raise Unprocessable("A reason is at most 2,000 characters", code="invalid_reason")
     if found.status != ApprovalStatus.PENDING:
@@ -317,6 +329,10 @@ def decide(
     kind = events.APPROVAL_APPROVED if approve else events.APPROVAL_DENIED
     events.emit(session, _event(found, kind, now))
     return found
+
+
+def pending_of_team(session: Session, *, org_id: str, team_id: str, now: datetime) -> int:
+    return repository.count_pending(session, org_id=org_id, team_id=team_id, now=now)
 
 
 def list_approvals(

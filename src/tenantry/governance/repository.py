@@ -94,6 +94,17 @@ def approvals_of(
     return list(session.scalars(query))
 
 
+def count_pending(session: Session, *, org_id: str, team_id: str, now: datetime) -> int:
+    t = ApprovalRequest
+    query = select(func.count()).where(
+        t.org_id == org_id,
+        t.team_id == team_id,
+        t.status == ApprovalStatus.PENDING.value,
+        t.expires_at > now,
+    )
+    return int(session.scalar(query) or 0)
+
+
 def move_approval(
     session: Session,
     *,

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from tenantry.kit.schemas import Input, decimal_in
 
@@ -53,11 +53,17 @@ class PolicyActionIn(Input):
     policy: PolicyPatchIn
 
 
-class GovernanceConfigIn(BaseModel):
-    """The time zone conditions read the time of day in; anything else is kept as sent."""
+class GovernanceConfigIn(Input):
+    """The time zone conditions read the time of day in; seed 001's sections are kept as
+    sent."""
 
-    model_config = ConfigDict(extra="allow")
-    timezone: Key | None = None
+    timezone: Key | None = Field(default=None, description="IANA name; UTC when none is set")
+    data_classification: dict[str, Any] | None = None
+    compliance: dict[str, Any] | None = None
+    notifications: dict[str, Any] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"timezone"}, exclude_none=True)
 
 
 class DryRunIn(Input):
