@@ -26,6 +26,7 @@ from tenantry.client.access import AccessCalls
 from tenantry.client.audit import AuditCalls
 from tenantry.client.billing import BillingCalls
 from tenantry.client.errors import error_from_response
+from tenantry.client.governance import GovernanceCalls
 from tenantry.client.identity import IdentityCalls
 from tenantry.client.metering import MeteringCalls
 from tenantry.client.ml import MlCalls
@@ -52,6 +53,7 @@ class Api(
     AuditCalls,
     MeteringCalls,
     SpendCalls,
+    GovernanceCalls,
     ThrottlingCalls,
     BillingCalls,
     PrivacyCalls,
