@@ -168,6 +168,11 @@ def test_the_seed_policy_sends_a_costly_day_to_approval_and_the_approval_is_used
         retried = admit(client, dev, acme.team_id, "5", approval_id=approval_id)
         assert retried["decision"] == "allow" and retried["reservation_id"]
         assert retried["governance"]["approval_used"] is True
+        settled = client.post(
+            f"{ADMIT}/{retried['reservation_id']}/settle", headers=dev,
+            json={"usage": {"llm_cost_usd": "4.5"}},
+        )  # fmt: skip
+        assert settled.status_code == 200, settled.text
         again = admit(client, dev, acme.team_id, "5", approval_id=approval_id)
         assert again["decision"] == "deny"
         assert again["reasons"][0]["code"] == "approval_used"
