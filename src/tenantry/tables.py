@@ -3,6 +3,7 @@
 from tenantry.access import models as access_models
 from tenantry.audit import models as audit_models
 from tenantry.billing import models as billing_models
+from tenantry.governance import models as governance_models
 from tenantry.identity import models as identity_models
 from tenantry.kit import idempotency
 from tenantry.kit.db import Base
@@ -22,6 +23,7 @@ __all__ = [
     "access_models",
     "audit_models",
     "billing_models",
+    "governance_models",
     "idempotency",
     "identity_models",
     "metadata",

@@ -569,6 +569,7 @@ CASES = [
 # WORLD_EXTRAS. Imported here, after everything they use from this module is defined.
 from matrix.routes_access import CASES as ACCESS_CASES  # noqa: E402
 from matrix.routes_billing import CASES as BILLING_CASES  # noqa: E402
+from matrix.routes_governance import CASES as GOVERNANCE_CASES  # noqa: E402
 from matrix.routes_metering import CASES as METERING_CASES  # noqa: E402
 from matrix.routes_ml import CASES as ML_CASES  # noqa: E402
 from matrix.routes_operator import CASES as OPERATOR_CASES  # noqa: E402
@@ -586,6 +587,7 @@ CASES += SCIM_CASES
 CASES += SECURITY_CASES
 CASES += ML_CASES
 CASES += WEBHOOK_CASES
+CASES += GOVERNANCE_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 

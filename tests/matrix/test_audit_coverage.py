@@ -51,6 +51,9 @@ MUTATING_KEYS = keys_where(lambda case: case.mutating, unknown=is_mutating)
 # record the same action: the route and the one it stands for.
 TWINS = {
     "POST /api/v1/teams/{team}/billing": "POST /api/v1/budget-alerts/{alert_id}/acknowledge",
+    # Seed 001's team route and the org's own: a policy is created either way.
+    "POST /api/v1/teams/{team}/governance/policies": "POST /api/v1/orgs/{org}/policies",
+    "PUT /api/v1/teams/{team}/governance/config": "PUT /api/v1/orgs/{org}/governance/config",
 }
 
 

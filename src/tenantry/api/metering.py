@@ -176,6 +176,8 @@ def _admission_out(decided: admission.Admission, request: Request) -> AdmissionO
         rate_limit=_rate_limit_seen(request),
         budgets=decided.sections.get("budgets"),
         estimated_cost=decided.sections.get("estimated_cost"),
+        governance=decided.sections.get("governance"),
+        approval_id=(decided.sections.get("governance") or {}).get("approval_id"),
     )
 
 
@@ -217,6 +219,7 @@ def _admit(ctx: Ctx, principal: Principal, request: Request, raw: bytes) -> Resp
         provider=body.provider,
         model=body.model,
         ttl=ttl,
+        context=body.context(),
     )
     response = ctx.done(_admission_out(decided, request))
     if decided.warnings:

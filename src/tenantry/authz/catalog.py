@@ -48,6 +48,8 @@ class Permission(StrEnum):
     BILLING_MANAGE = "billing:manage"
     SPEND_READ = "spend:read"
     SPEND_MANAGE = "spend:manage"
+    GOVERNANCE_READ = "governance:read"
+    GOVERNANCE_MANAGE = "governance:manage"
     SSO_READ = "sso:read"
     SSO_MANAGE = "sso:manage"
     SSO_ENFORCE = "sso:enforce"
@@ -93,6 +95,9 @@ CATALOG_DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.SPEND_READ: "See LLM costs by provider, model and member, budgets and their alerts",
     Permission.SPEND_MANAGE: "Set budgets, billing settings and negotiated prices; acknowledge "
     "budget alerts",
+    Permission.GOVERNANCE_READ: "See governance policies, their violations and approval requests",
+    Permission.GOVERNANCE_MANAGE: "Create, change, activate and dry-run governance policies; "
+    "set governance configuration",
     Permission.SSO_READ: "See SSO connections, their tests, verified domains and the SSO policy",
     Permission.SSO_MANAGE: "Add, test, enable and map SSO connections; add and verify domains",
     Permission.SSO_ENFORCE: "Require SSO for the verified domains and name break-glass owners",
@@ -130,6 +135,7 @@ _VIEWER = frozenset(
         P.EXPERIMENT_READ,
         P.USAGE_READ,
         P.SPEND_READ,
+        P.GOVERNANCE_READ,
     }
 )
 _EDITOR = _VIEWER | {
@@ -153,6 +159,7 @@ _ADMIN = _EDITOR | {
     P.AUDIT_READ,
     P.BILLING_VIEW,
     P.SPEND_MANAGE,
+    P.GOVERNANCE_MANAGE,
     P.ORG_UPDATE,
     P.ROLE_READ,
     P.ROLE_MANAGE,

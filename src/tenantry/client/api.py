@@ -26,6 +26,7 @@ from tenantry.client.access import AccessCalls
 from tenantry.client.audit import AuditCalls
 from tenantry.client.billing import BillingCalls
 from tenantry.client.errors import MfaRequired, error_from_response
+from tenantry.client.governance import GovernanceCalls
 from tenantry.client.identity import IdentityCalls
 from tenantry.client.metering import MeteringCalls
 from tenantry.client.ml import MlCalls
@@ -55,6 +56,7 @@ class Api(
     AuditCalls,
     MeteringCalls,
     SpendCalls,
+    GovernanceCalls,
     ThrottlingCalls,
     BillingCalls,
     PrivacyCalls,

@@ -44,6 +44,8 @@ class Admission(Result):
     rate_limit: dict[str, Any] | None = None
     budgets: list[dict[str, Any]] | None = None
     estimated_cost: str | None = None
+    governance: dict[str, Any] | None = None
+    approval_id: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -202,8 +204,13 @@ class MeteringCalls:
         provider: str | None = None,
         model_name: str | None = None,
         ttl_seconds: int | None = None,
+        data_classification: str | None = None,
+        region: str | None = None,
+        tags: dict[str, str] | None = None,
+        approval_id: str | None = None,
     ) -> Call[Admission]:
-        """May this principal do `action` on `team`, expecting to use `estimate`?"""
+        """May this principal do `action` on `team`, expecting to use `estimate`? A request a
+        policy sent for approval is retried with the `approval_id` it was given, once approved."""
         body = fields(
             team=team,
             action=action,
@@ -211,6 +218,10 @@ class MeteringCalls:
             provider=provider,
             model=model_name,
             ttl_seconds=ttl_seconds,
+            data_classification=data_classification,
+            region=region,
+            tags=tags,
+            approval_id=approval_id,
         )
         return Call("POST", f"{API}/admission", model(Admission), body=body)
 

@@ -56,6 +56,9 @@ class AdmissionRequest:
     provider: str | None
     model: str | None
     now: datetime
+    # What the caller says about the request besides its estimate (its data classification,
+    # region, tags, the approval it carries): read by the domains that decide on them.
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -436,6 +439,7 @@ def admit(
     provider: str | None,
     model: str | None,
     ttl: timedelta,
+    context: Mapping[str, Any] | None = None,
 ) -> Admission:
     session, now = ctx.session, ctx.clock.now()
     team = tenancy.resolve_team_ref(session, principal, team_ref)
@@ -443,7 +447,7 @@ def admit(
     check_quantities(estimate, what="estimate")
     plan = effective_plan(session, team.org_id)
     request = AdmissionRequest(
-        session, principal, team, plan, action, estimate, provider, model, now
+        session, principal, team, plan, action, estimate, provider, model, now, dict(context or {})
     )
     reasons = [reason for check in ADMISSION_CHECKS for reason in check(request)]
     overdue = _overdue_releases(session, team.org_id, now)

@@ -107,8 +107,28 @@ class AdmissionIn(Input):
     provider: Key | None = None
     model: Label | None = None
     ttl_seconds: int | None = Field(default=None, ge=1, le=86_400)
+    data_classification: Key | None = Field(
+        default=None, description="The data's classification level (public, internal, ...)"
+    )
+    region: Key | None = Field(default=None, description="Where the request is made or served")
+    tags: dict[Key, DimensionValue] = Field(default_factory=dict, max_length=MAX_DIMENSIONS)
+    approval_id: IdRef | None = Field(
+        default=None, description="An approved request's id, to retry an admission it covers"
+    )
 
     _meters = field_validator("estimate")(_check_meters)
+
+    def context(self) -> dict[str, Any]:
+        """What admission's checks read besides the estimate."""
+        found = {
+            "data_classification": self.data_classification,
+            "region": self.region,
+            "approval_id": self.approval_id,
+        }
+        return {
+            **{k: v for k, v in found.items() if v is not None},
+            **({"tags": dict(self.tags)} if self.tags else {}),
+        }
 
 
 class ReasonOut(BaseModel):
@@ -133,6 +153,14 @@ class AdmissionOut(BaseModel):
     )
     estimated_cost: str | None = Field(
         default=None, description="The cost held against the budgets, in dollars"
+    )
+    governance: dict[str, Any] | None = Field(
+        default=None,
+        description="The policies' decision: every policy that matched, the values its "
+        "conditions saw, the exceptions that applied, and the approval request made or used",
+    )
+    approval_id: str | None = Field(
+        default=None, description="The approval request made (or used) by this admission"
     )
 
 

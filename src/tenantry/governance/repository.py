@@ -1,0 +1,197 @@
+"""Every query of governance, tenant-scoped; the live aggregates conditions read come from
+spend's hourly rollups (a few rows per member and hour), never from the calls themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from tenantry.governance.models import (
+    ApprovalRequest,
+    ApprovalStatus,
+    GovernanceConfig,
+    Policy,
+    PolicyVersion,
+    Violation,
+)
+from tenantry.spend.models import LlmCall, LlmCallRollup
+
+# ---- policies ----
+
+
+def policies_of(
+    session: Session, org_id: str, *, team_ids: Sequence[str] | None = None
+) -> list[Policy]:
+    query = select(Policy).where(Policy.org_id == org_id)
+    if team_ids is not None:
+        query = query.where(Policy.team_id.in_(list(team_ids)))
+    return list(session.scalars(query.order_by(Policy.created_at, Policy.id)))
+
+
+def active_policies(session: Session, org_id: str) -> list[Policy]:
+    query = select(Policy).where(Policy.org_id == org_id, Policy.status == "active")
+    return list(session.scalars(query.order_by(Policy.id)))
+
+
+def policy(session: Session, policy_id: str) -> Policy | None:
+    return session.get(Policy, policy_id)
+
+
+def policy_named(session: Session, *, org_id: str, team_id: str, name: str) -> Policy | None:
+    query = select(Policy).where(
+        Policy.org_id == org_id, Policy.team_id == team_id, Policy.name == name
+    )
+    return session.scalars(query).first()
+
+
+def versions_of(session: Session, *, org_id: str, policy_id: str) -> list[PolicyVersion]:
+    query = select(PolicyVersion).where(
+        PolicyVersion.org_id == org_id, PolicyVersion.policy_id == policy_id
+    )
+    return list(session.scalars(query.order_by(PolicyVersion.version)))
+
+
+# ---- configuration ----
+
+
+def config(session: Session, *, org_id: str, team_id: str) -> GovernanceConfig | None:
+    return session.get(GovernanceConfig, (org_id, team_id))
+
+
+def timezones(session: Session, org_id: str) -> dict[str, str]:
+    query = select(GovernanceConfig.team_id, GovernanceConfig.timezone).where(
+        GovernanceConfig.org_id == org_id
+    )
+    return {team_id: tz for team_id, tz in session.execute(query)}
+
+
+# ---- approvals ----
+
+
+def approval(session: Session, approval_id: str) -> ApprovalRequest | None:
+    return session.get(ApprovalRequest, approval_id)
+
+
+def approvals_of(
+    session: Session, *, org_id: str, status: str | None, now: datetime, limit: int
+) -> list[ApprovalRequest]:
+    """By status as of `now` (pending or approved past their time count as expired)."""
+    t = ApprovalRequest
+    query = select(t).where(t.org_id == org_id)
+    live = [ApprovalStatus.PENDING.value, ApprovalStatus.APPROVED.value]
+    if status in live:
+        query = query.where(t.status == status, t.expires_at > now)
+    elif status == ApprovalStatus.EXPIRED:
+        query = query.where(or_(t.status == status, and_(t.status.in_(live), t.expires_at <= now)))
+    elif status is not None:
+        query = query.where(t.status == status)
+    query = query.order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def count_pending(session: Session, *, org_id: str, team_id: str, now: datetime) -> int:
+    t = ApprovalRequest
+    query = select(func.count()).where(
+        t.org_id == org_id,
+        t.team_id == team_id,
+        t.status == ApprovalStatus.PENDING.value,
+        t.expires_at > now,
+    )
+    return int(session.scalar(query) or 0)
+
+
+def move_approval(
+    session: Session,
+    *,
+    org_id: str,
+    approval_id: str,
+    from_status: str,
+    to_status: str,
+    values: dict[str, Any],
+    before: datetime | None = None,
+) -> bool:
+    """One conditional UPDATE: whether this caller moved it (racing callers: exactly one)."""
+    t = ApprovalRequest
+    statement = update(t).where(t.org_id == org_id, t.id == approval_id, t.status == from_status)
+    if before is not None:
+        statement = statement.where(t.expires_at > before)
+    done = session.execute(
+        statement.values(status=to_status, **values).execution_options(synchronize_session=False)
+    )
+    moved = bool(done.rowcount)  # type: ignore[attr-defined]
+    if moved:
+        found = session.get(ApprovalRequest, approval_id)
+        if found is not None:
+            session.refresh(found)
+    return moved
+
+
+# ---- violations ----
+
+
+def violations_of(
+    session: Session,
+    *,
+    org_id: str,
+    policy_id: str | None,
+    user_id: str | None,
+    team_ids: Sequence[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[Violation]:
+    t = Violation
+    query = select(t).where(t.org_id == org_id)
+    if policy_id is not None:
+        query = query.where(t.policy_id == policy_id)
+    if user_id is not None:
+        query = query.where(t.user_id == user_id)
+    if team_ids is not None:
+        query = query.where(t.team_id.in_(list(team_ids)))
+    if since is not None:
+        query = query.where(t.at >= since)
+    if until is not None:
+        query = query.where(t.at < until)
+    return list(session.scalars(query.order_by(t.at.desc(), t.id).limit(limit)))
+
+
+# ---- live aggregates, from spend's hourly rollups ----
+
+
+def rollup_sum(
+    session: Session,
+    *,
+    org_id: str,
+    since: datetime,
+    user_id: str | None = None,
+    team_id: str | None = None,
+) -> tuple[Decimal, int]:
+    """Cost and requests of the rollups from `since` on (its hour included)."""
+    t = LlmCallRollup
+    query = select(func.sum(t.cost), func.sum(t.requests)).where(
+        t.org_id == org_id, t.hour >= since
+    )
+    if user_id is not None:
+        query = query.where(t.user_id == user_id)
+    if team_id is not None:
+        query = query.where(t.team_id == team_id)
+    cost, requests = session.execute(query).one()
+    return (Decimal(cost) if cost is not None else Decimal(0)), int(requests or 0)
+
+
+def calls_since(
+    session: Session, *, org_id: str, since: datetime, until: datetime
+) -> Iterator[LlmCall]:
+    """The recorded calls of [since, until), oldest first, streamed."""
+    query = (
+        select(LlmCall)
+        .where(LlmCall.org_id == org_id, LlmCall.at >= since, LlmCall.at < until)
+        .order_by(LlmCall.at, LlmCall.id)
+        .execution_options(yield_per=1000)
+    )
+    yield from session.scalars(query)

@@ -1,0 +1,185 @@
+"""Request and response bodies of governance. Rules and exceptions are JSON checked by
+`governance.conditions` (so a refusal names the condition at fault); the rest here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from tenantry.kit.schemas import Input, decimal_in
+
+Text = Annotated[str, StringConstraints(max_length=2000)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+TagValue = Annotated[str, StringConstraints(max_length=256)]
+Quantity = Annotated[Decimal, decimal_in(ge=0, le=10**12, decimal_places=6)]
+PolicyKind = Literal["cost_control", "model_access", "data_handling", "usage", "custom"]
+Status = Literal["draft", "active", "disabled"]
+
+
+class PolicyIn(Input):
+    name: Short
+    description: Text | None = None
+    type: PolicyKind = "custom"
+    status: Status = "draft"
+    rules: dict[str, Any] = Field(
+        description="{conditions: [{field, operator, value} | {all|any: [...]} | {not: {...}}], "
+        "actions: [{type: allow|deny|require_approval|log|notify, parameters}]}"
+    )
+    exceptions: dict[str, Any] | None = Field(
+        default=None, description="{roles, users (ids or emails), api_keys, time_windows}"
+    )
+
+
+class PolicyPatchIn(Input):
+    name: Short | None = None
+    description: Text | None = None
+    type: PolicyKind | None = None
+    status: Status | None = None
+    rules: dict[str, Any] | None = None
+    exceptions: dict[str, Any] | None = None
+
+
+class PolicyActionIn(Input):
+    """Seed 001's body: `{"action": "create_policy", "policy": {...}}`; `update_policy` names
+    the policy to change."""
+
+    action: Literal["create_policy", "update_policy"]
+    policy_id: Ref | None = None
+    policy: PolicyPatchIn
+
+
+class GovernanceConfigIn(Input):
+    """The time zone conditions read the time of day in; seed 001's sections are kept as
+    sent."""
+
+    timezone: Key | None = Field(default=None, description="IANA name; UTC when none is set")
+    data_classification: dict[str, Any] | None = None
+    compliance: dict[str, Any] | None = None
+    notifications: dict[str, Any] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"timezone"}, exclude_none=True)
+
+
+class DryRunIn(Input):
+    days: int = Field(default=30, ge=1, le=366)
+    rules: dict[str, Any] | None = Field(default=None, description="Try these rules instead")
+    exceptions: dict[str, Any] | None = None
+
+
+class ExplainIn(Input):
+    team: Ref
+    action: Short = "llm.generate"
+    provider: Key | None = None
+    model: Short | None = None
+    estimate: dict[Key, Quantity] = Field(default_factory=dict)
+    data_classification: Key | None = None
+    region: Key | None = None
+    tags: dict[Key, TagValue] = Field(default_factory=dict, max_length=20)
+
+
+class DecisionIn(Input):
+    reason: Text | None = None
+
+
+class PolicyOut(BaseModel):
+    id: str
+    org_id: str
+    team_id: str | None
+    name: str
+    description: str
+    type: str
+    status: str
+    rules: dict[str, Any]
+    exceptions: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    versions: list[dict[str, Any]] | None = None
+
+
+class PoliciesOut(BaseModel):
+    policies: list[PolicyOut]
+
+
+class GovernanceOut(BaseModel):
+    team_id: str
+    policies: list[PolicyOut]
+    config: dict[str, Any]
+    approvals_pending: int
+    audit: dict[str, Any] | None = None
+
+
+class ConfigOut(BaseModel):
+    timezone: str
+    settings: dict[str, Any]
+
+
+class ApprovalOut(BaseModel):
+    id: str
+    org_id: str
+    team_id: str
+    user_id: str | None
+    api_key_id: str | None
+    policy_ids: list[str]
+    request: dict[str, Any]
+    estimated_cost: str | None
+    approvers: dict[str, Any]
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    used_at: datetime | None
+
+
+class ApprovalsOut(BaseModel):
+    approvals: list[ApprovalOut]
+
+
+class ViolationOut(BaseModel):
+    id: str
+    at: datetime
+    policy_id: str
+    policy_version: int
+    team_id: str
+    user_id: str | None
+    api_key_id: str | None
+    kind: str
+    action: str
+    model: str | None
+    values: dict[str, Any]
+    approval_id: str | None
+
+
+class ViolationsOut(BaseModel):
+    violations: list[ViolationOut]
+
+
+class DryRunOut(BaseModel):
+    policy_id: str
+    version: int
+    changed: bool
+    days: int
+    since: datetime
+    until: datetime
+    calls: int
+    would: dict[str, Any]
+    by_member: dict[str, Any]
+    by_model: dict[str, Any]
+    by_day: dict[str, Any]
+
+
+class ExplainOut(BaseModel):
+    decision: str
+    evaluated: int
+    matched: list[dict[str, Any]]
+    excepted: list[dict[str, Any]]
+    values: dict[str, Any]
+    policies_applicable: list[str]
