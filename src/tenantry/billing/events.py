@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
+from tenantry.kit.events import Channel
+
 INVOICE_FINALIZED: Final = "invoice.finalized"
 INVOICE_PAID: Final = "invoice.paid"
 PAYMENT_SUCCEEDED: Final = "payment.succeeded"
@@ -33,23 +35,11 @@ class BillingEvent:
 
 
 Subscriber = Callable[[Session, BillingEvent], None]
-_SUBSCRIBERS: list[Subscriber] = []
-
-
-def subscribe(subscriber: Subscriber) -> None:
-    """Hear every billing event, in the transaction that raises it."""
-    if subscriber not in _SUBSCRIBERS:
-        _SUBSCRIBERS.append(subscriber)
-
-
-def unsubscribe(subscriber: Subscriber) -> None:
-    if subscriber in _SUBSCRIBERS:
-        _SUBSCRIBERS.remove(subscriber)
-
-
-def emit(session: Session, event: BillingEvent) -> None:
-    for subscriber in list(_SUBSCRIBERS):
-        subscriber(session, event)
+_CHANNEL: Final = Channel[BillingEvent]()
+# Hear every billing event, in the transaction that raises it.
+subscribe = _CHANNEL.subscribe
+unsubscribe = _CHANNEL.unsubscribe
+emit = _CHANNEL.emit
 
 
 def invoice_data(invoice: Any) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
+from tenantry.kit.events import Channel
+
 POLICY_VIOLATED: Final = "policy.violated"
 POLICY_NOTIFY: Final = "policy.notify"
 APPROVAL_REQUESTED: Final = "approval.requested"
@@ -53,20 +55,8 @@ class GovernanceEvent:
 
 
 Subscriber = Callable[[Session, GovernanceEvent], None]
-_SUBSCRIBERS: list[Subscriber] = []
-
-
-def subscribe(subscriber: Subscriber) -> None:
-    """Hear every governance event, in the transaction that raises it."""
-    if subscriber not in _SUBSCRIBERS:
-        _SUBSCRIBERS.append(subscriber)
-
-
-def unsubscribe(subscriber: Subscriber) -> None:
-    if subscriber in _SUBSCRIBERS:
-        _SUBSCRIBERS.remove(subscriber)
-
-
-def emit(session: Session, event: GovernanceEvent) -> None:
-    for subscriber in list(_SUBSCRIBERS):
-        subscriber(session, event)
+_CHANNEL: Final = Channel[GovernanceEvent]()
+# Hear every governance event, in the transaction that raises it.
+subscribe = _CHANNEL.subscribe
+unsubscribe = _CHANNEL.unsubscribe
+emit = _CHANNEL.emit

@@ -25,6 +25,8 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
+from tenantry.kit.events import Channel
+
 BUDGET_THRESHOLD_REACHED: Final = "budget.threshold_reached"
 BUDGET_EXCEEDED: Final = "budget.exceeded"
 ANOMALY_DETECTED: Final = "anomaly.detected"
@@ -42,20 +44,8 @@ class SpendEvent:
 
 
 Subscriber = Callable[[Session, SpendEvent], None]
-_SUBSCRIBERS: list[Subscriber] = []
-
-
-def subscribe(subscriber: Subscriber) -> None:
-    """Hear every spend event, in the transaction that raises it."""
-    if subscriber not in _SUBSCRIBERS:
-        _SUBSCRIBERS.append(subscriber)
-
-
-def unsubscribe(subscriber: Subscriber) -> None:
-    if subscriber in _SUBSCRIBERS:
-        _SUBSCRIBERS.remove(subscriber)
-
-
-def emit(session: Session, event: SpendEvent) -> None:
-    for subscriber in list(_SUBSCRIBERS):
-        subscriber(session, event)
+_CHANNEL: Final = Channel[SpendEvent]()
+# Hear every spend event, in the transaction that raises it.
+subscribe = _CHANNEL.subscribe
+unsubscribe = _CHANNEL.unsubscribe
+emit = _CHANNEL.emit
