@@ -118,6 +118,15 @@ def test_the_seed_policy_sends_a_costly_day_to_approval_and_the_approval_is_used
     client: TestClient, factory: Factory, database: Database, clock: FrozenClock
 ) -> None:
     acme = factory.tenant("Acme", plan="professional")
+    hook = client.post(
+        f"/api/v1/orgs/{acme.org_id}/webhooks",
+        headers=acme.headers,
+        json={
+            "url": "https://hooks.acme.example/governance",
+            "event_types": ["approval.requested", "approval.approved"],
+        },
+    )
+    assert hook.status_code == 201, hook.text
     heard: list[events.GovernanceEvent] = []
     events.subscribe(lambda _s, e: heard.append(e))
     try:
@@ -207,6 +216,11 @@ def test_the_seed_policy_sends_a_costly_day_to_approval_and_the_approval_is_used
     ).json()  # fmt: skip
     assert [p["id"] for p in view["policies"]] == [pol["id"]]
     assert len(view["audit"]["violations"]) == 4
+    # The subscribed endpoint has the request and its approval on their way.
+    sent = client.get(
+        f"/api/v1/orgs/{acme.org_id}/webhooks/{hook.json()['id']}/deliveries", headers=acme.headers
+    ).json()["items"]
+    assert sorted(d["event_type"] for d in sent) == ["approval.approved", "approval.requested"]
 
 
 def test_an_approval_expires_after_its_timeout(

@@ -21,6 +21,13 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "invoice.paid": "An invoice was paid in full",
     "payment.succeeded": "A payment of an invoice went through",
     "payment.failed": "A payment of an invoice was declined",
+    "policy.violated": "An admission was denied by a governance policy, or matched its log action",
+    "policy.notify": "An admission matched a governance policy whose action is to notify",
+    "approval.requested": "A request waits for an approver (a policy asked for approval)",
+    "approval.approved": "An approver granted a request",
+    "approval.denied": "An approver refused a request",
+    "approval.expired": "A request for approval ran out of time",
+    "approval.used": "The approved request was admitted (once)",
     "anomaly.detected": "A day's LLM cost of a team, member, API key or model stood far above "
     "its usual level",
 }
