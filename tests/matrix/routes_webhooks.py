@@ -48,7 +48,9 @@ ENDPOINT = "/orgs/{org}/webhooks/{webhook_id}"
 DELIVERY = ENDPOINT + "/deliveries/{delivery_id}"
 
 CASES: list[RouteCase] = [
-    case("GET", "/webhook-event-types", SELF),
+    case(
+        "GET", "/webhook-event-types", SELF, idless="the list of event types, the same for everyone"
+    ),
     case("GET", "/orgs/{org}/webhooks", P.WEBHOOK_READ, scope="org"),
     case(
         "POST",

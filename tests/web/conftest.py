@@ -59,7 +59,8 @@ class LiveServer:
 
     def http(self) -> httpx.Client:
         """A plain HTTP client of the server (as a script with curl would be)."""
-        return httpx.Client(base_url=self.url, timeout=10)
+        # Generous: on a loaded 2-core machine one answer can take seconds; speed is not tested.
+        return httpx.Client(base_url=self.url, timeout=60)
 
 
 @pytest.fixture
