@@ -25,8 +25,11 @@ from tenantry.tenancy.models import Organization
 
 RECORD_PREFIX: Final = "_tenantry-challenge."
 VALUE_PREFIX: Final = "tenantry-domain-verification="
+# At most 253 characters in all once the challenge record's prefix stands before it: the name
+# looked up must itself be a DNS name.
+_LONGEST: Final = 253 - len(RECORD_PREFIX)
 _DOMAIN: Final = re.compile(
-    r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
+    rf"^(?=.{{4,{_LONGEST}}}$)([a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+[a-z][a-z0-9-]{{0,61}}[a-z0-9]$"
 )
 
 
