@@ -137,22 +137,42 @@ class GovernanceCalls:
     @endpoint
     def set_governance_config(
         self,
+        team: str,
         *,
-        org: str | None = None,
-        team: str | None = None,
         timezone: str | None = None,
         data_classification: dict[str, Any] | None = None,
         compliance: dict[str, Any] | None = None,
         notifications: dict[str, Any] | None = None,
     ) -> Call[GovernanceConfig]:
-        """A team's configuration (`team`), or the org's (`org`): `timezone` and seed 001's
-        sections."""
-        where = f"teams/{segment(team)}" if team else f"orgs/{segment(org or '')}"
+        """A team's governance configuration: `timezone` and seed 001's sections."""
         body = fields(
             timezone=timezone, data_classification=data_classification, compliance=compliance,
             notifications=notifications,
         )  # fmt: skip
-        return Call("PUT", f"{API}/{where}/governance/config", model(GovernanceConfig), body=body)
+        return Call(
+            "PUT", f"{API}/teams/{segment(team)}/governance/config", model(GovernanceConfig),
+            body=body,
+        )  # fmt: skip
+
+    @endpoint
+    def set_org_governance_config(
+        self,
+        org: str,
+        *,
+        timezone: str | None = None,
+        data_classification: dict[str, Any] | None = None,
+        compliance: dict[str, Any] | None = None,
+        notifications: dict[str, Any] | None = None,
+    ) -> Call[GovernanceConfig]:
+        """The org's governance configuration, which its teams inherit."""
+        body = fields(
+            timezone=timezone, data_classification=data_classification, compliance=compliance,
+            notifications=notifications,
+        )  # fmt: skip
+        return Call(
+            "PUT", f"{API}/orgs/{segment(org)}/governance/config", model(GovernanceConfig),
+            body=body,
+        )  # fmt: skip
 
     @endpoint
     def policies(self, org: str) -> Call[Policies]:
