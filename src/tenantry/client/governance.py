@@ -145,14 +145,9 @@ class GovernanceCalls:
         notifications: dict[str, Any] | None = None,
     ) -> Call[GovernanceConfig]:
         """A team's governance configuration: `timezone` and seed 001's sections."""
-        body = fields(
-            timezone=timezone, data_classification=data_classification, compliance=compliance,
-            notifications=notifications,
-        )  # fmt: skip
-        return Call(
-            "PUT", f"{API}/teams/{segment(team)}/governance/config", model(GovernanceConfig),
-            body=body,
-        )  # fmt: skip
+        return _set_config(
+            f"teams/{segment(team)}", timezone, data_classification, compliance, notifications
+        )
 
     @endpoint
     def set_org_governance_config(
@@ -165,14 +160,9 @@ class GovernanceCalls:
         notifications: dict[str, Any] | None = None,
     ) -> Call[GovernanceConfig]:
         """The org's governance configuration, which its teams inherit."""
-        body = fields(
-            timezone=timezone, data_classification=data_classification, compliance=compliance,
-            notifications=notifications,
-        )  # fmt: skip
-        return Call(
-            "PUT", f"{API}/orgs/{segment(org)}/governance/config", model(GovernanceConfig),
-            body=body,
-        )  # fmt: skip
+        return _set_config(
+            f"orgs/{segment(org)}", timezone, data_classification, compliance, notifications
+        )
 
     @endpoint
     def policies(self, org: str) -> Call[Policies]:
@@ -313,3 +303,18 @@ class GovernanceCalls:
             "POST", f"{API}/approvals/{segment(approval_id)}/deny", model(Approval),
             body=fields(reason=reason),
         )  # fmt: skip
+
+
+def _set_config(
+    where: str,
+    timezone: str | None,
+    data_classification: dict[str, Any] | None,
+    compliance: dict[str, Any] | None,
+    notifications: dict[str, Any] | None,
+) -> Call[GovernanceConfig]:
+    """PUT of a team's or the org's governance configuration (the same body at either level)."""
+    body = fields(
+        timezone=timezone, data_classification=data_classification, compliance=compliance,
+        notifications=notifications,
+    )  # fmt: skip
+    return Call("PUT", f"{API}/{where}/governance/config", model(GovernanceConfig), body=body)
