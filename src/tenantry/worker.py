@@ -4,7 +4,8 @@ Each pass (`run_once`) runs every task once, in order: audit retention purges (p
 `audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
 `Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
 reservations, recording expired grants, forgetting ended SSO sign-in attempts, detecting
-anomalies of daily LLM spend, billing (period invoices, then automatic payments), and delivering
+anomalies of daily LLM spend, purging recorded LLM calls past their data classification level's
+retention period, billing (period invoices, then automatic payments), and delivering
 due webhooks (`webhooks.tasks`, last, so the events of this pass go out in it). `run` repeats
 passes every `interval` seconds until stopped.
 
@@ -28,6 +29,7 @@ from tenantry.audit.service import Notary
 from tenantry.billing import tasks as billing_tasks
 from tenantry.billing.providers import PaymentProvider, provider_from_settings
 from tenantry.config import Settings
+from tenantry.governance import tasks as governance_tasks
 from tenantry.kit import files, idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
@@ -57,6 +59,9 @@ class WorkerReport:
     billing: billing_tasks.BillingReport = field(default_factory=billing_tasks.BillingReport)
     sso_attempts_forgotten: int = 0
     anomalies: spend_tasks.AnomalyReport = field(default_factory=spend_tasks.AnomalyReport)
+    classified_calls: governance_tasks.RetentionReport = field(
+        default_factory=governance_tasks.RetentionReport
+    )
     # A receiver's failures are the delivery log's business, not a failed pass.
     webhooks: webhook_tasks.DeliveryReport = field(default_factory=webhook_tasks.DeliveryReport)
 
@@ -70,6 +75,7 @@ class WorkerReport:
             or self.expired_grants.failed
             or self.billing.failed
             or self.anomalies.failed_orgs
+            or self.classified_calls.failed_orgs
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,6 +119,7 @@ def run_once(
         expired_grants = access_tasks.record_expired_grants(db, now=clock.now())
         sso_forgotten = sso_tasks.forget_ended(db, now=clock.now())
         spend_anomalies = spend_tasks.detect_anomalies(db, now=clock.now())
+        classified_calls = governance_tasks.purge_classified_calls(db, now=clock.now())
         # Period invoices, then automatic payments of what is due.
         billing = billing_tasks.run(
             db, settings, payments or provider_from_settings(settings), now=clock.now()
@@ -132,6 +139,7 @@ def run_once(
         billing=billing,
         sso_attempts_forgotten=sso_forgotten,
         anomalies=spend_anomalies,
+        classified_calls=classified_calls,
         webhooks=webhooks,
     )
 

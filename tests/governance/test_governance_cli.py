@@ -42,3 +42,30 @@ def test_policies_approvals_and_explain_from_the_cli(
     explained = ann.json("governance", "explain", acme.org_slug, acme.team_id, "--cost", "500")
     assert explained["decision"] == "allow" and explained["evaluated"] == 0
     assert "decision: allow" in ann.ok("governance", "explain", acme.org_slug, acme.team_id)
+
+
+def test_classification_levels_from_the_cli(
+    people: dict[str, Cli], factory: Factory, tmp_path: Path
+) -> None:
+    acme = factory.tenant("Acme")
+    ann = people["ann"]
+    assert ann.login(acme.owner_email).exit_code == 0
+    assert "defined by: defaults" in ann.ok("governance", "classification", "show", acme.org_slug)
+    seed = tmp_path / "levels.json"
+    seed.write_text(json.dumps({"data_classification": {"levels": {"restricted": {
+        "categories": ["medical", "legal", "security"],
+        "handling_requirements": {"encryption_required": True, "access_logging": True,
+                                  "retention_period_days": 90,
+                                  "geographic_restrictions": ["US"],
+                                  "approval_required": True}}}}}))  # fmt: skip
+    saved = ann.json("governance", "classification", "set", acme.org_slug, "--file", str(seed))
+    assert saved["levels"]["restricted"]["handling_requirements"]["retention_period_days"] == 90
+    shown = ann.ok("governance", "classification", "show", acme.org_slug)
+    assert "restricted: categories medical, legal, security" in shown
+    assert "geographic_restrictions=US" in shown
+    seed.write_text(json.dumps({"levels": {"restricted": {"handling_requirements": {"x": 1}}}}))
+    refused = ann.run("governance", "classification", "set", acme.org_slug, "--file", str(seed))
+    assert refused.exit_code == 1
+    out = ann.ok("governance", "explain", acme.org_slug, acme.team_id,
+                 "--classification", "restricted", "--region", "EU")  # fmt: skip
+    assert "decision: deny" in out and "data_classification_region_denied" in out

@@ -102,6 +102,11 @@ CASES: list[RouteCase] = [
          body=lambda w: CONFIG),
     case("PUT", "/orgs/{org}/governance/config", P.GOVERNANCE_MANAGE, scope="org",
          body=lambda w: {"timezone": "America/New_York"}),
+    case("GET", "/orgs/{org}/governance/classification", P.GOVERNANCE_READ, scope="org"),
+    case("PUT", "/orgs/{org}/governance/classification", P.GOVERNANCE_MANAGE, scope="org",
+         body=lambda w: {"levels": {"restricted": {"categories": ["medical"],
+                                                   "handling_requirements": {
+                                                       "geographic_restrictions": ["US"]}}}}),
     case("GET", "/orgs/{org}/policies", P.GOVERNANCE_READ, scope="org"),
     case("POST", "/orgs/{org}/policies", P.GOVERNANCE_MANAGE, scope="org", body=_new_policy),
     case("GET", "/policies/{policy_id}", P.GOVERNANCE_READ, scope="team"),

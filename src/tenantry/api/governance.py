@@ -11,16 +11,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tenantry.authz.catalog import Permission
 from tenantry.authz.principal import Principal
-from tenantry.governance import approvals, dryrun, evaluation, policies, violations
+from tenantry.governance import (
+    approvals,
+    classification,
+    dryrun,
+    evaluation,
+    policies,
+    violations,
+)
 from tenantry.governance.models import Policy
 from tenantry.governance.schemas import (
     ApprovalOut,
     ApprovalsOut,
+    ClassificationOut,
     ConfigOut,
+    DataClassificationIn,
     DecisionIn,
     DryRunIn,
     DryRunOut,
@@ -171,6 +180,36 @@ def set_org_config(body: GovernanceConfigIn, scope: OrgManage) -> Response:
     return ctx.done(ConfigOut.model_validate(out))
 
 
+# ---- data classification ----
+
+
+@router.get(
+    "/orgs/{org}/governance/classification",
+    response_model=ClassificationOut,
+    tags=["governance"],
+)
+def org_classification(scope: OrgRead) -> dict[str, Any]:
+    """The org's data classification levels, each with its categories and handling
+    requirements; the default levels (public, internal, confidential, restricted) when the org
+    set none."""
+    return classification.read_levels(scope.ctx.session, scope.principal, org_id=scope.org.id)
+
+
+@router.put(
+    "/orgs/{org}/governance/classification",
+    name="governance.classification_updated",
+    response_model=ClassificationOut,
+    tags=["governance"],
+)
+def set_org_classification(body: DataClassificationIn, scope: OrgManage) -> Response:
+    """Replace the org's levels (seed 001's `data_classification`: `{"levels": {name:
+    {categories, handling_requirements}}}`); the org's other governance settings stay. An
+    unknown requirement or a value of the wrong type is refused (422) and nothing is saved."""
+    ctx = scope.ctx
+    out = classification.set_levels(ctx, scope.principal, org_id=scope.org.id, levels=body)
+    return ctx.done(ClassificationOut.model_validate(out))
+
+
 # ---- policies ----
 
 
@@ -239,10 +278,14 @@ def dry_run_policy(
     tags=["governance"],
 )
 @reads_only
-def explain(body: ExplainIn, ctx: CtxDep, principal: PrincipalDep, org: str) -> dict[str, Any]:
+def explain(
+    body: ExplainIn, ctx: CtxDep, principal: PrincipalDep, org: str, request: Request
+) -> dict[str, Any]:
     """What the policies would decide for this request by the caller now, and why ("why was I
-    refused?"): every policy that matched with the values it saw, and the exceptions that
-    applied. Anyone who may name the team may ask about their own request. Writes nothing."""
+    refused?"): every policy that matched with the values it saw, the exceptions that applied,
+    and what the request's data classification level asks (`classification`; an unknown level
+    is a 422, as in admission). Anyone who may name the team may ask about their own request.
+    Writes nothing."""
     found = tenancy.resolve_org(ctx.session, principal, org)
     team = tenancy.resolve_team_ref(ctx.session, principal, body.team)
     if team.org_id != found.id:
@@ -250,7 +293,7 @@ def explain(body: ExplainIn, ctx: CtxDep, principal: PrincipalDep, org: str) -> 
     ask = evaluation.Ask(
         principal, team, body.action, body.provider, body.model, body.estimate,
         {"data_classification": body.data_classification, "region": body.region,
-         "tags": dict(body.tags)},
+         "tags": dict(body.tags), "tls": request.url.scheme == "https"},
         ctx.clock.now(),
     )  # fmt: skip
     return evaluation.explain(ctx.session, principal, ask)

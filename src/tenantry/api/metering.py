@@ -219,7 +219,9 @@ def _admit(ctx: Ctx, principal: Principal, request: Request, raw: bytes) -> Resp
         provider=body.provider,
         model=body.model,
         ttl=ttl,
-        context=body.context(),
+        # Whether it came over TLS (the scheme as the server's proxy settings see it): what a
+        # classification level's `encryption_required` asks for.
+        context={**body.context(), "tls": request.url.scheme == "https"},
     )
     response = ctx.done(_admission_out(decided, request))
     if decided.warnings:

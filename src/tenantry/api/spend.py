@@ -108,7 +108,7 @@ def _incoming(call: LlmCallIn) -> calls.IncomingCall:
         call.id, call.team, call.user, call.api_key, call.provider, call.model,
         call.input_tokens, call.output_tokens, call.cached_input_tokens, call.cost,
         call.latency_ms, call.status, call.error_kind, call.timestamp, call.tags,
-        call.reservation_id,
+        call.reservation_id, call.data_classification,
     )  # fmt: skip
 
 

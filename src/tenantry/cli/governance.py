@@ -1,15 +1,26 @@
-"""`tenantry governance ...`: why the policies decide what they do (docs/governance.md)."""
+"""`tenantry governance ...`: why the policies decide what they do, and the org's data
+classification levels (docs/governance.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from tenantry.cli import connection
 from tenantry.cli.output import CliError, JsonFlag, show
 
-app = typer.Typer(no_args_is_help=True, help="Governance: explain a decision.")
+app = typer.Typer(
+    no_args_is_help=True, help="Governance: explain a decision; data classification levels."
+)
+classification_app = typer.Typer(
+    no_args_is_help=True, help="Data classification levels: show, set."
+)
+app.add_typer(classification_app, name="classification")
+
+OrgArg = Annotated[str, typer.Argument(help="Organization id or slug.", show_default=False)]
 
 
 @app.command("explain")
@@ -41,6 +52,12 @@ def explain(
 
     def render() -> None:
         typer.echo(f"decision: {found.decision} ({found.evaluated} policies evaluated)")
+        if found.classification is not None:
+            level = found.classification
+            region = level["region"] or "no region"
+            typer.echo(f"  classification {level['level']} ({region}): {level['outcome']}")
+            for reason in level["reasons"]:
+                typer.echo(f"    {reason['code']}: {reason['detail']}")
         for matched in found.matched:
             seen = ", ".join(f"{k}={v}" for k, v in matched["values"].items())
             actions = ", ".join(matched["actions"])
@@ -50,3 +67,61 @@ def explain(
             typer.echo(f"  excepted {skipped['name']}: {exception['kind']} {exception['value']}")
 
     show(found, json_output, render)
+
+
+def _levels_file(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+    # Seed 001's section works as written: `{"data_classification": {"levels": ...}}`.
+    if isinstance(found, dict) and isinstance(found.get("data_classification"), dict):
+        found = found["data_classification"]
+    if not isinstance(found, dict) or not isinstance(found.get("levels"), dict):
+        raise CliError(f'{path} holds no {{"levels": {{...}}}} object')
+    levels: dict[str, Any] = found["levels"]
+    return levels
+
+
+def _requirements(needs: dict[str, Any]) -> str:
+    shown = []
+    for key, value in needs.items():
+        if value is True:
+            shown.append(key)
+        elif isinstance(value, list):
+            shown.append(f"{key}={','.join(value)}")
+        elif value not in (None, False):
+            shown.append(f"{key}={value}")
+    return ", ".join(shown) or "-"
+
+
+@classification_app.command("show")
+def classification_show(org: OrgArg, json_output: JsonFlag = False) -> None:
+    """The org's levels, each with its categories and handling requirements."""
+    with connection.signed_in() as api:
+        found = api.classification_levels(org)
+
+    def render() -> None:
+        typer.echo(f"defined by: {found.defined_by or 'defaults'}")
+        for name, level in found.levels.items():
+            categories = ", ".join(level["categories"]) or "-"
+            needs = _requirements(level["handling_requirements"])
+            typer.echo(f"  {name}: categories {categories}; requires {needs}")
+
+    show(found, json_output, render)
+
+
+@classification_app.command("set")
+def classification_set(
+    org: OrgArg,
+    file: Annotated[
+        Path,
+        typer.Option("--file", "-f", help='The levels as JSON: {"levels": {name: {...}}}'),
+    ],
+    json_output: JsonFlag = False,
+) -> None:
+    """Replace the org's levels from a JSON file (seed 001's `data_classification` works)."""
+    levels = _levels_file(file)
+    with connection.signed_in() as api:
+        found = api.set_classification_levels(org, levels)
+    show(found, json_output, lambda: typer.echo(f"saved {len(levels)} level(s) of {org}"))

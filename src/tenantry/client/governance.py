@@ -1,7 +1,8 @@
 """SDK calls of governance (mixed into `tenantry.client.api.Api`); see that module's conventions.
 
 Policies of an org and its teams (`create_policy`, `team_policy_action` for seed 001's body,
-`update_policy`, `activate_policy`, `disable_policy`), dry runs, explain, approvals and
+`update_policy`, `activate_policy`, `disable_policy`), data classification levels
+(`classification_levels`, `set_classification_levels`), dry runs, explain, approvals and
 violations.
 """
 
@@ -68,6 +69,14 @@ class Explained(Result):
     excepted: list[dict[str, Any]]
     values: dict[str, Any]
     policies_applicable: list[str]
+    classification: dict[str, Any] | None = None
+
+
+class ClassificationLevels(Result):
+    org_id: str
+    team_id: str | None = None
+    defined_by: str | None = None
+    levels: dict[str, dict[str, Any]]
 
 
 class Approval(Result):
@@ -163,6 +172,24 @@ class GovernanceCalls:
         return _set_config(
             f"orgs/{segment(org)}", timezone, data_classification, compliance, notifications
         )
+
+    @endpoint
+    def classification_levels(self, org: str) -> Call[ClassificationLevels]:
+        """The org's data classification levels with their categories and requirements."""
+        return Call(
+            "GET", f"{API}/orgs/{segment(org)}/governance/classification",
+            model(ClassificationLevels),
+        )  # fmt: skip
+
+    @endpoint
+    def set_classification_levels(
+        self, org: str, levels: dict[str, Any]
+    ) -> Call[ClassificationLevels]:
+        """Replace the org's levels: `{name: {categories, handling_requirements}}`."""
+        return Call(
+            "PUT", f"{API}/orgs/{segment(org)}/governance/classification",
+            model(ClassificationLevels), body={"levels": levels},
+        )  # fmt: skip
 
     @endpoint
     def policies(self, org: str) -> Call[Policies]:

@@ -81,8 +81,16 @@ def request_approval(
     request: Mapping[str, Any],
     cost: Decimal | None,
     now: datetime,
+    also_approvers: Mapping[str, Any] | None = None,
 ) -> ApprovalRequest:
-    """A pending approval request for an admission (written in admission's transaction)."""
+    """A pending approval request for an admission (written in admission's transaction).
+    `also_approvers` (users, roles) may decide too: those of a classification level that asks
+    for approval, which no policy names."""
+    approvers = approvers_of(policies, cost)
+    if also_approvers:
+        for key in ("users", "roles"):
+            approvers[key] = sorted({*approvers[key], *also_approvers.get(key, [])})
+    timeout = timeout_of(policies)  # 24 hours when no policy sets one
     row = ApprovalRequest(
         id=new_id("apr"),
         org_id=org_id,
@@ -93,10 +101,10 @@ def request_approval(
         fingerprint=fingerprint(request),
         request=dict(request),
         estimated_cost=cost,
-        approvers=approvers_of(policies, cost),
+        approvers=approvers,
         status=ApprovalStatus.PENDING.value,
         created_at=now,
-        expires_at=now + timeout_of(policies),
+        expires_at=now + timeout,
         reason="",
     )
     session.add(row)

@@ -6,17 +6,18 @@ without writing anything."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from tenantry.authz.principal import Principal
-from tenantry.governance import approvals, events, repository
+from tenantry.governance import approvals, classification, events, repository
 from tenantry.governance.conditions import AGGREGATES, WEEKDAYS
 from tenantry.governance.engine import CompiledPolicy, Decision, Subject, decide
 from tenantry.governance.models import Violation, ViolationKind
@@ -171,15 +172,30 @@ def evaluate(session: Session, ask: Ask) -> Evaluated:
     return Evaluated(decide(applicable, values, subject), values, applicable)
 
 
+def classified(session: Session, ask: Ask) -> classification.Classified | None:
+    """The request's classification level and what it refuses (422 for an unknown level)."""
+    if ask.attributes.get("data_classification") is None:
+        return None
+    return classification.classify(
+        session, org_id=ask.team.org_id, chain=_chain(session, ask.team), attributes=ask.attributes
+    )
+
+
 def explain(session: Session, principal: Principal, ask: Ask) -> dict[str, Any]:
     """What admission would decide for this request of the principal's own, and why; writes
     nothing. (The principal named the team: that is all it takes to ask about oneself.)"""
+    level = classified(session, ask)
     done = evaluate(session, ask)
-    return {
+    out = {
         **done.decision.as_dict(),
         "values": {k: _shown(v) for k, v in sorted(done.values.items())},
         "policies_applicable": [p.id for p in done.applicable],
+        "classification": level.as_dict() if level is not None else None,
     }
+    # The stricter of the two decides: a denial over an approval over an allow.
+    if level is not None and out["decision"] != "deny" and level.outcome != "allow":
+        out["decision"] = level.outcome
+    return out
 
 
 def _shown(value: Any) -> Any:
@@ -247,6 +263,16 @@ def ask_of(request: AdmissionRequest) -> Ask:
     )
 
 
+def _access_logged(
+    session: Session, ask: Ask, level: classification.Classified, reservation_id: str
+) -> None:
+    classification.access_logged(
+        session, principal=ask.principal, org_id=ask.team.org_id, team_id=ask.team.id,
+        reservation_id=reservation_id, classified=level, action=ask.action, model=ask.model,
+        now=ask.now,
+    )  # fmt: skip
+
+
 class GovernanceHolder:
     """Policies as an admission holder: it holds nothing on counters; what it takes is the use
     of an approval, given back if the admission is refused after it."""
@@ -255,21 +281,30 @@ class GovernanceHolder:
 
     def hold(self, request: AdmissionRequest, releasing: list[dict[str, Any]]) -> Holding:
         session, ask = request.session, ask_of(request)
+        level = classified(session, ask)
         done = evaluate(session, ask)
         decision = done.decision
-        if not decision.matched and not decision.excepted:
+        if level is None and not decision.matched and not decision.excepted:
             return Holding()
         section: dict[str, Any] = {**decision.as_dict(), "approval_id": None}
+        if level is not None:
+            section["classification"] = level.as_dict()
         refused: list[Reason] = []
         held: list[dict[str, Any]] = []
         approval_id: str | None = None
         request_fields = ask.fingerprint_fields()
+        by_policy = decision.outcome == "require_approval"
+        by_level = level is not None and level.approval_required
         if decision.outcome == "deny":
             names = ", ".join(repr(p.name) for p in decision.deciding)
             refused.append(
                 Reason("policy_denied", f"Denied by policy {names}", {"governance": section})
             )
-        elif decision.outcome == "require_approval":
+        if level is not None and level.denials:
+            refused.extend(
+                Reason(r.code, r.detail, {**r.extra, "governance": section}) for r in level.denials
+            )
+        if not refused and (by_policy or by_level):
             carried = ask.attributes.get("approval_id")
             if carried:
                 found, why = approvals.use_approval(
@@ -300,18 +335,23 @@ class GovernanceHolder:
                     team_id=ask.team.id,
                     user_id=ask.principal.user_id,
                     api_key_id=ask.principal.api_key_id,
-                    policies=decision.deciding,
+                    policies=decision.deciding if by_policy else (),
                     request=request_fields,
                     cost=ask.estimated_cost,
                     now=ask.now,
+                    also_approvers=classification.approvers() if by_level else None,
                 )
                 approval_id = row.id
                 section["approval_id"] = row.id
-                names = ", ".join(repr(p.name) for p in decision.deciding)
+                names = ", ".join(repr(p.name) for p in decision.deciding) if by_policy else ""
+                who = " and ".join(
+                    [*([f"Policy {names}"] if by_policy else []),
+                     *([f"Data classified {level.level.name!r}"] if by_level and level else [])]
+                )  # fmt: skip
                 refused.append(
                     Reason(
                         "approval_required",
-                        f"Policy {names} requires approval; retry with approval_id once approved",
+                        f"{who} requires approval; retry with approval_id once approved",
                         {
                             "approval_id": row.id,
                             "expires_at": row.expires_at.isoformat(),
@@ -343,7 +383,12 @@ class GovernanceHolder:
             )  # fmt: skip
             events.emit(session, _event(events.POLICY_NOTIFY, row_v, policy))
         session.flush()
-        return Holding(refused=refused, held=held, sections={"governance": section})
+        admitted: list[Callable[[str], None]] = []
+        if level is not None and level.access_logging and not refused:
+            admitted.append(partial(_access_logged, session, ask, level))
+        return Holding(
+            refused=refused, held=held, sections={"governance": section}, admitted=admitted
+        )
 
     def give_back(self, session: Session, org_id: str, held: list[dict[str, Any]]) -> None:
         for entry in held:

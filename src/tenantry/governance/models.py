@@ -81,7 +81,8 @@ class PolicyVersion(Base):
 
 class GovernanceConfig(Base):
     """An org's (team_id "") or a team's governance settings: the time zone conditions read the
-    time of day in, and seed 001's free-form configuration kept as sent."""
+    time of day in, its data classification levels (`settings["data_classification"]`, checked
+    by `governance.schemas.DataClassificationIn`), and seed 001's other sections kept as sent."""
 
     __tablename__ = "governance_configs"
 
@@ -92,7 +93,8 @@ class GovernanceConfig(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-track(GovernanceConfig, deciding=frozenset({"timezone"}))
+# The time zone and the classification levels decide admissions.
+track(GovernanceConfig, deciding=frozenset({"timezone", "settings"}))
 
 
 class ApprovalStatus(StrEnum):

@@ -70,6 +70,21 @@ def timezones(session: Session, org_id: str) -> dict[str, str]:
     return {team_id: tz for team_id, tz in session.execute(query)}
 
 
+def settings_by_team(session: Session, org_id: str) -> dict[str, dict[str, Any]]:
+    """The org's configurations' settings by team id ("" the org's own)."""
+    query = select(GovernanceConfig.team_id, GovernanceConfig.settings).where(
+        GovernanceConfig.org_id == org_id
+    )
+    return {team_id: dict(settings or {}) for team_id, settings in session.execute(query)}
+
+
+def unscoped_orgs_with_config(session: Session) -> list[str]:
+    """Every org with a governance configuration: the retention task's list, across tenants
+    because it is the deployment's work, not one tenant's request."""
+    query = select(GovernanceConfig.org_id).distinct().order_by(GovernanceConfig.org_id)
+    return list(session.scalars(query))
+
+
 # ---- approvals ----
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
 from tenantry.kit.schemas import Input, decimal_in
 
@@ -53,12 +53,67 @@ class PolicyActionIn(Input):
     policy: PolicyPatchIn
 
 
+# ---- data classification (seed 001) ----
+
+LevelName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+    ),
+]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# Regions are compared without case ("us" is "US"): ISO codes or the deployment's own names.
+Region = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=64)
+]
+MAX_LEVELS = 50
+
+
+class HandlingRequirements(Input):
+    """What admission enforces for requests of a level (docs/governance.md#data-classification).
+    Strict types: `"true"` or `"90"` are refused, not read as a bool or a number."""
+
+    encryption_required: StrictBool = Field(
+        default=False, description="Admitted only over TLS (an https request)"
+    )
+    access_logging: StrictBool = Field(
+        default=False, description="Each admitted request writes an audit event"
+    )
+    retention_period_days: Annotated[StrictInt, Field(ge=1, le=36_500)] | None = Field(
+        default=None, description="Recorded LLM calls of the level are purged after these days"
+    )
+    geographic_restrictions: list[Region] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The only regions a request may name (it must name one); none: anywhere",
+    )
+    approval_required: StrictBool = Field(
+        default=False, description="Each request waits for an approval, used once"
+    )
+
+
+class ClassificationLevelIn(Input):
+    categories: list[Category] = Field(default_factory=list, max_length=100)
+    handling_requirements: HandlingRequirements = Field(default_factory=HandlingRequirements)
+
+
+class DataClassificationIn(Input):
+    """Seed 001's `data_classification`: the levels an org (or a team) defines, each with its
+    categories and handling requirements. The default levels (public, internal, confidential,
+    restricted) always exist; a level named here replaces its default."""
+
+    levels: dict[LevelName, ClassificationLevelIn] = Field(
+        default_factory=dict, max_length=MAX_LEVELS
+    )
+
+
 class GovernanceConfigIn(Input):
-    """The time zone conditions read the time of day in; seed 001's sections are kept as
-    sent."""
+    """The time zone conditions read the time of day in; the data classification, checked;
+    seed 001's other sections are kept as sent."""
 
     timezone: Key | None = Field(default=None, description="IANA name; UTC when none is set")
-    data_classification: dict[str, Any] | None = None
+    data_classification: DataClassificationIn | None = None
     compliance: dict[str, Any] | None = None
     notifications: dict[str, Any] | None = None
 
@@ -176,6 +231,31 @@ class DryRunOut(BaseModel):
     by_day: dict[str, Any]
 
 
+class ClassificationLevelOut(BaseModel):
+    categories: list[str]
+    handling_requirements: dict[str, Any]
+    configured: bool = Field(description="Set by the org or team; false: a default level")
+
+
+class ClassificationOut(BaseModel):
+    org_id: str
+    team_id: str | None
+    defined_by: str | None = Field(
+        description="Whose configuration applies: the team's (or a team above it), the org's "
+        "(`org`), or none (the defaults)"
+    )
+    levels: dict[str, ClassificationLevelOut]
+
+
+class ClassificationDecisionOut(BaseModel):
+    level: str
+    region: str | None
+    outcome: str = Field(description="allow | deny | require_approval")
+    reasons: list[dict[str, Any]]
+    handling_requirements: dict[str, Any]
+    categories: list[str]
+
+
 class ExplainOut(BaseModel):
     decision: str
     evaluated: int
@@ -183,3 +263,4 @@ class ExplainOut(BaseModel):
     excepted: list[dict[str, Any]]
     values: dict[str, Any]
     policies_applicable: list[str]
+    classification: ClassificationDecisionOut | None = None

@@ -106,6 +106,9 @@ class Holding:
     refused: list[Reason] = field(default_factory=list)
     held: list[dict[str, Any]] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
+    # Called with the reservation's id once the admission is allowed (every holder and quota
+    # agreed), in its transaction: what a holder writes only for admitted requests.
+    admitted: list[Callable[[str], None]] = field(default_factory=list)
 
 
 class AdmissionHolder(Protocol):
@@ -499,6 +502,10 @@ def admit(
         taken_by_holders = [entry for _, holding in holdings for entry in holding.held]
         reservation["holds"] = [*reservation["holds"], *taken_by_holders]
         repository.insert_held_reservation(session, reservation)
+    if not reasons and held is not None:
+        for _, holding in holdings:
+            for then in holding.admitted:
+                then(held.id)
     return Admission(
         decision="deny" if reasons else "allow",
         reasons=reasons,

@@ -76,6 +76,7 @@ class IncomingCall(NamedTuple):
     timestamp: datetime | None
     tags: Mapping[str, str]
     reservation_id: str | None
+    data_classification: str | None = None
 
 
 class CallResult(NamedTuple):
@@ -186,6 +187,7 @@ def record_calls(ctx: Ctx, principal: Principal, calls: Sequence[IncomingCall]) 
             "error_kind": call.error_kind,
             "tags": dict(call.tags),
             "reservation_id": call.reservation_id,
+            "data_classification": call.data_classification,
         }
         accepted.append((len(done.results), row, call))
         done.results.append(CallResult(call.id, "accepted", cost=cost, cost_source=source.value))

@@ -5,11 +5,13 @@ What is read: `id`, `model`, `custom_llm_provider`, `prompt_tokens`, `completion
 cached tokens of `metadata.usage_object.prompt_tokens_details`, `response_cost`, `startTime` and
 `endTime` (seconds since the epoch), `status` and `error_information.error_class`,
 `request_tags` (`name:value` each), and from the request's metadata (`metadata.requester_metadata`
-or `metadata.spend_logs_metadata`) `tenantry_team`, `tenantry_user` and `tenantry_reservation_id`.
+or `metadata.spend_logs_metadata`) `tenantry_team`, `tenantry_user`, `tenantry_reservation_id` and
+`tenantry_data_classification`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -65,6 +67,14 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _level(value: Any) -> str | None:
+    """A classification level as the API reads one (lower case); anything else is left out."""
+    if not isinstance(value, str):
+        return None
+    level = value.strip().lower()
+    return level if re.fullmatch(r"[a-z][a-z0-9_.-]{0,63}", level) else None
+
+
 def _tags(payload: Mapping[str, Any]) -> dict[str, str]:
     tags: dict[str, str] = {}
     listed = payload.get("request_tags")
@@ -110,4 +120,5 @@ def call_of(payload: Mapping[str, Any], *, team: str | None) -> IncomingCall:
         timestamp=end,
         tags=_tags(payload),
         reservation_id=_text(meta.get("tenantry_reservation_id")),
+        data_classification=_level(meta.get("tenantry_data_classification")),
     )

@@ -36,7 +36,11 @@ class LlmCall(Base):
     """One LLM call as reported; never updated."""
 
     __tablename__ = "llm_calls"
-    __table_args__ = (Index("ix_llm_calls_org_id_at", "org_id", "at"),)
+    __table_args__ = (
+        Index("ix_llm_calls_org_id_at", "org_id", "at"),
+        # A classification level's retention purge (governance) finds its calls by it.
+        Index("ix_llm_calls_org_id_data_classification_at", "org_id", "data_classification", "at"),
+    )
 
     org_id: Mapped[str] = mapped_column(_org_fk(), primary_key=True)
     # The caller's id for the call: reporting it again records nothing.
@@ -58,6 +62,8 @@ class LlmCall(Base):
     error_kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tags: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     reservation_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The classification level the caller reported (governance's levels; a label here).
+    data_classification: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LlmCallRollup(Base):

@@ -638,3 +638,32 @@ def team_names(session: Session, org_id: str) -> dict[str, tuple[str, str]]:
     """(slug, name) of each team of the org."""
     query = select(Team.id, Team.slug, Team.name).where(Team.org_id == org_id)
     return {team_id: (slug, name) for team_id, slug, name in session.execute(query)}
+
+
+# ---- classified calls (governance's retention periods) ----
+
+
+def classified_call_teams(session: Session, *, org_id: str) -> list[tuple[str, str]]:
+    """The (team, classification level) pairs the org's recorded calls have."""
+    query = (
+        select(LlmCall.team_id, LlmCall.data_classification)
+        .where(LlmCall.org_id == org_id, LlmCall.data_classification.is_not(None))
+        .distinct()
+    )
+    return [(team_id, level) for team_id, level in session.execute(query) if level is not None]
+
+
+def delete_classified_calls(
+    session: Session, *, org_id: str, team_id: str, level: str, before: datetime
+) -> int:
+    """Delete a team's recorded calls of a classification level made before `before`; how many.
+    The rollups stay: they hold totals, not the calls."""
+    result = session.execute(
+        delete(LlmCall).where(
+            LlmCall.org_id == org_id,
+            LlmCall.data_classification == level,
+            LlmCall.at < before,
+            LlmCall.team_id == team_id,
+        )
+    )
+    return int(cast(Any, result).rowcount or 0)

@@ -29,6 +29,13 @@ ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 TagValue = Annotated[str, StringConstraints(max_length=256)]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+# Written as governance's level names are (lower case), so a level's retention finds its calls.
+ClassificationLevel = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+    ),
+]
 Money = Annotated[Decimal, decimal_in(ge=0, le=10**9, decimal_places=6)]
 Rate = Annotated[Decimal, decimal_in(ge=0, le=10**6, decimal_places=6)]
 Percent = Annotated[int, Field(ge=1, le=100)]
@@ -59,6 +66,11 @@ class LlmCallIn(Input):
     )
     reservation_id: Annotated[str, StringConstraints(max_length=40)] | None = Field(
         default=None, description="The admission this call was made under: settled by it"
+    )
+    data_classification: ClassificationLevel | None = Field(
+        default=None,
+        description="The classification level the call's data had: its retention period "
+        "purges the call record",
     )
     org: Ref | None = Field(default=None, description="Unused: the team says whose call it is")
 
