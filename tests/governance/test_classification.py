@@ -356,3 +356,27 @@ def all_at_once(app: FastAPI, headers: dict[str, str], bodies: list[dict[str, An
 
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
         return list(pool.map(one, bodies))
+
+
+def test_a_teams_levels_from_seed_001s_config_route_apply_to_that_team(
+    app: FastAPI, client: TestClient, factory: Factory
+) -> None:
+    acme = factory.tenant("Acme", plan="professional")
+    other_team = client.post(
+        f"/api/v1/orgs/{acme.org_id}/teams", headers=acme.headers, json={"name": "Research"}
+    )
+    assert other_team.status_code == 201, other_team.text
+    needs = {"geographic_restrictions": ["US"]}
+    seeded = {"data_classification": {"levels": {"restricted": {"handling_requirements": needs}}}}
+    resp = client.put(
+        f"/api/v1/teams/{acme.team_id}/governance/config", headers=acme.headers, json=seeded
+    )
+    assert resp.status_code == 200, resp.text
+    tls = over_tls(app)
+    here = tls.post(ADMIT, headers=acme.headers, json=body(acme, "restricted", "EU")).json()
+    assert here["decision"] == "deny"
+    assert here["reasons"][0]["code"] == "data_classification_region_denied"
+    elsewhere = body(acme, "restricted", "EU", team=other_team.json()["id"])
+    assert tls.post(ADMIT, headers=acme.headers, json=elsewhere).json()["decision"] == "allow"
+    # The org's own levels are still the defaults.
+    assert client.get(levels_url(acme), headers=acme.headers).json()["defined_by"] is None
