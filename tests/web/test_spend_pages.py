@@ -411,3 +411,28 @@ def test_a_team_viewer_sees_the_teams_figures_and_is_refused_a_forced_form(
         )
     assert forced.status_code == 403 and "spend:manage" in forced.text
     assert spend_rows() == before
+
+
+def test_the_budget_form_works_without_scripts(
+    app: object, client: TestClient, factory: Factory, database: Database
+) -> None:
+    tenant = factory.tenant("Acme Labs")
+    page = f"/orgs/{tenant.org_slug}/budgets"
+    with TestClient(app, raise_server_exceptions=False) as browser:  # type: ignore[arg-type]
+        browser_session(browser, tenant.owner_email)
+        token = browser.get(page).text.split('name="csrf_token" value="')[1].split('"')[0]
+        origin = {"Origin": str(browser.base_url)}
+        form = {"csrf_token": token, "scope": "org", "amount": "12.5", "period": "week",
+                "thresholds": "50, 90", "exceeded_action": "restrict"}  # fmt: skip
+        before = count_rows(database)["spend_budgets"]
+        bad = browser.post(page, data={**form, "thresholds": "50, lots"}, headers=origin)
+        assert bad.status_code == 422 and 'id="f-thresholds-error"' in bad.text
+        assert "<html" in bad.text  # the whole page again, with the values kept
+        assert count_rows(database)["spend_budgets"] == before
+        made = browser.post(page, data=form, headers=origin, follow_redirects=False)
+        assert made.status_code == 303 and made.headers["location"] == page
+    [budget] = client.get(f"/api/v1/orgs/{tenant.org_id}/budgets", headers=tenant.headers).json()[
+        "budgets"
+    ]
+    assert (budget["scope"], budget["amount"], budget["period"]) == ("org", "12.5", "week")
+    assert budget["thresholds"] == [50, 90] and budget["exceeded_action"] == "restrict"
