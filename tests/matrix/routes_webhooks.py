@@ -67,6 +67,7 @@ CASES: list[RouteCase] = [
         scope="org",
         body=lambda w: {"description": "renamed", "event_types": ["budget.exceeded"]},
     ),
+    case("POST", ENDPOINT + "/rotate-secret", P.WEBHOOK_MANAGE, scope="org"),
     case("DELETE", ENDPOINT, P.WEBHOOK_MANAGE, scope="org"),
     case("POST", ENDPOINT + "/test", P.WEBHOOK_MANAGE, scope="org"),
     case(

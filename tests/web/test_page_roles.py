@@ -23,6 +23,13 @@ PAGES = [
     ("/orgs/{org}/teams/{team}/experiments", "/api/v1/teams/{team}/experiments"),
     ("/orgs/{org}/security", "/api/v1/orgs/{org_id}/security-policy"),
     ("/orgs/{org}/governance/classification", "/api/v1/orgs/{org_id}/governance/classification"),
+    ("/orgs/{org}/costs", "/api/v1/orgs/{org_id}/costs"),
+    ("/orgs/{org}/teams/{team}/costs", "/api/v1/teams/{team}/billing"),
+    ("/orgs/{org}/teams/{team}/analytics", "/api/v1/teams/{team}/analytics"),
+    ("/orgs/{org}/budgets", "/api/v1/orgs/{org_id}/budgets"),
+    ("/orgs/{org}/anomalies", "/api/v1/orgs/{org_id}/anomalies"),
+    ("/orgs/{org}/webhooks", "/api/v1/orgs/{org_id}/webhooks"),
+    ("/orgs/{org}/webhooks/whk_nothing", "/api/v1/orgs/{org_id}/webhooks/whk_nothing"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from cli.test_cli import Cli, people  # noqa: F401 - the fixture
 from conftest import Factory
@@ -77,6 +77,16 @@ def test_webhooks_from_the_cli(
     assert again["redelivery_of"] == queued["id"]
     pending = ann.json("webhook", "deliveries", acme.org_slug, made["id"], "--status", "pending")
     assert [d["id"] for d in pending] == [again["id"]]
+    # Rotated before the redelivery is sent: it is signed with the new secret, not the old.
+    rotated = ann.json("webhook", "rotate-secret", acme.org_slug, made["id"])
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != made["secret"]
+    receiver.requests.clear()
+    assert tasks.deliver_due(database, settings, clock=clock).succeeded == 1
+    [resent] = receiver.requests
+    assert Webhook(rotated["secret"]).verify(resent.body, resent.headers)["type"] == "webhook.test"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(made["secret"]).verify(resent.body, resent.headers)
+    assert "secret  whsec_" in ann.ok("webhook", "rotate-secret", acme.org_slug, made["id"])
 
     assert ann.json("webhook", "disable", acme.org_slug, made["id"])["enabled"] is False
     assert ann.json("webhook", "enable", acme.org_slug, made["id"])["enabled"] is True

@@ -1,6 +1,6 @@
-"""HTTP routes of outbound webhooks: an org's endpoints, their test events, the delivery log
-and redelivery, and the catalog of event types. Every change writes one audit event; another
-org's endpoint or delivery answers 404."""
+"""HTTP routes of outbound webhooks: an org's endpoints (their secret rotated), their test
+events, the delivery log and redelivery, and the catalog of event types. Every change writes
+one audit event; another org's endpoint or delivery answers 404."""
 
 from __future__ import annotations
 
@@ -98,6 +98,23 @@ def delete_webhook(webhook_id: str, scope: WebhookManage) -> Response:
     found = service.find_endpoint(scope.ctx, org_id=scope.org.id, endpoint_id=webhook_id)
     service.delete_endpoint(scope.ctx, scope.principal, found)
     return scope.ctx.done(None, status=204)
+
+
+@router.post(
+    ENDPOINT + "/rotate-secret",
+    name="webhook.secret_rotated",
+    response_model=WebhookCreatedOut,
+    tags=["webhooks"],
+)
+def rotate_webhook_secret(webhook_id: str, scope: WebhookManage) -> Response:
+    """A new signing secret, in this answer only; the old one signs nothing more (retries of
+    queued deliveries included), so the receiver needs the new one before its next delivery."""
+    found = service.find_endpoint(scope.ctx, org_id=scope.org.id, endpoint_id=webhook_id)
+    secret = service.rotate_secret(scope.ctx, scope.principal, found)
+    out = WebhookCreatedOut.model_validate(
+        {**WebhookOut.model_validate(found).model_dump(), "secret": secret}
+    )
+    return scope.ctx.done(out)
 
 
 @router.post(

@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # the SDK loads on the first command that calls the server, n
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Outbound webhooks: add, list, show, enable, disable, remove, test, deliveries, "
-    "redeliver, events.",
+    help="Outbound webhooks: add, list, show, enable, disable, rotate-secret, remove, test, "
+    "deliveries, redeliver, events.",
 )
 
 OrgArg = Annotated[str, typer.Argument(help="Organization id or slug.", show_default=False)]
@@ -113,6 +113,19 @@ def remove(org: OrgArg, webhook_id: WebhookArg, json_output: JsonFlag = False) -
     with connection.signed_in() as api:
         api.delete_webhook(org, webhook_id)
     done(json_output, f"Removed {webhook_id}", {"id": webhook_id, "removed": True})
+
+
+@app.command("rotate-secret")
+def rotate_secret(org: OrgArg, webhook_id: WebhookArg, json_output: JsonFlag = False) -> None:
+    """Give it a new signing secret, printed this once; the old one signs nothing more."""
+    with connection.signed_in() as api:
+        rotated = api.rotate_webhook_secret(org, webhook_id)
+    if json_output:
+        print_json(rotated)
+        return
+    print_record(rotated, SHOWN)
+    typer.echo(f"secret  {rotated.secret}")
+    note("The secret is shown only now; give it to the receiver before its next delivery.")
 
 
 @app.command("test")

@@ -1,9 +1,9 @@
 """SDK calls of outbound webhooks (mixed into `tenantry.client.api.Api`); see that module's
 conventions.
 
-An org's endpoints (`create_webhook` returns the signing secret, the only time it is shown),
-test events, the delivery log and redelivery. Verify what arrives with the `standardwebhooks`
-library and that secret (docs/webhooks.md).
+An org's endpoints (`create_webhook` and `rotate_webhook_secret` return the signing secret, the
+only time it is shown), test events, the delivery log and redelivery. Verify what arrives with
+the `standardwebhooks` library and that secret (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -127,6 +127,12 @@ class WebhookCalls:
     @endpoint
     def delete_webhook(self, org: str, webhook_id: str) -> Call[None]:
         return Call("DELETE", _endpoint(org, webhook_id), nothing)
+
+    @endpoint
+    def rotate_webhook_secret(self, org: str, webhook_id: str) -> Call[WebhookCreated]:
+        """A new signing secret for the endpoint (the answer's `secret`, shown this once); the
+        old one signs nothing more."""
+        return Call("POST", _endpoint(org, webhook_id) + "/rotate-secret", model(WebhookCreated))
 
     @endpoint
     def send_webhook_test(self, org: str, webhook_id: str) -> Call[WebhookDelivery]:

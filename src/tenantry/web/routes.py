@@ -31,10 +31,12 @@ from tenantry.web.pages import (
     operator,
     overview,
     security,
+    spend,
     sso,
     sso_settings,
     teams,
     usage,
+    webhooks,
 )
 from tenantry.web.session import SESSION_COOKIE, WebKeys
 from tenantry.web.templating import is_htmx, render
@@ -53,10 +55,12 @@ PAGE_ROUTERS = (
     account.router,
     access.router,
     usage.router,
+    spend.router,
     ml.router,
     billing.router,
     audit.router,
     sso_settings.router,
+    webhooks.router,
     security.router,
     governance_classification.router,
     operator.router,

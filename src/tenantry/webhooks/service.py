@@ -1,6 +1,6 @@
-"""An org's endpoints (add, change, remove; the secret made and shown once), a test event, and
-redelivering a delivery. Each change is one audit event. Events themselves enter through
-`outbox` and leave through `delivery` and `tasks`."""
+"""An org's endpoints (add, change, remove; the secret made or rotated, and shown once), a
+test event, and redelivering a delivery. Each change is one audit event. Events themselves
+enter through `outbox` and leave through `delivery` and `tasks`."""
 
 from __future__ import annotations
 
@@ -131,6 +131,26 @@ def update_endpoint(
         summary={**_summary(endpoint), "changed": sorted(changes)},
     )
     return endpoint
+
+
+def rotate_secret(ctx: Ctx, principal: Principal, endpoint: WebhookEndpoint) -> str:
+    """A new signing secret for the endpoint, returned this once; the old one signs nothing
+    more, including the retries of deliveries already queued (they are signed at each attempt)."""
+    authorize(ctx.session, principal, Permission.WEBHOOK_MANAGE, org_id=endpoint.org_id)
+    secret = new_secret()
+    box = SecretBox(ctx.settings.server_secret())
+    endpoint.secret_sealed = box.seal(secret, bound_to=endpoint.id)
+    endpoint.updated_at = ctx.clock.now()
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        principal,
+        org_id=endpoint.org_id,
+        target_type="webhook",
+        target_id=endpoint.id,
+        summary=_summary(endpoint),
+    )
+    return secret
 
 
 def delete_endpoint(ctx: Ctx, principal: Principal, endpoint: WebhookEndpoint) -> None:

@@ -32,6 +32,9 @@
           pointRadius: many ? 0 : 2,
           tension: 0.2,
           spanGaps: true, // a run with no point at a step: the line goes on to its next one
+          // A projection or a limit is dashed; a band fills down to the line before it.
+          borderDash: set.dash ? [6, 4] : [],
+          fill: set.fill || false,
         })),
       },
       options: {
