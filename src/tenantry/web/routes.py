@@ -23,6 +23,7 @@ from tenantry.web.pages import (
     audit,
     auth,
     billing,
+    governance,
     home,
     invitations,
     members,
@@ -57,6 +58,7 @@ PAGE_ROUTERS = (
     audit.router,
     sso_settings.router,
     security.router,
+    governance.router,
     operator.router,
 )
 
