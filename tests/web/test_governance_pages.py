@@ -7,6 +7,7 @@ step is checked against the API's answer."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from tenantry.audit.models import AuditEvent
 from tenantry.kit.clock import FrozenClock
 from tenantry.kit.db import Database
 from web.conftest import check_accessibility, sign_in, text_of
+from web.test_page_roles import browser_session
 
 SEED_RULES = {
     "conditions": [{"field": "daily_cost_per_user", "operator": "greater_than", "value": 100}],
@@ -214,9 +216,9 @@ def test_the_seed_policy_is_built_dry_run_approved_and_its_violation_listed(
     requester = new_context().new_page()
     sign_in(requester, "dev@company.com")
     requester.goto(f"/orgs/{acme.org_slug}/governance/approvals")
-    expect(requester.locator(f"#mine tr[data-approval='{approval_id}'] [data-status]")).to_contain_text(
-        "approved"
-    )
+    expect(
+        requester.locator(f"#mine tr[data-approval='{approval_id}'] [data-status]")
+    ).to_contain_text("approved")
     owner.goto(f"/orgs/{acme.org_slug}/governance/approvals?status=approved")
     expect(owner.locator(f"#all-approvals tr[data-approval='{approval_id}']")).to_contain_text(
         "by team-lead@company.com: demo day"
@@ -328,3 +330,79 @@ def test_the_builder_works_without_script_and_an_undecided_request_expires(
         requester.locator(f"#mine tr[data-approval='{approval_id}'] [data-status]")
     ).to_contain_text("expired")
     assert text_of(requester, "h1") == "Approvals"
+
+
+def _csrf(page_html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page_html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_forced_changes_are_refused_as_the_api_refuses_them_and_write_nothing(
+    app: Any, client: TestClient, factory: Factory, database: Database
+) -> None:
+    acme, other = factory.tenant("Acme", plan="professional"), factory.tenant("Other")
+    made = client.post(
+        f"/api/v1/teams/{acme.team_id}/governance/policies", headers=acme.headers,
+        json={"action": "create_policy",
+              "policy": {"name": "Costly", "rules": SEED_RULES, "type": "cost_control"}},
+    ).json()  # fmt: skip
+    viewer_id, _ = factory.member(acme, team_role="viewer")
+    viewer_email = client.get(f"/api/v1/orgs/{acme.org_id}/members", headers=acme.headers).json()
+    email = next(m["email"] for m in viewer_email["items"] if m["user_id"] == viewer_id)
+    page = f"/orgs/{acme.org_slug}/governance/policies/{made['id']}"
+    origin = {"Origin": "http://testserver"}
+    with TestClient(app, raise_server_exceptions=False) as browser:
+        browser_session(browser, email)
+        # A team viewer reads the team's policy, as the API lets them, and changes nothing.
+        shown = browser.get(page)
+        assert shown.status_code == 200 and "Costly" in shown.text
+        assert "Run dry run" not in shown.text and "Activate" not in shown.text
+        token = _csrf(shown.text)
+        assert browser.get(f"{page}/edit").status_code == 403
+        for path, form in (
+            (f"{page}/status", {"status": "active"}),
+            (f"{page}/dry-run", {"days": "7"}),
+            (page, {"name": "Taken over", "field": "model", "operator": "equals", "value": "x"}),
+            (f"/orgs/{acme.org_slug}/governance/policies",
+             {"name": "Mine", "scope": acme.team_id, "deny": "on"}),
+        ):  # fmt: skip
+            answer = browser.post(path, data={**form, "csrf_token": token}, headers=origin)
+            assert answer.status_code == 403, (path, answer.status_code)
+    with TestClient(app, raise_server_exceptions=False) as browser:
+        browser_session(browser, other.owner_email)
+        token = _csrf(browser.get(f"/orgs/{other.org_slug}/governance/policies").text)
+        # Another org's policy is not found, through either org's pages.
+        for path in (page, f"/orgs/{other.org_slug}/governance/policies/{made['id']}"):
+            assert browser.get(path).status_code == 404, path
+            answer = browser.post(
+                f"{path}/status", data={"status": "active", "csrf_token": token}, headers=origin
+            )
+            assert answer.status_code == 404, path
+    after = client.get(f"/api/v1/policies/{made['id']}", headers=acme.headers).json()
+    assert (after["status"], after["version"], after["name"]) == ("draft", 1, "Costly")
+    assert len(client.get(f"/api/v1/orgs/{acme.org_id}/policies", headers=acme.headers).json()[
+        "policies"
+    ]) == 1  # fmt: skip
+
+    # The owner's change through the page writes the API's one audit event, with the diff.
+    with TestClient(app, raise_server_exceptions=False) as browser:
+        browser_session(browser, acme.owner_email)
+        token = _csrf(browser.get(page).text)
+        answer = browser.post(
+            f"{page}/status", data={"status": "active", "csrf_token": token}, headers=origin,
+            follow_redirects=False,
+        )  # fmt: skip
+        assert answer.status_code == 303, answer.text
+        bad = browser.post(
+            f"{page}/dry-run", data={"days": "0", "csrf_token": token}, headers=origin
+        )
+        assert bad.status_code == 422 and "days" in bad.text
+    with database.session(write=False) as s:
+        events = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.org_id == acme.org_id, AuditEvent.target_id == made["id"]
+            )
+        ).all()
+    assert [e.action for e in events] == ["policy.created", "policy.updated"]
+    assert events[1].summary["diff"] == {"status": {"from": "draft", "to": "active"}}

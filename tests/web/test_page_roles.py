@@ -22,6 +22,11 @@ PAGES = [
     ("/orgs/{org}/teams/{team}/models", "/api/v1/teams/{team}/models"),
     ("/orgs/{org}/teams/{team}/experiments", "/api/v1/teams/{team}/experiments"),
     ("/orgs/{org}/security", "/api/v1/orgs/{org_id}/security-policy"),
+    ("/orgs/{org}/governance/policies", "/api/v1/orgs/{org_id}/policies"),
+    ("/orgs/{org}/governance/policies/pol_nothing", "/api/v1/policies/pol_nothing"),
+    ("/orgs/{org}/governance/violations", "/api/v1/orgs/{org_id}/violations"),
+    # The inbox is every member's: their own requests, and those they may decide.
+    ("/orgs/{org}/governance/approvals", "/api/v1/orgs/{org_id}"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

@@ -780,16 +780,14 @@ def deny(request: Request, approval_id: str, visit: OrgMember) -> Response:
 # ---- violations ----
 
 
-def _moment(text: str, name: str) -> datetime | None:
+def _moment(text: str, *, code: str) -> datetime | None:
     """A filter's time (`2026-12-07` or `2026-12-07T10:00`, UTC when no zone is given)."""
     if not text:
         return None
     try:
         found = datetime.fromisoformat(text)
     except ValueError:
-        raise Unprocessable(
-            f"{name} is a date or a date and time", code=f"invalid_{name}"
-        ) from None
+        raise Unprocessable("A time filter is a date, or a date and time", code=code) from None
     return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
@@ -806,10 +804,15 @@ def violations_page(
     session, org = visit.ctx.session, visit.current_org
     known = policies.org_policies(session, visit.principal, org.id)
     rows = violations.list_violations(
-        session, visit.principal, org_id=org.id, policy_id=policy or None,
-        member=member or None, since=_moment(since, "since"), until=_moment(until, "until"),
+        session,
+        visit.principal,
+        org_id=org.id,
+        policy_id=policy or None,
+        member=member or None,
+        since=_moment(since, code="invalid_since"),
+        until=_moment(until, code="invalid_until"),
         limit=ROWS,
-    )  # fmt: skip
+    )
     context = {
         "visit": visit,
         "org": org,
