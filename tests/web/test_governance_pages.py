@@ -152,7 +152,7 @@ def test_the_seed_policy_is_built_dry_run_approved_and_its_violation_listed(
     expect(needs.locator("[data-count]")).to_have_text("2")
     expect(needs.locator("[data-cost]")).to_have_text("$90.00")
     member_row = owner.locator(f"#dry-run-by_member tr[data-key='{dev_id}']")
-    expect(member_row.locator("th")).to_have_text("dev@company.com")
+    expect(member_row.locator("[data-name]")).to_have_text("dev@company.com")
     expect(member_row.locator("[data-outcome='require_approval']")).to_have_text("2 · $90.00")
     expect(
         owner.locator("#dry-run-by_model tr[data-key='gpt-4o'] [data-outcome='require_approval']")
@@ -187,6 +187,21 @@ def test_the_seed_policy_is_built_dry_run_approved_and_its_violation_listed(
     assert asked["decision"] == "deny", asked
     approval_id = asked["approval_id"]
 
+    # The requester sees it pending; nobody decides their own request, and only those who
+    # may list every request see them all.
+    requester = new_context().new_page()
+    sign_in(requester, "dev@company.com")
+    requester.goto(f"/orgs/{acme.org_slug}/governance/approvals")
+    expect(
+        requester.locator(f"#mine tr[data-approval='{approval_id}'] [data-status]")
+    ).to_contain_text("pending")
+    expect(requester.locator("#waiting-h + .empty .empty-title")).to_have_text("Nothing to decide")
+    expect(requester.locator("#all-approvals")).to_have_count(0)
+    # The owner, no approver this policy names, sees it among every request, undecidable.
+    owner.goto(f"/orgs/{acme.org_slug}/governance/approvals?status=pending")
+    expect(owner.locator(f"#all-approvals tr[data-approval='{approval_id}']")).to_have_count(1)
+    expect(owner.locator("#waiting")).to_have_count(0)
+
     # The approver decides in the inbox.
     lead = new_context().new_page()
     sign_in(lead, "team-lead@company.com")
@@ -213,9 +228,7 @@ def test_the_seed_policy_is_built_dry_run_approved_and_its_violation_listed(
     assert [(e.actor_id, e.target_id) for e in approved] == [(lead_id, approval_id)]
 
     # The requester sees their request's status; the owner, every request.
-    requester = new_context().new_page()
-    sign_in(requester, "dev@company.com")
-    requester.goto(f"/orgs/{acme.org_slug}/governance/approvals")
+    requester.reload()
     expect(
         requester.locator(f"#mine tr[data-approval='{approval_id}'] [data-status]")
     ).to_contain_text("approved")
