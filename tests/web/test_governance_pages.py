@@ -269,7 +269,7 @@ def test_the_builder_works_without_script_and_an_undecided_request_expires(
     _, dev = join(client, factory, acme, "dev@company.com")
     owner = new_context(java_script_enabled=False).new_page()
     sign_in(owner, acme.owner_email)
-    owner.goto(f"/orgs/{acme.org_slug}/governance/policies/new")
+    owner.goto(f"/orgs/{acme.org_slug}/governance/new-policy")
     owner.get_by_label("Name", exact=True).fill("Big or odd models")
     owner.get_by_label("Match").select_option("any")
     owner.get_by_label("Field 1").select_option("estimated_cost")

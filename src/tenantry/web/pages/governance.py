@@ -484,7 +484,7 @@ def _form_page(
     return render(request, "governance/policy_form.html", context, status=status, block="page")
 
 
-@router.get("/orgs/{org}/governance/policies/new")
+@router.get("/orgs/{org}/governance/new-policy")
 def new_policy_page(request: Request, visit: OrgMember) -> Response:
     """The builder for a new policy, for those who may make one somewhere in the org (the org,
     or a team they manage governance of)."""
