@@ -419,3 +419,29 @@ def test_forced_changes_are_refused_as_the_api_refuses_them_and_write_nothing(
         ).all()
     assert [e.action for e in events] == ["policy.created", "policy.updated"]
     assert events[1].summary["diff"] == {"status": {"from": "draft", "to": "active"}}
+
+    # Another org's approval request is not found through an org's inbox; nothing is decided.
+    client.post(
+        f"/api/v1/orgs/{acme.org_id}/policies", headers=acme.headers,
+        json={"name": "Gate", "status": "active", "rules": {
+            "conditions": [{"field": "estimated_cost", "operator": "greater_than", "value": 10}],
+            "actions": [{"type": "require_approval", "parameters": {"roles": ["owner"]}}]}},
+    ).raise_for_status()  # fmt: skip
+    _, member_token = factory.member(acme, team_role="editor")
+    asked = client.post(
+        "/api/v1/admission", headers=bearer(member_token),
+        json={"team": acme.team_id, "action": "llm.generate", "provider": "openai",
+              "model": "gpt-4o", "estimate": {"llm_cost_usd": "11"}},
+    ).json()  # fmt: skip
+    approval_id = asked["approval_id"]
+    with TestClient(app, raise_server_exceptions=False) as browser:
+        browser_session(browser, other.owner_email)
+        token = _csrf(browser.get(f"/orgs/{other.org_slug}/governance/approvals").text)
+        for org in (other.org_slug, acme.org_slug):
+            answer = browser.post(
+                f"/orgs/{org}/governance/approvals/{approval_id}/approve",
+                data={"csrf_token": token}, headers=origin,
+            )  # fmt: skip
+            assert answer.status_code == 404, org
+    pending = client.get(f"/api/v1/approvals/{approval_id}", headers=acme.headers).json()
+    assert pending["status"] == "pending"
