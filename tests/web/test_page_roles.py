@@ -30,6 +30,11 @@ PAGES = [
     ("/orgs/{org}/anomalies", "/api/v1/orgs/{org_id}/anomalies"),
     ("/orgs/{org}/webhooks", "/api/v1/orgs/{org_id}/webhooks"),
     ("/orgs/{org}/webhooks/whk_nothing", "/api/v1/orgs/{org_id}/webhooks/whk_nothing"),
+    ("/orgs/{org}/governance/policies", "/api/v1/orgs/{org_id}/policies"),
+    ("/orgs/{org}/governance/policies/pol_nothing", "/api/v1/policies/pol_nothing"),
+    ("/orgs/{org}/governance/violations", "/api/v1/orgs/{org_id}/violations"),
+    # The inbox is every member's: their own requests, and those they may decide.
+    ("/orgs/{org}/governance/approvals", "/api/v1/orgs/{org_id}"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

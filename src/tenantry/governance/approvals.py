@@ -29,6 +29,9 @@ from tenantry.kit.money import plain
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy import scope as tenancy
 
+# Pending requests looked through for the ones a person may decide (each needs their roles).
+MAX_AWAITING = 500
+
 
 def fingerprint(request: Mapping[str, Any]) -> str:
     """What a retried admission must repeat to use an approval: the same team, principal,
@@ -353,3 +356,46 @@ def list_approvals(
     return repository.approvals_of(
         session, org_id=org_id, status=status, now=ctx.clock.now(), limit=limit
     )
+
+
+def requests_of(
+    ctx: Ctx, principal: Principal, *, org_id: str, limit: int
+) -> list[ApprovalRequest]:
+    """The requests the person made in the org, newest first: their own, so no permission
+    beyond being in the org (as reading one of them needs none)."""
+    if principal.kind != "user" or not is_in_org(ctx.session, principal, org_id):
+        raise NotFound("Organization not found")
+    return repository.approvals_of(
+        ctx.session,
+        org_id=org_id,
+        status=None,
+        now=ctx.clock.now(),
+        limit=limit,
+        user_id=principal.user_id,
+    )
+
+
+def awaiting_decision(
+    ctx: Ctx, principal: Principal, *, org_id: str, limit: int
+) -> list[ApprovalRequest]:
+    """Pending requests of the org this person may decide: they are among the approvers, did
+    not make it, and see its team (as `decide` requires)."""
+    session = ctx.session
+    if principal.kind != "user" or not is_in_org(session, principal, org_id):
+        raise NotFound("Organization not found")
+    pending = repository.approvals_of(
+        session, org_id=org_id, status=ApprovalStatus.PENDING, now=ctx.clock.now(),
+        limit=MAX_AWAITING,
+    )  # fmt: skip
+    found: list[ApprovalRequest] = []
+    for row in pending:
+        if row.user_id == principal.user_id or not is_approver(session, principal, row):
+            continue
+        try:
+            tenancy.resolve_team_ref(session, principal, row.team_id)
+        except NotFound:
+            continue
+        found.append(row)
+        if len(found) >= limit:
+            break
+    return found

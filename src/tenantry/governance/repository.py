@@ -93,11 +93,20 @@ def approval(session: Session, approval_id: str) -> ApprovalRequest | None:
 
 
 def approvals_of(
-    session: Session, *, org_id: str, status: str | None, now: datetime, limit: int
+    session: Session,
+    *,
+    org_id: str,
+    status: str | None,
+    now: datetime,
+    limit: int,
+    user_id: str | None = None,
 ) -> list[ApprovalRequest]:
-    """By status as of `now` (pending or approved past their time count as expired)."""
+    """By status as of `now` (pending or approved past their time count as expired); with
+    `user_id`, only the requests that person made."""
     t = ApprovalRequest
     query = select(t).where(t.org_id == org_id)
+    if user_id is not None:
+        query = query.where(t.user_id == user_id)
     live = [ApprovalStatus.PENDING.value, ApprovalStatus.APPROVED.value]
     if status in live:
         query = query.where(t.status == status, t.expires_at > now)

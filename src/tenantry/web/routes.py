@@ -24,6 +24,7 @@ from tenantry.web.pages import (
     auth,
     billing,
     governance_classification,
+    governance,
     home,
     invitations,
     members,
@@ -63,6 +64,7 @@ PAGE_ROUTERS = (
     webhooks.router,
     security.router,
     governance_classification.router,
+    governance.router,
     operator.router,
 )
 
