@@ -15,6 +15,7 @@ from tenantry.governance.models import (
     ApprovalRequest,
     ApprovalStatus,
     GovernanceConfig,
+    ModelAccess,
     Policy,
     PolicyVersion,
     Violation,
@@ -68,6 +69,20 @@ def timezones(session: Session, org_id: str) -> dict[str, str]:
         GovernanceConfig.org_id == org_id
     )
     return {team_id: tz for team_id, tz in session.execute(query)}
+
+
+# ---- model access ----
+
+
+def model_access(
+    session: Session, *, org_id: str, scope: str, subject_id: str
+) -> ModelAccess | None:
+    return session.get(ModelAccess, (org_id, scope, subject_id))
+
+
+def model_access_of_org(session: Session, org_id: str) -> list[ModelAccess]:
+    query = select(ModelAccess).where(ModelAccess.org_id == org_id)
+    return list(session.scalars(query.order_by(ModelAccess.scope, ModelAccess.subject_id)))
 
 
 # ---- approvals ----

@@ -27,6 +27,7 @@ from tenantry.web.pages import (
     invitations,
     members,
     ml,
+    model_access,
     operator,
     overview,
     security,
@@ -57,6 +58,7 @@ PAGE_ROUTERS = (
     audit.router,
     sso_settings.router,
     security.router,
+    model_access.router,
     operator.router,
 )
 
