@@ -111,10 +111,18 @@ def model_access_page(
     return _page(request, visit, _team(visit, team))
 
 
-@router.post("/orgs/{org}/model-access", name="model_access.updated")
-def set_model_access(request: Request, visit: OrgRead) -> Response:
+@router.post("/orgs/{org}/model-access", name="model_access.org_updated")
+def set_org_model_access(request: Request, visit: OrgRead) -> Response:
+    return _save(request, visit, None)
+
+
+@router.post("/orgs/{org}/model-access/teams/{team}", name="model_access.team_updated")
+def set_team_model_access(request: Request, visit: OrgRead, team: str) -> Response:
+    return _save(request, visit, _team(visit, team))
+
+
+def _save(request: Request, visit: Visit, team_id: str | None) -> Response:
     values = text_fields(visit.form)
-    team_id = _team(visit, values.get("team"))
     org = visit.current_org
     scope, subject = ("team", team_id) if team_id else ("org", "")
     kept = model_access.access_of(
