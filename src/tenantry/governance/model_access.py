@@ -411,7 +411,8 @@ def count_tokens(
     releases = _releases(held)
     used: dict[CounterKey, Decimal] = {}
     tokens = [e for e in events if e.meter in TOKEN_METERS and e.quantity]
-    if tokens and any(layer.limit("tokens_per_day") is not None for layer in _all(session, org_id)):
+    layers_of_org = org_layers(session, org_id).values() if tokens else ()
+    if any(layer.limit("tokens_per_day") is not None for layer in layers_of_org):
         for event in tokens:
             layers = layers_for(session, org_id, team_id=event.team_id, api_key_id=event.api_key_id)
             for layer in layers:
@@ -422,10 +423,6 @@ def count_tokens(
         metering_repository.change_counters(
             session, org_id=org_id, used=used, reserved_release=releases
         )
-
-
-def _all(session: Session, org_id: str) -> Iterable[Layer]:
-    return org_layers(session, org_id).values()
 
 
 on_usage_recorded(count_tokens)
