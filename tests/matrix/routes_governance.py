@@ -93,6 +93,10 @@ def _new_policy(world: World) -> dict[str, Any]:
 
 CONFIG = {"timezone": "Europe/Paris", "data_classification": {"levels": {"restricted": {}}}}
 
+# Denies what no other route's request names, so nothing else in a world is refused by it.
+ACCESS = {"model_access": {"matrix-forbidden-*": False}, "providers": {"openai": True},
+          "rate_limits": {"requests_per_minute": 1000, "concurrent_requests": 100}}  # fmt: skip
+
 CASES: list[RouteCase] = [
     case("GET", "/teams/{team}/governance", P.GOVERNANCE_READ, scope="team",
          queries=("include=audit",)),
@@ -125,4 +129,15 @@ CASES: list[RouteCase] = [
          body=lambda w: {"reason": "fine"}),
     case("POST", "/approvals/{approval_id}/deny", P.GOVERNANCE_READ, scope="team",
          body=lambda w: {"reason": "not now"}),
+    case("GET", "/orgs/{org}/model-access", P.GOVERNANCE_READ, scope="org"),
+    case("PUT", "/orgs/{org}/model-access", P.GOVERNANCE_MANAGE, scope="org",
+         body=lambda w: ACCESS),
+    case("GET", "/teams/{team}/model-access", P.GOVERNANCE_READ, scope="team"),
+    case("PUT", "/teams/{team}/model-access", P.GOVERNANCE_MANAGE, scope="team",
+         body=lambda w: ACCESS),
+    case("GET", "/orgs/{org}/api-keys/{key_id}/model-access", P.GOVERNANCE_READ, scope="org"),
+    case("PUT", "/orgs/{org}/api-keys/{key_id}/model-access", P.GOVERNANCE_MANAGE, scope="org",
+         body=lambda w: ACCESS),
+    case("GET", "/orgs/{org}/model-access/effective", P.GOVERNANCE_READ, scope="org",
+         queries=("model=gpt-4o&provider=openai",)),
 ]  # fmt: skip

@@ -35,6 +35,7 @@ PAGES = [
     ("/orgs/{org}/governance/violations", "/api/v1/orgs/{org_id}/violations"),
     # The inbox is every member's: their own requests, and those they may decide.
     ("/orgs/{org}/governance/approvals", "/api/v1/orgs/{org_id}"),
+    ("/orgs/{org}/model-access", "/api/v1/orgs/{org_id}/model-access"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

@@ -20,6 +20,7 @@ from tenantry.governance import (
     classification,
     dryrun,
     evaluation,
+    model_access,
     policies,
     violations,
 )
@@ -33,10 +34,13 @@ from tenantry.governance.schemas import (
     DecisionIn,
     DryRunIn,
     DryRunOut,
+    EffectiveModelAccessOut,
     ExplainIn,
     ExplainOut,
     GovernanceConfigIn,
     GovernanceOut,
+    ModelAccessIn,
+    ModelAccessOut,
     PoliciesOut,
     PolicyActionIn,
     PolicyIn,
@@ -47,8 +51,9 @@ from tenantry.governance.schemas import (
 from tenantry.http.auth import OrgScope, PrincipalDep, TeamScope, org_scope, team_scope
 from tenantry.http.body import JsonBodyRoute
 from tenantry.http.work import CtxDep
+from tenantry.identity import repository as identity_repository
 from tenantry.kit.context import Ctx, reads_only
-from tenantry.kit.errors import Unprocessable
+from tenantry.kit.errors import NotFound, Unprocessable
 from tenantry.tenancy import repository as tenancy_repository
 from tenantry.tenancy import scope as tenancy
 
@@ -296,7 +301,15 @@ def explain(
          "tags": dict(body.tags), "tls": request.url.scheme == "https"},
         ctx.clock.now(),
     )  # fmt: skip
-    return evaluation.explain(ctx.session, principal, ask)
+    out = evaluation.explain(ctx.session, principal, ask)
+    access = model_access.explain(
+        ctx.session, org_id=team.org_id, team_id=team.id, api_key_id=principal.api_key_id,
+        provider=body.provider, model=body.model, estimate=body.estimate, now=ask.now,
+    )  # fmt: skip
+    # Model access is checked before policies in admission: its refusal is the answer.
+    if access["decision"] == "deny":
+        out["decision"] = "deny"
+    return {**out, "model_access": access}
 
 
 # ---- violations ----
@@ -386,3 +399,151 @@ def deny(
 ) -> Response:
     """Deny a pending request (only an approver the policy names; 403 otherwise)."""
     return _decide(approval_id, body, ctx, principal, approve=False)
+
+
+# ---- model access (seed 003's `ai_configuration`) ----
+
+
+def _access_spec(body: ModelAccessIn) -> model_access.AccessSpec:
+    return model_access.AccessSpec(
+        models=body.model_access,
+        providers=body.providers,
+        limits=body.rate_limits.model_dump(),
+        safety_settings=body.safety_settings,
+    )
+
+
+def _api_key_id(ctx: Ctx, org_id: str, key_id: str) -> str:
+    if identity_repository.api_key_in_org(ctx.session, org_id=org_id, key_id=key_id) is None:
+        raise NotFound("API key not found")
+    return key_id
+
+
+@router.get("/orgs/{org}/model-access", response_model=ModelAccessOut, tags=["governance"])
+def org_model_access(scope: OrgRead) -> dict[str, Any]:
+    """The org's model access: the models and providers it allows or denies, its rate limits."""
+    return model_access.access_of(
+        scope.ctx.session, scope.principal, org_id=scope.org.id, scope="org", subject_id=""
+    )
+
+
+@router.put(
+    "/orgs/{org}/model-access",
+    name="model_access.org_updated",
+    response_model=ModelAccessOut,
+    tags=["governance"],
+)
+def set_org_model_access(body: ModelAccessIn, scope: OrgManage) -> Response:
+    """Seed 003's `ai_configuration` for the whole org (replaces what was set): `model_access`
+    and `providers` map names or patterns (`gpt-4*`, `openai/*`) to true (allow) or false
+    (deny); `rate_limits` counts every request of the org."""
+    ctx = scope.ctx
+    out = model_access.set_access(
+        ctx,
+        scope.principal,
+        org_id=scope.org.id,
+        scope="org",
+        subject_id="",
+        spec=_access_spec(body),
+    )
+    return ctx.done(ModelAccessOut.model_validate(out))
+
+
+@router.get("/teams/{team}/model-access", response_model=ModelAccessOut, tags=["governance"])
+def team_model_access(scope: TeamRead) -> dict[str, Any]:
+    """The team's own model access (the org's and its parents' apply too: see `effective`)."""
+    team = scope.team
+    return model_access.access_of(
+        scope.ctx.session, scope.principal, org_id=team.org_id, scope="team", subject_id=team.id
+    )
+
+
+@router.put(
+    "/teams/{team}/model-access",
+    name="model_access.team_updated",
+    response_model=ModelAccessOut,
+    tags=["governance"],
+)
+def set_team_model_access(body: ModelAccessIn, scope: TeamManage) -> Response:
+    """The team's model access, for it and the teams under it: it can only narrow what the org
+    and the teams above allow (each layer must allow a request; every limit holds)."""
+    ctx, team = scope.ctx, scope.team
+    out = model_access.set_access(
+        ctx, scope.principal, org_id=team.org_id, scope="team", subject_id=team.id,
+        spec=_access_spec(body),
+    )  # fmt: skip
+    return ctx.done(ModelAccessOut.model_validate(out))
+
+
+@router.get(
+    "/orgs/{org}/api-keys/{key_id}/model-access",
+    response_model=ModelAccessOut,
+    tags=["governance"],
+)
+def api_key_model_access(key_id: str, scope: OrgRead) -> dict[str, Any]:
+    """An API key's own model access."""
+    ctx = scope.ctx
+    subject = _api_key_id(ctx, scope.org.id, key_id)
+    return model_access.access_of(
+        ctx.session, scope.principal, org_id=scope.org.id, scope="api_key", subject_id=subject
+    )
+
+
+@router.put(
+    "/orgs/{org}/api-keys/{key_id}/model-access",
+    name="model_access.api_key_updated",
+    response_model=ModelAccessOut,
+    tags=["governance"],
+)
+def set_api_key_model_access(key_id: str, body: ModelAccessIn, scope: OrgManage) -> Response:
+    """An API key's model access: the narrowest layer, under its org's and its team's."""
+    ctx = scope.ctx
+    subject = _api_key_id(ctx, scope.org.id, key_id)
+    out = model_access.set_access(
+        ctx, scope.principal, org_id=scope.org.id, scope="api_key", subject_id=subject,
+        spec=_access_spec(body),
+    )  # fmt: skip
+    return ctx.done(ModelAccessOut.model_validate(out))
+
+
+@router.get(
+    "/orgs/{org}/model-access/effective",
+    response_model=EffectiveModelAccessOut,
+    tags=["governance"],
+)
+def effective_model_access(
+    scope: OrgRead,
+    team: Annotated[str | None, Query(max_length=64)] = None,
+    api_key: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    provider: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> dict[str, Any]:
+    """What applies to a request of `team` with `api_key` (either may be left out): every layer,
+    every pattern and the narrowest of each limit with the scope that set it; with `model` or
+    `provider`, whether such a request would be let through and by which rule."""
+    ctx, org_id = scope.ctx, scope.org.id
+    team_id = None
+    key_id = _api_key_id(ctx, org_id, api_key) if api_key else None
+    if team is not None:
+        found = tenancy.resolve_team_ref(ctx.session, scope.principal, team)
+        if found.org_id != org_id:
+            raise NotFound("Team not found")
+        team_id = found.id
+    elif key_id is not None:
+        key = identity_repository.api_key_in_org(ctx.session, org_id=org_id, key_id=key_id)
+        team_id = key.team_id if key is not None else None
+    view = model_access.effective(ctx.session, org_id=org_id, team_id=team_id, api_key_id=key_id)
+    check = None
+    if model is not None or provider is not None:
+        check = model_access.explain(
+            ctx.session, org_id=org_id, team_id=team_id, api_key_id=key_id, provider=provider,
+            model=model, estimate={}, now=ctx.clock.now(),
+        )  # fmt: skip
+    return {
+        **view,
+        "org_id": org_id,
+        "team_id": team_id,
+        "api_key_id": key_id,
+        "layers": [model_access.layer_out(layer, ctx.session) for layer in view["layers"]],
+        "check": check,
+    }

@@ -65,6 +65,9 @@ def explain(
         for skipped in found.excepted:
             exception = skipped["exception"]
             typer.echo(f"  excepted {skipped['name']}: {exception['kind']} {exception['value']}")
+        access = found.model_access or {}
+        if access.get("reason"):
+            typer.echo(f"  model access: {access['reason']['detail']}")
 
     show(found, json_output, render)
 

@@ -88,6 +88,7 @@ GROUPS = {
     "policy": "tenantry.cli.policies",
     "approvals": "tenantry.cli.approvals",
     "governance": "tenantry.cli.governance",
+    "model-access": "tenantry.cli.model_access",
     "audit": "tenantry.cli.audit",
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",

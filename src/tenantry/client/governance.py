@@ -3,7 +3,7 @@
 Policies of an org and its teams (`create_policy`, `team_policy_action` for seed 001's body,
 `update_policy`, `activate_policy`, `disable_policy`), data classification levels
 (`classification_levels`, `set_classification_levels`), dry runs, explain, approvals and
-violations.
+violations; model access of an org, a team or an API key and its effective view.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Explained(Result):
     values: dict[str, Any]
     policies_applicable: list[str]
     classification: dict[str, Any] | None = None
+    model_access: dict[str, Any] | None = None
 
 
 class ClassificationLevels(Result):
@@ -77,6 +78,29 @@ class ClassificationLevels(Result):
     team_id: str | None = None
     defined_by: str | None = None
     levels: dict[str, dict[str, Any]]
+
+
+class ModelAccess(Result):
+    org_id: str
+    scope: str
+    subject_id: str
+    configured: bool
+    model_access: dict[str, bool]
+    providers: dict[str, bool]
+    rate_limits: dict[str, int | None]
+    safety_settings: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+
+
+class EffectiveModelAccess(Result):
+    org_id: str
+    team_id: str | None = None
+    api_key_id: str | None = None
+    layers: list[ModelAccess]
+    models: dict[str, list[dict[str, Any]]]
+    providers: dict[str, list[dict[str, Any]]]
+    rate_limits: dict[str, dict[str, Any] | None]
+    check: dict[str, Any] | None = None
 
 
 class Approval(Result):
@@ -287,6 +311,71 @@ class GovernanceCalls:
         )
 
     @endpoint
+    def org_model_access(self, org: str) -> Call[ModelAccess]:
+        return Call("GET", f"{API}/orgs/{segment(org)}/model-access", model(ModelAccess))
+
+    @endpoint
+    def set_org_model_access(
+        self, org: str, *, model_access: dict[str, bool] | None = None,
+        providers: dict[str, bool] | None = None, rate_limits: dict[str, int | None] | None = None,
+        safety_settings: dict[str, Any] | None = None,
+    ) -> Call[ModelAccess]:  # fmt: skip
+        """Seed 003's `ai_configuration` for the org (replaces what was set)."""
+        return _set_model_access(
+            f"orgs/{segment(org)}", model_access, providers, rate_limits, safety_settings
+        )
+
+    @endpoint
+    def team_model_access(self, team: str) -> Call[ModelAccess]:
+        return Call("GET", f"{API}/teams/{segment(team)}/model-access", model(ModelAccess))
+
+    @endpoint
+    def set_team_model_access(
+        self, team: str, *, model_access: dict[str, bool] | None = None,
+        providers: dict[str, bool] | None = None, rate_limits: dict[str, int | None] | None = None,
+        safety_settings: dict[str, Any] | None = None,
+    ) -> Call[ModelAccess]:  # fmt: skip
+        """A team's model access (for it and the teams under it; it can only narrow)."""
+        return _set_model_access(
+            f"teams/{segment(team)}", model_access, providers, rate_limits, safety_settings
+        )
+
+    @endpoint
+    def api_key_model_access(self, org: str, key_id: str) -> Call[ModelAccess]:
+        return Call(
+            "GET",
+            f"{API}/orgs/{segment(org)}/api-keys/{segment(key_id)}/model-access",
+            model(ModelAccess),
+        )
+
+    @endpoint
+    def set_api_key_model_access(
+        self, org: str, key_id: str, *, model_access: dict[str, bool] | None = None,
+        providers: dict[str, bool] | None = None, rate_limits: dict[str, int | None] | None = None,
+        safety_settings: dict[str, Any] | None = None,
+    ) -> Call[ModelAccess]:  # fmt: skip
+        """An API key's model access, the narrowest layer."""
+        return _set_model_access(
+            f"orgs/{segment(org)}/api-keys/{segment(key_id)}", model_access, providers,
+            rate_limits, safety_settings,
+        )  # fmt: skip
+
+    @endpoint
+    def effective_model_access(
+        self, org: str, *, team: str | None = None, api_key: str | None = None,
+        model_name: str | None = None, provider: str | None = None,
+    ) -> Call[EffectiveModelAccess]:  # fmt: skip
+        """What applies to a request of `team` with `api_key`; with `model_name` or `provider`,
+        whether it would be let through and by which rule."""
+        params = fields(team=team, api_key=api_key, model=model_name, provider=provider)
+        return Call(
+            "GET",
+            f"{API}/orgs/{segment(org)}/model-access/effective",
+            model(EffectiveModelAccess),
+            params=params,
+        )
+
+    @endpoint
     def violations(
         self,
         org: str,
@@ -345,3 +434,18 @@ def _set_config(
         notifications=notifications,
     )  # fmt: skip
     return Call("PUT", f"{API}/{where}/governance/config", model(GovernanceConfig), body=body)
+
+
+def _set_model_access(
+    where: str,
+    model_access: dict[str, bool] | None,
+    providers: dict[str, bool] | None,
+    rate_limits: dict[str, int | None] | None,
+    safety_settings: dict[str, Any] | None,
+) -> Call[ModelAccess]:
+    """PUT of an org's, a team's or a key's model access (the same body at every level)."""
+    body = fields(
+        model_access=model_access, providers=providers, rate_limits=rate_limits,
+        safety_settings=safety_settings,
+    )  # fmt: skip
+    return Call("PUT", f"{API}/{where}/model-access", model(ModelAccess), body=body)

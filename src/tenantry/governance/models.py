@@ -97,6 +97,39 @@ class GovernanceConfig(Base):
 track(GovernanceConfig, deciding=frozenset({"timezone", "settings"}))
 
 
+class ModelAccessScope(StrEnum):
+    ORG = "org"
+    TEAM = "team"
+    API_KEY = "api_key"
+
+
+class ModelAccess(Base):
+    """Seed 003's `ai_configuration` of an org (subject_id ""), a team (and the teams under it)
+    or an API key: the models and providers allowed or denied, and the rate limits."""
+
+    __tablename__ = "governance_model_access"
+
+    org_id: Mapped[str] = mapped_column(_org_fk(), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # {pattern: true (allow) | false (deny)}, as sent.
+    models: Mapped[dict[str, bool]] = mapped_column(JSONType, default=dict)
+    providers: Mapped[dict[str, bool]] = mapped_column(JSONType, default=dict)
+    requests_per_minute: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    concurrent_requests: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Kept as sent; nothing in admission reads them.
+    safety_settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# Model access decides admissions: a change drops every process's compiled rules of the org.
+track(ModelAccess, deciding=frozenset({
+    "models", "providers", "requests_per_minute", "tokens_per_day", "concurrent_requests",
+}))  # fmt: skip
+
+
 class ApprovalStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

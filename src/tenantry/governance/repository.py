@@ -15,6 +15,7 @@ from tenantry.governance.models import (
     ApprovalRequest,
     ApprovalStatus,
     GovernanceConfig,
+    ModelAccess,
     Policy,
     PolicyVersion,
     Violation,
@@ -83,6 +84,20 @@ def unscoped_orgs_with_config(session: Session) -> list[str]:
     because it is the deployment's work, not one tenant's request."""
     query = select(GovernanceConfig.org_id).distinct().order_by(GovernanceConfig.org_id)
     return list(session.scalars(query))
+
+
+# ---- model access ----
+
+
+def model_access(
+    session: Session, *, org_id: str, scope: str, subject_id: str
+) -> ModelAccess | None:
+    return session.get(ModelAccess, (org_id, scope, subject_id))
+
+
+def model_access_of_org(session: Session, org_id: str) -> list[ModelAccess]:
+    query = select(ModelAccess).where(ModelAccess.org_id == org_id)
+    return list(session.scalars(query.order_by(ModelAccess.scope, ModelAccess.subject_id)))
 
 
 # ---- approvals ----

@@ -7,9 +7,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from tenantry.kit.schemas import Input, decimal_in
+from tenantry.kit.schemas import Input, check_settings_size, decimal_in
 
 Text = Annotated[str, StringConstraints(max_length=2000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -264,3 +272,89 @@ class ExplainOut(BaseModel):
     values: dict[str, Any]
     policies_applicable: list[str]
     classification: ClassificationDecisionOut | None = None
+    model_access: dict[str, Any] | None = Field(
+        default=None, description="Model access's decision and the rule deciding"
+    )
+
+
+# ---- model access (seed 003's `ai_configuration`) ----
+
+# A model or provider name, or a pattern with `*` and `?` (`gpt-4*`, `openai/*`); two names stand
+# for a kind of model: `fine_tuned_models` (`ft:*`) and `custom_models` (provider `custom`).
+AccessPattern = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@*?+-]+$"
+    ),
+]
+
+
+class RateLimitsIn(Input):
+    requests_per_minute: int | None = Field(default=None, ge=0, le=10**9)
+    tokens_per_day: int | None = Field(default=None, ge=0, le=10**12)
+    concurrent_requests: int | None = Field(default=None, ge=0, le=10**6)
+
+
+class ModelAccessIn(Input):
+    """Seed 003's `ai_configuration` as written (also accepted wrapped in
+    `{"ai_configuration": …}`); `providers` is the same for providers."""
+
+    model_access: dict[AccessPattern, bool] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="{model or pattern: true (allow) | false (deny)}; with any true, only "
+        "matching models are allowed",
+    )
+    providers: dict[AccessPattern, bool] = Field(
+        default_factory=dict, max_length=50, description="{provider or pattern: true | false}"
+    )
+    rate_limits: RateLimitsIn = Field(default_factory=RateLimitsIn)
+    safety_settings: dict[str, Any] | None = Field(
+        default=None, description="Kept as sent; admission does not read them"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"ai_configuration"}:
+            return value["ai_configuration"]
+        return value
+
+    _size = field_validator("safety_settings")(check_settings_size)
+
+
+class RateLimitsOut(BaseModel):
+    requests_per_minute: int | None
+    tokens_per_day: int | None
+    concurrent_requests: int | None
+
+
+class ModelAccessOut(BaseModel):
+    org_id: str
+    scope: Literal["org", "team", "api_key"]
+    subject_id: str
+    configured: bool = Field(description="False: nothing set here yet (everything inherited)")
+    model_access: dict[str, bool]
+    providers: dict[str, bool]
+    rate_limits: RateLimitsOut
+    safety_settings: dict[str, Any] | None
+    updated_at: datetime | None
+
+
+class EffectiveModelAccessOut(BaseModel):
+    org_id: str
+    team_id: str | None
+    api_key_id: str | None
+    layers: list[ModelAccessOut] = Field(
+        description="What applies, broadest first: the org, the teams from the root down, the key"
+    )
+    models: dict[str, list[dict[str, Any]]] = Field(
+        description="`allow` and `deny`: every pattern with the scope that set it"
+    )
+    providers: dict[str, list[dict[str, Any]]]
+    rate_limits: dict[str, dict[str, Any] | None] = Field(
+        description="The narrowest limit of each kind and the scope that set it (null: none)"
+    )
+    check: dict[str, Any] | None = Field(
+        default=None, description="With `model`/`provider`: the decision and the rule deciding"
+    )

@@ -29,6 +29,7 @@ from tenantry.web.pages import (
     invitations,
     members,
     ml,
+    model_access,
     operator,
     overview,
     security,
@@ -65,6 +66,7 @@ PAGE_ROUTERS = (
     security.router,
     governance_classification.router,
     governance.router,
+    model_access.router,
     operator.router,
 )
 

@@ -1,0 +1,179 @@
+"""Model access benchmark: what model access costs admission, and whether its limits hold.
+
+Two `uvicorn tenantry.asgi:app` processes serve one database (a temp SQLite file, and a
+throwaway database on PostgreSQL), as two replicas of a deployment would.
+
+- Cost: sequential `POST /api/v1/admission` naming a model, each settled right after, against
+  an org with no model access and against one with three layers (org, team, API key) that
+  allow the model and set all three limits (7 counters held per admission), interleaved in the
+  same run; the ratio of the medians of client-observed latency over a keep-alive loopback
+  connection. Target: <= 1.5.
+- Exactness: 50 admissions at once, split over the two processes, against
+  `requests_per_minute: 10`, `tokens_per_day` fitting 10, and `concurrent_requests: 5`, each
+  on a fresh org; overshoot = allowed beyond the limit (must be 0).
+
+    .venv/bin/python bench/model_access.py [--quick] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audit import DEFAULT_POSTGRES_SERVER, log, scratch_sqlite, throwaway_postgres
+from metering import tenant
+from spend import server
+from tenantry.kit.migrations import upgrade
+
+SIZES = {"quick": {"admissions": 60}, "full": {"admissions": 600}}
+CONCURRENT = 50
+MODEL = {"provider": "openai", "model": "gpt-4o"}
+TOKENS = 100
+LIMITS = {  # each limit, and how many of the burst fit in it
+    "requests_per_minute": (10, 10),
+    "tokens_per_day": (10 * TOKENS, 10),
+    "concurrent_requests": (5, 5),
+}
+
+
+def _admit(http: httpx.Client, base: str, key: str, team: str) -> float:
+    body = {"team": team, "action": "llm.generate", **MODEL,
+            "estimate": {"llm_input_tokens": str(TOKENS)}}  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}"}
+    started = time.perf_counter()
+    resp = http.post(f"{base}/api/v1/admission", headers=headers, json=body)
+    took = time.perf_counter() - started
+    decided = resp.json()
+    assert decided["decision"] == "allow", decided
+    http.post(
+        f"{base}/api/v1/admission/{decided['reservation_id']}/settle",
+        headers=headers,
+        json={"usage": {"llm_input_tokens": str(TOKENS)}},
+    ).raise_for_status()
+    return took
+
+
+def _set(http: httpx.Client, base: str, who: dict[str, str], path: str, body: Any) -> None:
+    owner = {"Authorization": who["owner"]}
+    http.put(f"{base}/api/v1{path}/model-access", headers=owner, json=body).raise_for_status()
+
+
+def _key_id(http: httpx.Client, base: str, who: dict[str, str]) -> str:
+    keys = http.get(
+        f"{base}/api/v1/orgs/{who['org']}/api-keys", headers={"Authorization": who["owner"]}
+    ).json()["items"]
+    return str(keys[0]["id"])
+
+
+def admission_cost(base: str, total: int) -> dict[str, Any]:
+    big = {"requests_per_minute": 10**9, "tokens_per_day": 10**12, "concurrent_requests": 10**6}
+    with httpx.Client(timeout=30) as http:
+        plain_org, governed = tenant(base, http), tenant(base, http)
+        layers = (
+            f"/orgs/{governed['org']}",
+            f"/teams/{governed['team']}",
+            f"/orgs/{governed['org']}/api-keys/{_key_id(http, base, governed)}",
+        )
+        for path in layers:
+            body = {"model_access": {"gpt-4*": True, "gpt-4-32k": False},
+                    "providers": {"openai": True}, "rate_limits": big}  # fmt: skip
+            _set(http, base, governed, path, body)
+        for who in (plain_org, governed):  # warm: each process caches per org version
+            for _ in range(10):
+                _admit(http, base, who["key"], who["team"])
+        none, three = [], []
+        log(f"model access: {total} admissions each, without model access and with 3 layers")
+        for _ in range(total):
+            none.append(_admit(http, base, plain_org["key"], plain_org["team"]))
+            three.append(_admit(http, base, governed["key"], governed["team"]))
+    p50_none, p50_three = statistics.median(none), statistics.median(three)
+    return {
+        "admissions_each": total,
+        "p50_ms_no_model_access": round(p50_none * 1000, 3),
+        "p50_ms_three_layers_all_limits": round(p50_three * 1000, 3),
+        "ratio": round(p50_three / p50_none, 3),
+    }
+
+
+async def _burst(bases: list[str], who: dict[str, str]) -> list[bool]:
+    headers = {"Authorization": f"Bearer {who['key']}"}
+    body = {"team": who["team"], "action": "llm.generate", **MODEL,
+            "estimate": {"llm_input_tokens": str(TOKENS)}}  # fmt: skip
+    async with httpx.AsyncClient(timeout=60) as http:
+        gate = asyncio.Event()
+
+        async def one(i: int) -> bool:
+            await gate.wait()
+            resp = await http.post(f"{bases[i % 2]}/api/v1/admission", headers=headers, json=body)
+            return bool(resp.json()["decision"] == "allow")
+
+        tasks = [asyncio.create_task(one(i)) for i in range(CONCURRENT)]
+        await asyncio.sleep(0)  # every task waits at the gate before it opens
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+
+def exactness(bases: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"concurrent": CONCURRENT}
+    with httpx.Client(timeout=30) as http:
+        for name, (value, fit) in LIMITS.items():
+            who = tenant(bases[0], http)
+            _set(http, bases[0], who, f"/orgs/{who['org']}", {"rate_limits": {name: value}})
+            log(f"model access: {CONCURRENT} admissions at once over 2 processes, {name}={value}")
+            allowed = sum(asyncio.run(_burst(bases, who)))
+            out[name] = {"limit": value, "fit": fit, "allowed": allowed,
+                         "overshoot": max(0, allowed - fit)}  # fmt: skip
+    out["overshoot"] = sum(out[name]["overshoot"] for name in LIMITS)
+    return out
+
+
+def bench_database(url: str, size: dict[str, Any]) -> dict[str, Any]:
+    upgrade(url)
+    data = Path(os.environ.get("TMPDIR", "/tmp")) / "tenantry-bench-data"
+    with server(url, data) as first, server(url, data) as second:
+        return {
+            "admission_cost": admission_cost(first, size["admissions"]),
+            "concurrent_exactness": exactness([first, second]),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke size (as CI runs it)")
+    parser.add_argument("--database-url", help="only this database (sqlite:/// or postgresql://)")
+    args = parser.parse_args(argv)
+    size = SIZES["quick" if args.quick else "full"]
+    report: dict[str, Any] = {"size": "quick" if args.quick else "full"}
+    targets = [args.database_url] if args.database_url else ["sqlite", DEFAULT_POSTGRES_SERVER]
+    for target in targets:
+        if target.startswith("sqlite"):
+            with scratch_sqlite(None if target == "sqlite" else target) as url:
+                report["sqlite"] = bench_database(url, size)
+        else:
+            with throwaway_postgres(target) as url:
+                report["postgresql"] = bench_database(url, size)
+    dialects = [d for d in ("sqlite", "postgresql") if d in report]
+    report["targets"] = {
+        "ratio_max": 1.5,
+        "ratio_met": {d: report[d]["admission_cost"]["ratio"] <= 1.5 for d in dialects},
+        "overshoot_zero": {
+            d: report[d]["concurrent_exactness"]["overshoot"] == 0 for d in dialects
+        },
+    }
+    print(json.dumps(report, indent=2))
+    # A limit passed is a wrong answer, not a slow one.
+    return 0 if all(report["targets"]["overshoot_zero"].values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
