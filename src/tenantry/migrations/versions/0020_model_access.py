@@ -1,7 +1,7 @@
 """model access — seed 003's `ai_configuration` per org, team and API key
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-07
 """
 
