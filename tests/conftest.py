@@ -29,6 +29,9 @@ PASSWORD = "correct horse battery staple"
 # runs with each plan's rate limits times 100 (every Settings reads it from the environment).
 # Tests about rate limits set `rate_limit_multiplier` back to 1.
 os.environ.setdefault("TENANTRY_RATE_LIMIT_MULTIPLIER", "100")
+# Two test processes each running a test with two apps of 50 threads stay within PostgreSQL's
+# default 100 connections; the threads beyond the pool wait their turn, as in production.
+os.environ.setdefault("TENANTRY_DATABASE_POOL_SIZE", "10")
 
 
 def _postgres_database(server_url: str, name: str) -> str:

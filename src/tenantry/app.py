@@ -250,7 +250,9 @@ def create_app(
     state = app.state = AppState()
     state.settings = settings
     state.clock = clock or SystemClock()
-    state.db = database or Database(settings.resolved_database_url())
+    state.db = database or Database(
+        settings.resolved_database_url(), pool_size=settings.database_pool_size
+    )
     state.tokens = AccessTokens(
         secret,
         audience=settings.jwt_audience,

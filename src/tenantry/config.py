@@ -18,6 +18,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".tenantry")
     database_url: str | None = None
+    # Connections each process keeps open (and as many again at peaks): size it so that
+    # replicas x 2 x this stays below the database's max_connections.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
     secret_key: SecretStr | None = None
     # The address people reach the service at, for links (invitations). Unset: the address each
     # request came in on, which is right unless a proxy rewrites it.

@@ -75,7 +75,7 @@ def seed_demo(settings: Settings) -> DemoLogin:
     from tenantry.plans.catalog import DEFAULT_PLAN
     from tenantry.tenancy.onboarding import onboard
 
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), pool_size=settings.database_pool_size)
     try:
         with db.session(write=True) as session:
             if identity_repository.user_by_email(session, DEMO_EMAIL) is not None:
@@ -130,7 +130,7 @@ def _operator_db(settings: Settings) -> Any:
 
     if settings.uses_embedded_database():
         migrate(settings)  # as `serve` does for the embedded default
-    return Database(settings.resolved_database_url())
+    return Database(settings.resolved_database_url(), pool_size=settings.database_pool_size)
 
 
 def add_operator(

@@ -103,7 +103,9 @@ def run_once(
     """One pass of every task. Pass `database` to share an engine; otherwise one is opened
     from the settings and closed again."""
     clock = clock or SystemClock()
-    db = database or Database(settings.resolved_database_url())
+    db = database or Database(
+        settings.resolved_database_url(), pool_size=settings.database_pool_size
+    )
     try:
         notary = Notary(settings.server_secret())
         started = clock.now()
@@ -177,7 +179,9 @@ def run(
     stop = stop or threading.Event()
     if database is None:
         files.secure_install(settings.data_dir, settings.resolved_database_url())
-    db = database or Database(settings.resolved_database_url())
+    db = database or Database(
+        settings.resolved_database_url(), pool_size=settings.database_pool_size
+    )
     done = 0
     try:
         while not stop.is_set() and (passes is None or done < passes):

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from tenantry.config import Settings
 from tenantry.kit.files import create_sqlite_file, sqlite_path
 
 NAMING_CONVENTION = {
@@ -100,13 +101,15 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str, *, for_writes: bool = True, pool: bool = True) -> Engine:
+def make_engine(
+    url: str, *, for_writes: bool = True, pool: bool = True, pool_size: int = 20
+) -> Engine:
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         options: dict[str, Any] = {"connect_args": connect_args, "json_serializer": json_text}
         if pool:
-            engine = create_engine(url, pool_size=20, max_overflow=20, **options)
+            engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **options)
         else:
             engine = create_engine(url, poolclass=NullPool, **options)
         _configure_sqlite(engine, immediate=for_writes)
@@ -115,7 +118,7 @@ def make_engine(url: str, *, for_writes: bool = True, pool: bool = True) -> Engi
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not pool:
         return create_engine(url, poolclass=NullPool)
-    engine = create_engine(url, pool_size=20, max_overflow=20)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
     _ping_when_idle(engine)
     return engine
 
@@ -202,11 +205,13 @@ class DriverStatement:
 class Database:
     """The writer and reader session factories; on PostgreSQL both use one engine."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+        if pool_size is None:
+            pool_size = Settings().database_pool_size
         self.url = url
-        self.writer_engine = make_engine(url, for_writes=True)
+        self.writer_engine = make_engine(url, for_writes=True, pool_size=pool_size)
         if url.startswith("sqlite"):
-            self.reader_engine = make_engine(url, for_writes=False)
+            self.reader_engine = make_engine(url, for_writes=False, pool_size=pool_size)
         else:
             self.reader_engine = self.writer_engine
         self.write_session = sessionmaker(self.writer_engine, expire_on_commit=False)
