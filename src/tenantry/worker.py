@@ -4,7 +4,8 @@ Each pass (`run_once`) runs every task once, in order: audit retention purges (p
 `audit.retention`), periodic audit checkpoints for chains that moved, forgetting expired
 `Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
 reservations, recording expired grants, forgetting ended SSO sign-in attempts, detecting
-anomalies of daily LLM spend, billing (period invoices, then automatic payments), and delivering
+anomalies of daily LLM spend, billing (period invoices, then automatic payments), the last
+month's scheduled compliance reports, and delivering
 due webhooks (`webhooks.tasks`, last, so the events of this pass go out in it). `run` repeats
 passes every `interval` seconds until stopped.
 
@@ -28,9 +29,11 @@ from tenantry.audit.service import Notary
 from tenantry.billing import tasks as billing_tasks
 from tenantry.billing.providers import PaymentProvider, provider_from_settings
 from tenantry.config import Settings
+from tenantry.governance.compliance import tasks as compliance_tasks
 from tenantry.kit import files, idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
+from tenantry.kit.mail import Mailer
 from tenantry.metering import tasks as metering_tasks
 from tenantry.spend import tasks as spend_tasks
 from tenantry.sso import tasks as sso_tasks
@@ -57,6 +60,9 @@ class WorkerReport:
     billing: billing_tasks.BillingReport = field(default_factory=billing_tasks.BillingReport)
     sso_attempts_forgotten: int = 0
     anomalies: spend_tasks.AnomalyReport = field(default_factory=spend_tasks.AnomalyReport)
+    compliance: compliance_tasks.ScheduleReport = field(
+        default_factory=compliance_tasks.ScheduleReport
+    )
     # A receiver's failures are the delivery log's business, not a failed pass.
     webhooks: webhook_tasks.DeliveryReport = field(default_factory=webhook_tasks.DeliveryReport)
 
@@ -70,6 +76,7 @@ class WorkerReport:
             or self.expired_grants.failed
             or self.billing.failed
             or self.anomalies.failed_orgs
+            or self.compliance.failed
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,6 +124,11 @@ def run_once(
         billing = billing_tasks.run(
             db, settings, payments or provider_from_settings(settings), now=clock.now()
         )
+        # The last month's scheduled compliance reports, before delivery, so their
+        # `compliance.report_ready` events go out in this pass.
+        compliance = compliance_tasks.run_schedules(
+            db, notary, now=clock.now(), mailer=Mailer.from_settings(settings)
+        )
         webhooks = webhook_tasks.deliver_due(db, settings, clock=clock)
     finally:
         if database is None:
@@ -132,6 +144,7 @@ def run_once(
         billing=billing,
         sso_attempts_forgotten=sso_forgotten,
         anomalies=spend_anomalies,
+        compliance=compliance,
         webhooks=webhooks,
     )
 

@@ -88,6 +88,7 @@ GROUPS = {
     "policy": "tenantry.cli.policies",
     "approvals": "tenantry.cli.approvals",
     "governance": "tenantry.cli.governance",
+    "compliance": "tenantry.cli.compliance",
     "audit": "tenantry.cli.audit",
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",
