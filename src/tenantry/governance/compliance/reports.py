@@ -423,7 +423,7 @@ def build_and_store(
     verdict = audit.verify_chain(session, notary, chain_id=job.org.id)
     record(report_id)
     signed = audit.make_checkpoint(
-        session, notary, chain_id=job.org.id, now=job.now, reason="compliance_report"
+        session, notary, chain_id=job.org.id, now=job.now, reason="compliance"
     )
     checkpoint = (
         {
@@ -524,7 +524,7 @@ def read_report(
     authorize(session, principal, Permission.AUDIT_READ, org_id=org_id)
     found = repository.report_in_org(session, org_id=org_id, report_id=report_id)
     if found is None:
-        raise NotFound("Compliance report not found", code="compliance_report_not_found")
+        raise NotFound("Compliance report not found")
     return found
 
 
