@@ -22,6 +22,7 @@ PAGES = [
     ("/orgs/{org}/teams/{team}/models", "/api/v1/teams/{team}/models"),
     ("/orgs/{org}/teams/{team}/experiments", "/api/v1/teams/{team}/experiments"),
     ("/orgs/{org}/security", "/api/v1/orgs/{org_id}/security-policy"),
+    ("/orgs/{org}/compliance", "/api/v1/orgs/{org_id}/compliance/reports"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 
