@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-import httpx
-
 from tenantry.client._calls import API, Call, endpoint, fields, model, page_query, segment
+from tenantry.client.billing import _content
 from tenantry.client.models import Page, Result
 
 
@@ -52,10 +51,6 @@ class ComplianceSchedule(Result):
     recipients: list[str]
     next_run: datetime | None = None
     updated_at: datetime | None = None
-
-
-def _content(response: httpx.Response) -> bytes:
-    return response.content
 
 
 class ComplianceCalls:
