@@ -23,6 +23,7 @@ from tenantry.api.access import router as access_router
 from tenantry.api.audit import router as audit_router
 from tenantry.api.billing import router as billing_router
 from tenantry.api.billing import webhook_router as billing_webhooks
+from tenantry.api.compliance import router as compliance_router
 from tenantry.api.governance import router as governance_router
 from tenantry.api.identity import router as identity_router
 from tenantry.api.metering import router as metering_router
@@ -288,6 +289,7 @@ def create_app(
         ml_router,
         webhooks_router,
         governance_router,
+        compliance_router,
     ):
         app.include_router(router)
     # The MLflow face at each team's tracking URI, with MLflow's own error shape (api/mlflow.py).

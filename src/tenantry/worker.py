@@ -5,7 +5,8 @@ Each pass (`run_once`) runs every task once, in order: audit retention purges (p
 `Idempotency-Key` records, sweeping expired run leases, expiring unsettled admission
 reservations, recording expired grants, forgetting ended SSO sign-in attempts, detecting
 anomalies of daily LLM spend, purging recorded LLM calls past their data classification level's
-retention period, billing (period invoices, then automatic payments), and delivering
+retention period, billing (period invoices, then automatic payments), the last month's
+scheduled compliance reports, and delivering
 due webhooks (`webhooks.tasks`, last, so the events of this pass go out in it). `run` repeats
 passes every `interval` seconds until stopped.
 
@@ -30,9 +31,11 @@ from tenantry.billing import tasks as billing_tasks
 from tenantry.billing.providers import PaymentProvider, provider_from_settings
 from tenantry.config import Settings
 from tenantry.governance import tasks as governance_tasks
+from tenantry.governance.compliance import tasks as compliance_tasks
 from tenantry.kit import files, idempotency
 from tenantry.kit.clock import Clock, SystemClock
 from tenantry.kit.db import Database
+from tenantry.kit.mail import Mailer
 from tenantry.metering import tasks as metering_tasks
 from tenantry.spend import tasks as spend_tasks
 from tenantry.sso import tasks as sso_tasks
@@ -62,6 +65,9 @@ class WorkerReport:
     classified_calls: governance_tasks.RetentionReport = field(
         default_factory=governance_tasks.RetentionReport
     )
+    compliance: compliance_tasks.ScheduleReport = field(
+        default_factory=compliance_tasks.ScheduleReport
+    )
     # A receiver's failures are the delivery log's business, not a failed pass.
     webhooks: webhook_tasks.DeliveryReport = field(default_factory=webhook_tasks.DeliveryReport)
 
@@ -76,6 +82,7 @@ class WorkerReport:
             or self.billing.failed
             or self.anomalies.failed_orgs
             or self.classified_calls.failed_orgs
+            or self.compliance.failed
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -126,6 +133,11 @@ def run_once(
         billing = billing_tasks.run(
             db, settings, payments or provider_from_settings(settings), now=clock.now()
         )
+        # The last month's scheduled compliance reports, before delivery, so their
+        # `compliance.report_ready` events go out in this pass.
+        compliance = compliance_tasks.run_schedules(
+            db, notary, now=clock.now(), mailer=Mailer.from_settings(settings)
+        )
         webhooks = webhook_tasks.deliver_due(db, settings, clock=clock)
     finally:
         if database is None:
@@ -142,6 +154,7 @@ def run_once(
         sso_attempts_forgotten=sso_forgotten,
         anomalies=spend_anomalies,
         classified_calls=classified_calls,
+        compliance=compliance,
         webhooks=webhooks,
     )
 

@@ -17,7 +17,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -126,6 +126,8 @@ def placeholder(annotation: Any) -> Any:
         return Decimal("1")
     if annotation is datetime:
         return MOMENT
+    if annotation is date:
+        return MOMENT.date()
     if origin is Literal:
         return args[0]
     if origin in (Union, types.UnionType):

@@ -462,7 +462,13 @@ CASES = [
         body=lambda w: {"role": "admin"},
     ),
     _case("DELETE", "/orgs/{org}/members/{user}", P.MEMBER_REMOVE, scope="org"),
-    _case("GET", "/orgs/{org}/members/{user}/export", P.AUDIT_READ, scope="org"),
+    _case(
+        "GET",
+        "/orgs/{org}/members/{user}/export",
+        P.AUDIT_READ,
+        scope="org",
+        read_log="privacy_requests",  # the org's register of data-subject requests
+    ),
     # teams
     _case("POST", "/orgs/{org}/teams", P.TEAM_CREATE, scope="org", body=lambda w: {"name": "Lab"}),
     _case("GET", "/orgs/{org}/teams", P.TEAM_READ, scope="org"),
@@ -569,6 +575,7 @@ CASES = [
 # WORLD_EXTRAS. Imported here, after everything they use from this module is defined.
 from matrix.routes_access import CASES as ACCESS_CASES  # noqa: E402
 from matrix.routes_billing import CASES as BILLING_CASES  # noqa: E402
+from matrix.routes_compliance import CASES as COMPLIANCE_CASES  # noqa: E402
 from matrix.routes_governance import CASES as GOVERNANCE_CASES  # noqa: E402
 from matrix.routes_metering import CASES as METERING_CASES  # noqa: E402
 from matrix.routes_ml import CASES as ML_CASES  # noqa: E402
@@ -588,6 +595,7 @@ CASES += SECURITY_CASES
 CASES += ML_CASES
 CASES += WEBHOOK_CASES
 CASES += GOVERNANCE_CASES
+CASES += COMPLIANCE_CASES
 ROUTES: dict[RouteKey, RouteCase] = {case.key: case for case in CASES}
 assert len(ROUTES) == len(CASES), "a route is listed twice in CASES"
 

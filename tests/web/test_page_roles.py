@@ -36,6 +36,7 @@ PAGES = [
     # The inbox is every member's: their own requests, and those they may decide.
     ("/orgs/{org}/governance/approvals", "/api/v1/orgs/{org_id}"),
     ("/orgs/{org}/model-access", "/api/v1/orgs/{org_id}/model-access"),
+    ("/orgs/{org}/compliance", "/api/v1/orgs/{org_id}/compliance/reports"),
 ]
 ROLES = ["owner", "admin", "member", "team viewer", "stranger"]
 

@@ -10,6 +10,7 @@ from tenantry.authz.catalog import Permission
 from tenantry.http.auth import OrgScope, PrincipalDep, org_scope
 from tenantry.http.body import JsonBodyRoute
 from tenantry.http.work import CtxDep
+from tenantry.kit.context import writes_on_get
 from tenantry.privacy import service
 from tenantry.privacy.schemas import EraseIn, PersonalDataOut
 
@@ -27,14 +28,16 @@ def export_my_data(ctx: CtxDep, principal: PrincipalDep) -> PersonalDataOut:
 @router.get(
     "/orgs/{org}/members/{user}/export", response_model=PersonalDataOut, tags=["organizations"]
 )
+@writes_on_get
 def export_member_data(
     user: str, scope: Annotated[OrgScope, Depends(org_scope(Permission.AUDIT_READ))]
-) -> PersonalDataOut:
-    """What this organization holds about one of its members (by id or email)."""
+) -> Response:
+    """What this organization holds about one of its members (by id or email); the export is
+    entered in the org's register of data-subject requests (compliance reports list it)."""
     data = service.export_member(
         scope.ctx.session, scope.principal, scope.org, user_ref=user, now=scope.ctx.clock.now()
     )
-    return PersonalDataOut.of(data)
+    return scope.ctx.done(PersonalDataOut.of(data))
 
 
 @router.delete("/users/{user_id}", name="user.erased", status_code=204, tags=["me"])

@@ -89,6 +89,7 @@ GROUPS = {
     "approvals": "tenantry.cli.approvals",
     "governance": "tenantry.cli.governance",
     "model-access": "tenantry.cli.model_access",
+    "compliance": "tenantry.cli.compliance",
     "audit": "tenantry.cli.audit",
     "sso": "tenantry.cli.sso",
     "domain": "tenantry.cli.domains",

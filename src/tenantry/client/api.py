@@ -25,6 +25,7 @@ from tenantry.client._calls import (
 from tenantry.client.access import AccessCalls
 from tenantry.client.audit import AuditCalls
 from tenantry.client.billing import BillingCalls
+from tenantry.client.compliance import ComplianceCalls
 from tenantry.client.errors import MfaRequired, error_from_response
 from tenantry.client.governance import GovernanceCalls
 from tenantry.client.identity import IdentityCalls
@@ -57,6 +58,7 @@ class Api(
     MeteringCalls,
     SpendCalls,
     GovernanceCalls,
+    ComplianceCalls,
     ThrottlingCalls,
     BillingCalls,
     PrivacyCalls,

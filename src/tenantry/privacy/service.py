@@ -26,6 +26,8 @@ from tenantry.identity import service as identity
 from tenantry.identity.models import User
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
+from tenantry.privacy import repository
+from tenantry.privacy.models import RequestKind
 from tenantry.sso.accounts import linked_identities
 from tenantry.sso.models import SsoIdentity
 from tenantry.tenancy import scope as tenancy_scope
@@ -83,9 +85,14 @@ def export_own(session: Session, principal: Principal, *, now: datetime) -> Pers
 def export_member(
     session: Session, principal: Principal, org: Organization, *, user_ref: str, now: datetime
 ) -> PersonalData:
-    """What `org` holds about one of its members; anyone else answers 404."""
+    """What `org` holds about one of its members; anyone else answers 404. The export is
+    entered in the org's register of data-subject requests (the caller commits it)."""
     authorize(session, principal, Permission.AUDIT_READ, org_id=org.id)
     member = tenancy_scope.resolve_member(session, org_id=org.id, ref=user_ref)
+    repository.add_request(
+        session, org_id=org.id, kind=RequestKind.EXPORT, subject_id=member.id,
+        requested_by=principal.user_id, at=now,
+    )  # fmt: skip
     return _gather(session, member, org_id=org.id, team_id=None, now=now)
 
 
@@ -127,6 +134,13 @@ def erase_account(ctx: Ctx, principal: Principal, *, user_id: str, confirm: str)
             "api_keys": len(keys),
         },
     )
+    # Each org the person belonged to keeps the erasure in its register, under the account's
+    # id alone, which names nobody once the account is gone.
+    for _membership, org in held.memberships:
+        repository.add_request(
+            ctx.session, org_id=org.id, kind=RequestKind.ERASURE, subject_id=user.id,
+            requested_by=user.id, at=ctx.clock.now(),
+        )  # fmt: skip
     forget_member(ctx.session, user)
     identity.delete_account(ctx.session, user)
     audit.forget_subject(ctx.session, subject_id=user.id)

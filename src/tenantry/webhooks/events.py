@@ -28,6 +28,8 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "approval.denied": "An approver refused a request",
     "approval.expired": "A request for approval ran out of time",
     "approval.used": "The approved request was admitted (once)",
+    "compliance.report_ready": "A compliance report was generated (on demand or by the "
+    "monthly schedule)",
     "anomaly.detected": "A day's LLM cost of a team, member, API key or model stood far above "
     "its usual level",
 }
