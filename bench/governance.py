@@ -325,7 +325,7 @@ DRY_RUN_POLICY = {
     "type": "cost_control",
     "rules": {
         "conditions": [
-            {"field": "daily_cost_per_user", "operator": "greater_than", "value": 2},
+            {"field": "daily_cost_per_user", "operator": "greater_than", "value": 20},
             {"any": [
                 {"field": "model", "operator": "in", "value": ["gpt-4o", "claude-sonnet-4"]},
                 {"field": "estimated_cost", "operator": "greater_than", "value": 0.05},
