@@ -162,7 +162,15 @@ def _onboard(client: TestClient) -> dict[str, str]:
         "org": body["organization"]["id"],
         "top": body["team"]["id"],
         "owner": f"Bearer {body['access_token']}",
+        "email": email,
     }
+
+
+def _sign_in(client: TestClient, who: dict[str, str]) -> dict[str, str]:
+    """The owner's headers with a fresh access token: a full run outlasts one."""
+    resp = client.post("/api/v1/auth/login", json={"email": who["email"], "password": PASSWORD})
+    resp.raise_for_status()
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
 
 def _post(client: TestClient, who: dict[str, str], path: str, body: dict[str, Any]) -> Any:
@@ -354,11 +362,10 @@ def dry_run(client: TestClient, db: Database, total: int, repeat: int) -> dict[s
     log(f"  written in {time.perf_counter() - started:.1f}s")
     policy = _post(client, who, f"/api/v1/orgs/{who['org']}/policies", DRY_RUN_POLICY)
     since = until - timedelta(days=DAYS)
-    headers = {"Authorization": who["owner"]}
     path = f"/api/v1/policies/{policy['id']}/dry-run"
 
     def replay() -> dict[str, Any]:
-        resp = client.post(path, headers=headers, json={"days": DAYS})
+        resp = client.post(path, headers=_sign_in(client, who), json={"days": DAYS})
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
 
@@ -429,8 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke size (as CI runs it)")
     parser.add_argument("--database-url", help="only this database (sqlite:/// or postgresql://)")
+    parser.add_argument("--repeat", type=int, help="dry runs and reads, each (default: 3)")
     args = parser.parse_args(argv)
     size = "quick" if args.quick else "full"
+    if args.repeat:
+        SIZES[size]["repeat"] = args.repeat
     report: dict[str, Any] = {"size": size}
     for url in targets(args.database_url):
         result = run(url, size)
