@@ -14,9 +14,10 @@ a month of calls.
   and 6 models, written in bulk into `llm_calls`; `POST /api/v1/policies/{id}/dry-run` over 30
   days of a cost-control policy (the member's daily spend and the model or the call's cost,
   the owner and admins excepted), against reading the same calls' columns from the database
-  once (one streamed, ordered select, no work per row), taking turns. Target: <= 10x.
+  once (one streamed, ordered select, no work per row), taking turns after one untimed read.
+  Target: <= 10x.
 
-    .venv/bin/python bench/governance.py [--quick] [--database-url URL]
+    .venv/bin/python bench/governance.py [--quick] [--database-url URL] [--repeat N]
 """
 
 from __future__ import annotations
