@@ -9,7 +9,7 @@ value}` or a combinator `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -322,3 +322,86 @@ class Window:
 
     def covers(self, weekday: str, hhmm: str) -> bool:
         return (not self.days or weekday in self.days) and self.start <= hhmm <= self.end
+
+
+# ---- compiled evaluation ----
+
+Test = Callable[[Mapping[str, Any]], bool]
+
+
+def _leaf(name: str, operator: str, value: Any) -> Test:
+    """`_compare` for one condition, with its targets converted and its pattern compiled once
+    (at compile), so evaluating it is a lookup and a comparison."""
+    missing = operator in ("not_equals", "not_in")  # a missing value equals nothing
+    try:
+        if operator in ("in", "not_in"):
+            numbers: Any = frozenset(Decimal(str(v)) for v in value)
+        elif operator in ("equals", "not_equals", "greater_than", "less_than"):
+            numbers = Decimal(str(value))
+        else:
+            numbers = None
+    except InvalidOperation:  # a text value: a number seen there compares as `_compare` does
+        numbers = None
+    texts = frozenset(value) if operator in ("in", "not_in") else value
+    pattern = re.compile(value) if operator == "matches" else None
+
+    def number_test(number: Decimal) -> bool:
+        if operator == "in":
+            return number in numbers
+        if operator == "not_in":
+            return number not in numbers
+        if operator == "equals":
+            return bool(number == numbers)
+        if operator == "not_equals":
+            return bool(number != numbers)
+        if operator == "greater_than":
+            return bool(number > numbers)
+        if operator == "less_than":
+            return bool(number < numbers)
+        return False
+
+    def text_test(text: str) -> bool:
+        if operator == "equals":
+            return bool(text == value)
+        if operator == "not_equals":
+            return bool(text != value)
+        if operator == "in":
+            return text in texts
+        if operator == "not_in":
+            return text not in texts
+        if operator == "contains":
+            return bool(value in text)
+        if pattern is not None:
+            return len(text) <= MAX_MATCHED_TEXT and pattern.fullmatch(text) is not None
+        return False
+
+    def test(values: Mapping[str, Any]) -> bool:
+        seen = values.get(name)
+        if seen is None:
+            return missing
+        if isinstance(seen, Decimal | int | float) and not isinstance(seen, bool):
+            if numbers is None:
+                return _compare(operator, seen, value)
+            return number_test(seen if isinstance(seen, Decimal) else Decimal(str(seen)))
+        return text_test(seen if isinstance(seen, str) else str(seen))
+
+    return test
+
+
+def compile_conditions(node: Any) -> Test:
+    """`holds` of a checked condition tree as one function of the values: built once per policy
+    version, evaluated per request (and per call of a dry run)."""
+    if isinstance(node, list) or "all" in node:
+        parts = tuple(
+            compile_conditions(n) for n in (node if isinstance(node, list) else node["all"])
+        )
+        if len(parts) == 1:
+            return parts[0]
+        return lambda values: all(p(values) for p in parts)
+    if "any" in node:
+        options = tuple(compile_conditions(n) for n in node["any"])
+        return lambda values: any(p(values) for p in options)
+    if "not" in node:
+        inner = compile_conditions(node["not"])
+        return lambda values: not inner(values)
+    return _leaf(node["field"], node["operator"], node["value"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,8 +19,8 @@ from tenantry.authz.catalog import Permission
 from tenantry.authz.principal import Principal
 from tenantry.authz.service import authorize
 from tenantry.governance import repository
-from tenantry.governance.conditions import WEEKDAYS, check_exceptions, check_rules
-from tenantry.governance.engine import Subject, compile_policy, decide
+from tenantry.governance.conditions import TAG_PREFIX, WEEKDAYS, check_exceptions, check_rules
+from tenantry.governance.engine import PRECEDENCE, Subject, compile_policy, exception_for
 from tenantry.governance.policies import config_of, find_policy
 from tenantry.kit.context import Ctx
 from tenantry.kit.errors import Unprocessable
@@ -80,64 +80,88 @@ def dry_run(
     teams = _teams_under(session, org_id, found.team_id) if found.team_id else None
     since = now - timedelta(days=days)
     roles: dict[tuple[str, str], tuple[str | None, frozenset[str]]] = {}
-    daily: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    monthly: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    # What a match counts as: the policy's outcome (as `decide` gives it for this one policy)
+    # and its log. Known before the replay; so is every value the conditions never read.
+    counted = [k for k in PRECEDENCE if k in policy.kinds and k != "allow"][:1] + (
+        ["log"] if "log" in policy.kinds else []
+    )
+    needs = policy.fields
+    timed = bool(needs & {"hour_of_day", "weekday"})
+    tag_fields = [(f, f[len(TAG_PREFIX) :]) for f in needs if f.startswith(TAG_PREFIX)]
+    # An exception by role, member or key does not change between one member's calls (a time
+    # window is checked per call): the subject's exception without the time, per member.
+    standing: dict[tuple[str, str, str | None], dict[str, str] | None] = {}
+    daily: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
+    monthly: dict[tuple[str, int, int], Decimal] = defaultdict(Decimal)
     recent: dict[str, deque[datetime]] = defaultdict(deque)
+    hour = timedelta(hours=1)
     by_member, by_model, by_day = _Tally(), _Tally(), _Tally()
     totals: dict[str, list[Any]] = {k: [0, Decimal(0)] for k in OUTCOMES}
     replayed = 0
-    for call in repository.calls_since(session, org_id=org_id, since=since, until=now):
-        at = call.at.astimezone(UTC)
-        cost = call.cost or Decimal(0)
-        user = call.user_id or ""
-        day_key = (user, at.date().isoformat())
-        month_key = (call.team_id, at.strftime("%Y-%m"))
-        daily[day_key] += cost
-        monthly[month_key] += cost
-        window = recent[user]
-        window.append(at)
-        while window and window[0] <= at - timedelta(hours=1):
-            window.popleft()
-        if teams is not None and call.team_id not in teams:
+    calls = repository.call_rows(session, org_id=org_id, since=since, until=now)
+    for at, team_id, user_id, api_key_id, provider, model, tin, tout, cost, tags in calls:
+        at = at.astimezone(UTC)
+        cost = cost or Decimal(0)
+        user = user_id or ""
+        values: dict[str, Any] = {}
+        if "daily_cost_per_user" in needs:
+            day_key = (user, at.date())
+            daily[day_key] += cost
+            values["daily_cost_per_user"] = daily[day_key]
+        if "monthly_team_cost" in needs:
+            month_key = (team_id, at.year, at.month)
+            monthly[month_key] += cost
+            values["monthly_team_cost"] = monthly[month_key]
+        if "requests_last_hour" in needs:
+            window = recent[user]
+            window.append(at)
+            while window and window[0] <= at - hour:
+                window.popleft()
+            values["requests_last_hour"] = len(window)
+        if teams is not None and team_id not in teams:
             continue
         replayed += 1
-        role, names = _roles_of(session, roles, org_id, call.team_id, user)
-        local = at.astimezone(zone)
-        tags = call.tags or {}
-        values: dict[str, Any] = {
-            "model": call.model,
-            "provider": call.provider,
+        if not counted:
+            continue  # an allow or notify policy counts nothing
+        role, names = _roles_of(session, roles, org_id, team_id, user)
+        who = (team_id, user, api_key_id)
+        if who not in standing:
+            standing[who] = exception_for(policy, Subject(user_id, None, api_key_id, names, "", ""))
+        if standing[who] is not None:
+            continue
+        local = at.astimezone(zone) if timed or policy.windows else None
+        if local is not None and policy.windows:
+            weekday, hhmm = WEEKDAYS[local.weekday()], local.strftime("%H:%M")
+            if any(w.covers(weekday, hhmm) for w in policy.windows):
+                continue
+        tags = tags or {}
+        values |= {
+            "model": model,
+            "provider": provider,
             "action": "llm.generate",
             "estimated_cost": cost,
-            "estimated_tokens": call.input_tokens + call.output_tokens,
-            "daily_cost_per_user": daily[day_key],
-            "monthly_team_cost": monthly[month_key],
-            "requests_last_hour": len(window),
+            "estimated_tokens": tin + tout,
             "data_classification": tags.get("data_classification"),
             "region": tags.get("region"),
             "role": role,
-            "api_key": call.api_key_id,
-            "user": call.user_id,
-            "hour_of_day": local.hour,
-            "weekday": WEEKDAYS[local.weekday()],
-            **{f"tags.{k}": str(v) for k, v in tags.items()},
+            "api_key": api_key_id,
+            "user": user_id,
         }
-        subject = Subject(
-            call.user_id, None, call.api_key_id, names, WEEKDAYS[local.weekday()],
-            local.strftime("%H:%M"),
-        )  # fmt: skip
-        decision = decide([policy], values, subject)
-        if not decision.matched:
+        if local is not None:
+            values["hour_of_day"] = local.hour
+            values["weekday"] = WEEKDAYS[local.weekday()]
+        for name, key in tag_fields:
+            if key in tags:
+                values[name] = str(tags[key])
+        if not policy.test(values):
             continue
-        outcomes = [decision.outcome] if decision.outcome != "allow" else []
-        if decision.logging:
-            outcomes.append("log")
-        for outcome in outcomes:
+        day = (local or at.astimezone(zone)).date().isoformat()
+        for outcome in counted:
             totals[outcome][0] += 1
             totals[outcome][1] += cost
             by_member.add(user or "(none)", outcome, cost)
-            by_model.add(call.model, outcome, cost)
-            by_day.add(local.date().isoformat(), outcome, cost)
+            by_model.add(model, outcome, cost)
+            by_day.add(day, outcome, cost)
     return {
         "policy_id": found.id,
         "version": found.version,

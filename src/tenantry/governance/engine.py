@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tenantry.governance.conditions import Window, fields_of, holds
+from tenantry.governance.conditions import Test, Window, compile_conditions, fields_of
 from tenantry.kit.money import plain
 
 PRECEDENCE = ("deny", "require_approval", "allow")
@@ -33,10 +33,9 @@ class CompiledPolicy:
     users: frozenset[str]  # ids and lower-cased emails
     api_keys: frozenset[str]
     windows: tuple[Window, ...]
-
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(a["type"] for a in self.actions)
+    kinds: frozenset[str]  # the actions' types
+    # The conditions as one function, built at compile: a request evaluates it, not the tree.
+    test: Test = field(compare=False, repr=False)
 
     def action(self, kind: str) -> dict[str, Any] | None:
         return next((a for a in self.actions if a["type"] == kind), None)
@@ -67,6 +66,8 @@ def compile_policy(
             Window(tuple(w.get("days") or ()), w["start"], w["end"])
             for w in exceptions.get("time_windows") or ()
         ),
+        kinds=frozenset(a["type"] for a in rules.get("actions") or ()),
+        test=compile_conditions(list(conditions)),
     )
 
 
@@ -135,7 +136,7 @@ def decide(policies: list[CompiledPolicy], values: Mapping[str, Any], subject: S
                 {"policy_id": policy.id, "name": policy.name, "exception": exception}
             )
             continue
-        if not holds(list(policy.conditions), values):
+        if not policy.test(values):
             continue
         seen = {name: shown(values.get(name)) for name in sorted(policy.fields)}
         decision.seen[policy.id] = seen

@@ -86,16 +86,24 @@ def _chain(session: Session, team: TeamRef) -> tuple[str, ...]:
     )
 
 
-def _roles(session: Session, principal: Principal, team: TeamRef) -> tuple[str | None, set[str]]:
+def _roles(
+    session: Session, principal: Principal, team: TeamRef
+) -> tuple[str | None, frozenset[str]]:
     """The member's role as conditions see it (their team role, else their org role) and every
-    role name exceptions may name."""
-    org = tenancy_repository.org_membership(session, org_id=team.org_id, user_id=principal.user_id)
-    member = tenancy_repository.team_membership(
-        session, org_id=team.org_id, team_id=team.id, user_id=principal.user_id
-    )
-    names = {r.role.lower() for r in (org, member) if r is not None}
-    role = member.role if member is not None else (org.role if org is not None else None)
-    return role, names
+    role name exceptions may name; memberships bump the stamp, so kept per version."""
+
+    def load() -> tuple[str | None, frozenset[str]]:
+        org = tenancy_repository.org_membership(
+            session, org_id=team.org_id, user_id=principal.user_id
+        )
+        member = tenancy_repository.team_membership(
+            session, org_id=team.org_id, team_id=team.id, user_id=principal.user_id
+        )
+        names = frozenset(r.role.lower() for r in (org, member) if r is not None)
+        role = member.role if member is not None else (org.role if org is not None else None)
+        return role, names
+
+    return stamped(session, team.org_id, f"governance.roles:{team.id}:{principal.user_id}", load)
 
 
 def _values(
@@ -122,24 +130,21 @@ def _values(
     org_id, now = ask.team.org_id, ask.now.astimezone(UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     # Spend so far (the rollups) plus this request's estimate: what the member would have spent
-    # with it. Read only when a policy asks.
-    if "daily_cost_per_user" in needs:
-        spent, _ = repository.rollup_sum(
-            session, org_id=org_id, since=day, user_id=ask.principal.user_id
-        )
-        values["daily_cost_per_user"] = spent + (cost or Decimal(0))
-    if "monthly_team_cost" in needs:
-        spent, _ = repository.rollup_sum(
-            session, org_id=org_id, since=day.replace(day=1), team_id=ask.team.id
-        )
-        values["monthly_team_cost"] = spent + (cost or Decimal(0))
-    if "requests_last_hour" in needs:
+    # with it. Read only when a policy asks, all in one statement.
+    user = ask.principal.user_id
+    parts = {
+        "daily_cost_per_user": (day, user, None),
+        "monthly_team_cost": (day.replace(day=1), None, ask.team.id),
         # Rollups are hourly: the hours that overlap the last sixty minutes.
-        since = (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-        _, requests = repository.rollup_sum(
-            session, org_id=org_id, since=since, user_id=ask.principal.user_id
-        )
-        values["requests_last_hour"] = requests
+        "requests_last_hour": (
+            (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0),
+            user,
+            None,
+        ),
+    }
+    sums = repository.rollup_sums(session, org_id, {k: v for k, v in parts.items() if k in needs})
+    for name, (spent, requests) in sums.items():
+        values[name] = requests if name == "requests_last_hour" else spent + (cost or Decimal(0))
     return values
 
 

@@ -3,12 +3,12 @@ spend's hourly rollups (a few rows per member and hour), never from the calls th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Executable, and_, bindparam, func, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from tenantry.governance.models import (
@@ -21,6 +21,8 @@ from tenantry.governance.models import (
     Violation,
 )
 from tenantry.spend.models import LlmCall, LlmCallRollup
+
+CALL_BATCH = 5000
 
 # ---- policies ----
 
@@ -202,35 +204,58 @@ def violations_of(
 # ---- live aggregates, from spend's hourly rollups ----
 
 
-def rollup_sum(
-    session: Session,
-    *,
-    org_id: str,
-    since: datetime,
-    user_id: str | None = None,
-    team_id: str | None = None,
-) -> tuple[Decimal, int]:
-    """Cost and requests of the rollups from `since` on (its hour included)."""
-    t = LlmCallRollup
-    query = select(func.sum(t.cost), func.sum(t.requests)).where(
-        t.org_id == org_id, t.hour >= since
-    )
-    if user_id is not None:
-        query = query.where(t.user_id == user_id)
-    if team_id is not None:
-        query = query.where(t.team_id == team_id)
-    cost, requests = session.execute(query).one()
-    return (Decimal(cost) if cost is not None else Decimal(0)), int(requests or 0)
+# Built once per shape (which parts, and whether each names a member and a team) and reused:
+# building a statement and its cache key costs more than running it on a warm database.
+_SUMS: dict[tuple[tuple[str, bool, bool], ...], Executable] = {}
 
 
-def calls_since(
+def _sums_statement(shape: tuple[tuple[str, bool, bool], ...]) -> Executable:
+    found = _SUMS.get(shape)
+    if found is None:
+        t = LlmCallRollup
+        selects = []
+        for name, by_user, by_team in shape:
+            query = select(literal(name).label("part"), func.sum(t.cost), func.sum(t.requests))
+            query = query.where(t.org_id == bindparam("org_id"), t.hour >= bindparam(name))
+            if by_user:
+                query = query.where(t.user_id == bindparam(f"{name}.user"))
+            if by_team:
+                query = query.where(t.team_id == bindparam(f"{name}.team"))
+            selects.append(query)
+        found = _SUMS[shape] = selects[0] if len(selects) == 1 else union_all(*selects)
+    return found
+
+
+def rollup_sums(
+    session: Session, org_id: str, parts: Mapping[str, tuple[datetime, str | None, str | None]]
+) -> dict[str, tuple[Decimal, int]]:
+    """Cost and requests of the rollups from `since` on (its hour included), of the member
+    and of the team when named, for each named part (since, user_id, team_id): one statement,
+    each part on its own indexed range, so a request pays one round trip for its aggregates."""
+    if not parts:
+        return {}
+    shape = tuple((k, u is not None, t is not None) for k, (_, u, t) in sorted(parts.items()))
+    params: dict[str, Any] = {"org_id": org_id}
+    for name, (since, user_id, team_id) in parts.items():
+        params |= {name: since, f"{name}.user": user_id, f"{name}.team": team_id}
+    return {
+        part: ((Decimal(cost) if cost is not None else Decimal(0)), int(requests or 0))
+        for part, cost, requests in session.execute(_sums_statement(shape), params)
+    }
+
+
+def call_rows(
     session: Session, *, org_id: str, since: datetime, until: datetime
-) -> Iterator[LlmCall]:
-    """The recorded calls of [since, until), oldest first, streamed."""
+) -> Iterator[tuple[Any, ...]]:
+    """The recorded calls of [since, until), oldest first, streamed in batches as plain rows
+    of the columns a replay reads (no ORM objects: a dry run reads a million)."""
+    t = LlmCall
     query = (
-        select(LlmCall)
-        .where(LlmCall.org_id == org_id, LlmCall.at >= since, LlmCall.at < until)
-        .order_by(LlmCall.at, LlmCall.id)
-        .execution_options(yield_per=1000)
-    )
-    yield from session.scalars(query)
+        select(t.at, t.team_id, t.user_id, t.api_key_id, t.provider, t.model,
+               t.input_tokens, t.output_tokens, t.cost, t.tags)
+        .where(t.org_id == org_id, t.at >= since, t.at < until)
+        .order_by(t.at, t.id)
+        .execution_options(yield_per=CALL_BATCH)
+    )  # fmt: skip
+    for batch in session.execute(query).partitions():
+        yield from cast(Sequence[tuple[Any, ...]], batch)
