@@ -5,6 +5,7 @@
 #
 #   scripts/live_fuzz.sh                      # the embedded SQLite default
 #   scripts/live_fuzz.sh postgresql://postgres@127.0.0.1:5432/tenantry_fuzz   # an empty database
+#   TENANTRY_FUZZ_PATHS='/model-access|/compliance' scripts/live_fuzz.sh   # only paths matching
 #
 # Operations that end the caller's own session or account (logout, revoking a session, erasure)
 # are left out: the stateful phase follows links to them and the rest of the run would be 401s.
@@ -15,6 +16,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 db=${1:-}
 examples=${TENANTRY_FUZZ_EXAMPLES:-50}
+only=()
+[[ -n "${TENANTRY_FUZZ_PATHS:-}" ]] && only=(--include-path-regex "$TENANTRY_FUZZ_PATHS")
 dir=$(mktemp -d)
 port=$("$root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export TENANTRY_ACCESS_TOKEN_TTL_SECONDS=86400 TENANTRY_STRIPE_WEBHOOK_SECRET=whsec_live_fuzz
@@ -38,4 +41,5 @@ token=$(curl -sf -X POST "http://127.0.0.1:$port/api/v1/auth/login" \
 "$root/.venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" -n "$examples" \
     -c not_a_server_error,status_code_conformance,content_type_conformance \
     -H "Authorization: Bearer $token" --continue-on-failure --request-timeout 60 \
-    --exclude-path-regex '(/auth/logout|/me/sessions/\{session_id\}|/users/\{user_id\})$'
+    --exclude-path-regex '(/auth/logout|/me/sessions/\{session_id\}|/users/\{user_id\})$' \
+    "${only[@]}"
