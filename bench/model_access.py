@@ -17,10 +17,7 @@ throwaway database on PostgreSQL), as two replicas of a deployment would.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import statistics
 import sys
 import time
@@ -30,10 +27,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import DEFAULT_POSTGRES_SERVER, log, scratch_sqlite, throwaway_postgres
+from audit import log
 from metering import tenant
-from spend import server
-from tenantry.kit.migrations import upgrade
+from spend import on_two_replicas
 
 SIZES = {"quick": {"admissions": 60}, "full": {"admissions": 600}}
 CONCURRENT = 50
@@ -137,40 +133,8 @@ def exactness(bases: list[str]) -> dict[str, Any]:
     return out
 
 
-def bench_database(url: str, size: dict[str, Any]) -> dict[str, Any]:
-    upgrade(url)
-    data = Path(os.environ.get("TMPDIR", "/tmp")) / "tenantry-bench-data"
-    with server(url, data) as first, server(url, data) as second:
-        return {
-            "admission_cost": admission_cost(first, size["admissions"]),
-            "concurrent_exactness": exactness([first, second]),
-        }
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke size (as CI runs it)")
-    parser.add_argument("--database-url", help="only this database (sqlite:/// or postgresql://)")
-    args = parser.parse_args(argv)
-    size = SIZES["quick" if args.quick else "full"]
-    report: dict[str, Any] = {"size": "quick" if args.quick else "full"}
-    targets = [args.database_url] if args.database_url else ["sqlite", DEFAULT_POSTGRES_SERVER]
-    for target in targets:
-        if target.startswith("sqlite"):
-            with scratch_sqlite(None if target == "sqlite" else target) as url:
-                report["sqlite"] = bench_database(url, size)
-        else:
-            with throwaway_postgres(target) as url:
-                report["postgresql"] = bench_database(url, size)
-    dialects = [d for d in ("sqlite", "postgresql") if d in report]
-    report["targets"] = {
-        "ratio_max": 1.5,
-        "ratio_met": {d: report[d]["admission_cost"]["ratio"] <= 1.5 for d in dialects},
-        "overshoot_zero": {
-            d: report[d]["concurrent_exactness"]["overshoot"] == 0 for d in dialects
-        },
-    }
-    print(json.dumps(report, indent=2))
+    report = on_two_replicas(argv, __doc__.split("\n\n")[0], SIZES, admission_cost, exactness, 1.5)
     # A limit passed is a wrong answer, not a slow one.
     return 0 if all(report["targets"]["overshoot_zero"].values()) else 1
 
