@@ -28,7 +28,9 @@ def test_roles_grants_templates_and_explain(
         me = api.get("/api/v1/me", headers=bearer(member_token)).json()
     member_email = me["user"]["email"]
     sign_in(page, tenant.owner_email)
-    page.get_by_role("navigation", name="Organization").get_by_role("link", name="Access").click()
+    page.get_by_role("navigation", name="Organization").get_by_role(
+        "link", name="Access", exact=True
+    ).click()
     check_accessibility(page, "access")
 
     # Explain: may the member delete models on the default team? Not yet.

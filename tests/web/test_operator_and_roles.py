@@ -85,7 +85,7 @@ def test_a_viewer_sees_no_admin_controls_and_is_refused_when_forcing(
 
     # Navigation offers only what the viewer may open.
     nav = page.get_by_role("navigation", name="Organization")
-    expect(nav.get_by_role("link", name="Access")).to_be_visible()
+    expect(nav.get_by_role("link", name="Access", exact=True)).to_be_visible()
     expect(nav.get_by_role("link", name="Usage")).to_be_visible()
     assert nav.get_by_role("link", name="Billing").count() == 0
     assert nav.get_by_role("link", name="Audit trail").count() == 0
