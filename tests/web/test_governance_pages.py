@@ -413,9 +413,10 @@ def test_forced_changes_are_refused_as_the_api_refuses_them_and_write_nothing(
         assert bad.status_code == 422 and "days" in bad.text
     with database.session(write=False) as s:
         events = s.scalars(
-            select(AuditEvent).where(
-                AuditEvent.org_id == acme.org_id, AuditEvent.target_id == made["id"]
-            )
+            select(AuditEvent)
+            .where(AuditEvent.org_id == acme.org_id, AuditEvent.target_id == made["id"])
+            # The chain's order: rows come back in any order without one (PostgreSQL did).
+            .order_by(AuditEvent.seq)
         ).all()
     assert [e.action for e in events] == ["policy.created", "policy.updated"]
     assert events[1].summary["diff"] == {"status": {"from": "draft", "to": "active"}}
