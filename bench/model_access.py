@@ -18,7 +18,6 @@ throwaway database on PostgreSQL), as two replicas of a deployment would.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit import log
 from metering import tenant
-from spend import on_two_replicas
+from spend import interleaved_medians, on_two_replicas
 
 SIZES = {"quick": {"admissions": 60}, "full": {"admissions": 600}}
 CONCURRENT = 50
@@ -84,15 +83,8 @@ def admission_cost(base: str, total: int) -> dict[str, Any]:
             body = {"model_access": {"gpt-4*": True, "gpt-4-32k": False},
                     "providers": {"openai": True}, "rate_limits": big}  # fmt: skip
             _set(http, base, governed, path, body)
-        for who in (plain_org, governed):  # warm: each process caches per org version
-            for _ in range(10):
-                _admit(http, base, who["key"], who["team"])
-        none, three = [], []
         log(f"model access: {total} admissions each, without model access and with 3 layers")
-        for _ in range(total):
-            none.append(_admit(http, base, plain_org["key"], plain_org["team"]))
-            three.append(_admit(http, base, governed["key"], governed["team"]))
-    p50_none, p50_three = statistics.median(none), statistics.median(three)
+        p50_none, p50_three = interleaved_medians(_admit, http, base, plain_org, governed, total)
     return {
         "admissions_each": total,
         "p50_ms_no_model_access": round(p50_none * 1000, 3),

@@ -67,6 +67,29 @@ def _budget(http: httpx.Client, base: str, who: dict[str, str], body: dict[str, 
     resp.raise_for_status()
 
 
+Admit = Callable[[httpx.Client, str, str, str], float]
+
+
+def interleaved_medians(
+    admit: Admit,
+    http: httpx.Client,
+    base: str,
+    plain: dict[str, str],
+    held: dict[str, str],
+    total: int,
+) -> tuple[float, float]:
+    """Median seconds per `admit` of a team without and a team with what is measured, taking
+    turns (after 10 each to warm the per-org caches)."""
+    for who in (plain, held):
+        for _ in range(10):
+            admit(http, base, who["key"], who["team"])
+    without, with_ = [], []
+    for _ in range(total):
+        without.append(admit(http, base, plain["key"], plain["team"]))
+        with_.append(admit(http, base, held["key"], held["team"]))
+    return statistics.median(without), statistics.median(with_)
+
+
 def budget_cost(base: str, total: int) -> dict[str, Any]:
     with httpx.Client(timeout=30) as http:
         plain_org, budgeted = tenant(base, http), tenant(base, http)
@@ -82,15 +105,8 @@ def budget_cost(base: str, total: int) -> dict[str, Any]:
             },
         ):
             _budget(http, base, budgeted, body | {"exceeded_action": "restrict", "period": "day"})
-        for who in (plain_org, budgeted):  # warm: each process caches per org version
-            for _ in range(10):
-                _admit(http, base, who["key"], who["team"])
-        none, three = [], []
         log(f"spend: {total} admissions each, without budgets and with 3, interleaved")
-        for _ in range(total):
-            none.append(_admit(http, base, plain_org["key"], plain_org["team"]))
-            three.append(_admit(http, base, budgeted["key"], budgeted["team"]))
-    p50_none, p50_three = statistics.median(none), statistics.median(three)
+        p50_none, p50_three = interleaved_medians(_admit, http, base, plain_org, budgeted, total)
     return {
         "admissions_each": total,
         "p50_ms_no_budget": round(p50_none * 1000, 3),
